@@ -1,0 +1,236 @@
+"""Experiment configuration: YAML files → frozen dataclasses, one section per concern.
+
+A config file has the sections ``model``, ``data``, ``train`` and ``test``; every key is
+a field below, with its meaning and default. An unknown key, a missing section's typo or a
+value of the wrong type is an error that names the key and the file. Command-line
+overrides (``--set train.lr=5e-4``) are parsed as YAML scalars and typed by the field.
+
+Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))``.
+"""
+
+import dataclasses
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be read as a ``Config``."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network; the fields are ``pose.hrnet.HRNet``'s arguments."""
+
+    width: int = 32
+    num_keypoints: int = 17
+    input_size: tuple[int, int] = (192, 256)  # (width, height) of the crop
+    psa_placement: str = "branch"  # none | branch | block
+    psa_mode: str = "parallel"  # parallel | sequential
+    stage_modules: tuple[int, int, int] = (1, 4, 3)
+    num_blocks: int = 4
+    stage1_blocks: int = 4
+    stem_width: int = 64
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the COCO-format data is and how training samples are made from it."""
+
+    root: str = "data/coco"  # dataset root; the paths below are relative to it
+    train_annotations: str = "annotations/person_keypoints_train2017.json"
+    train_images: str = "train2017"
+    val_annotations: str = "annotations/person_keypoints_val2017.json"
+    val_images: str = "val2017"
+    sigma: float = 2.0  # Gaussian sigma in heatmap pixels
+    encoding: str = "standard"  # standard (HRNet) | udp
+    oks_sigmas: typing.Optional[tuple[float, ...]] = None  # None: COCO's 17 sigmas
+    scale_factor: float = 0.35
+    rotation_factor: float = 45.0
+    rotation_prob: float = 0.6
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_min_joints: int = 8
+    missing_images: str = "skip"  # skip | error
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation recipe (official HRNet COCO recipe by default)."""
+
+    batch_size: int = 32  # per replica
+    epochs: int = 210
+    lr: float = 1e-3
+    lr_steps: tuple[int, ...] = (170, 200)
+    lr_factor: float = 0.1
+    warmup_epochs: int = 0
+    seed: int = 0
+    val_every: int = 10  # epochs between validation AP runs
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """Evaluation settings (official HRNet COCO test settings by default)."""
+
+    batch_size: int = 32
+    flip_test: bool = True
+    shift_heatmap: bool = True
+    decoding: str = "quarter_offset"  # quarter_offset | dark | udp
+    use_gt_boxes: bool = False
+    detections: str = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
+    box_score_threshold: float = 0.0
+    keypoint_score_threshold: float = 0.2
+    oks_nms_threshold: float = 0.9
+    soft_nms: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+
+def load_config(path, overrides=()):
+    """Read a YAML config file and apply ``section.key=value`` overrides.
+
+    Args:
+        path: str or PathLike, the YAML file.
+        overrides: iterable of str, each ``section.key=value`` with a YAML scalar or list
+            value (``train.lr=5e-4``, ``model.input_size=[288,384]``).
+
+    Returns:
+        A frozen ``Config``.
+
+    Raises:
+        ConfigError: naming the file and the key for an unreadable file, an unknown
+            section or key, or a value of the wrong type.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
+    config = _build(Config, tree, path, prefix="")
+    return apply_overrides(config, overrides, source=path)
+
+
+def apply_overrides(config, overrides, source="--set"):
+    """Return ``config`` with ``section.key=value`` strings applied, typed by the field."""
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        section_name, dot, field_name = key.strip().partition(".")
+        if not sep or not dot or not field_name:
+            raise ConfigError(f"override {override!r} (for {source}) is not section.key=value")
+        section = _get_section(config, section_name, f"override {override!r} for {source}")
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        if field_name not in fields:
+            raise ConfigError(f"override {override!r} for {source}: unknown key "
+                              f"{key.strip()!r}; known keys: {', '.join(fields)}")
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {override!r}: value is not YAML: {e}") from None
+        value = _coerce(raw, fields[field_name].type, f"{key.strip()} (override for {source})")
+        section = dataclasses.replace(section, **{field_name: value})
+        config = dataclasses.replace(config, **{section_name: section})
+    return config
+
+
+def config_to_dict(config):
+    """A plain dict of YAML-friendly values (tuples become lists)."""
+    def plain(value):
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value
+    return {section.name: {k: plain(v) for k, v in
+                           dataclasses.asdict(getattr(config, section.name)).items()}
+            for section in dataclasses.fields(config)}
+
+
+def save_config(config, path):
+    """Write the resolved config as YAML, atomically (a crash leaves no partial file)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-", suffix=".yaml.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yaml.safe_dump(config_to_dict(config), f, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _get_section(config, name, where):
+    names = [f.name for f in dataclasses.fields(config)]
+    if name not in names:
+        raise ConfigError(f"{where}: unknown section {name!r}; known sections: "
+                          f"{', '.join(names)}")
+    return getattr(config, name)
+
+
+def _build(cls, tree, path, prefix):
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: section {prefix.rstrip('.')!r} must be a mapping, "
+                          f"got {tree!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(tree) - set(fields))
+    if unknown:
+        kind = "section" if not prefix else "key"
+        raise ConfigError(f"{path}: unknown {kind} {prefix}{unknown[0]!r}; known: "
+                          f"{', '.join(fields)}")
+    values = {}
+    for name, value in tree.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value if value is not None else {}, path,
+                                  prefix=f"{name}.")
+        else:
+            values[name] = _coerce(value, hint, f"{path}: {prefix}{name}")
+    return cls(**values)
+
+
+def _coerce(value, hint, where):
+    """Check ``value`` against the type hint, converting lists to tuples and ints to floats."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(value, inner, where)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value

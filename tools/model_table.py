@@ -1,0 +1,41 @@
+"""Build the model of every given config and print its parameters and MACs.
+
+    python tools/model_table.py configs/coco/*.yaml configs/demo/*.yaml [--json OUT]
+"""
+
+import argparse
+import json
+import os
+import time
+
+from pose.checkpoint import build_model
+from pose.complexity import describe_model, format_table
+from pose.config import load_config
+
+COLUMNS = [("config", "config", "{}"), ("width", "W", "{}"), ("input", "input", "{}"),
+           ("psa", "PSA", "{}"), ("params", "trainable params", "{:,}"),
+           ("macs_g", "conv MACs (G)", "{:.3f}"), ("build_s", "build (s)", "{:.1f}")]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="+", help="YAML config files")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    rows = []
+    for i, path in enumerate(args.configs, 1):
+        config = load_config(path)
+        print(f"[{i}/{len(args.configs)}] building {path}", flush=True)
+        start = time.perf_counter()
+        model = build_model(config.model)
+        row = {"config": os.path.relpath(path), **describe_model(model),
+               "build_s": time.perf_counter() - start}
+        rows.append(row)
+    print(format_table(rows, COLUMNS))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
