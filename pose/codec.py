@@ -76,7 +76,7 @@ def dark_blur_kernel_size(sigma: float) -> int:
 
     Inverts OpenCV's rule ``sigma = 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8`` (the one
     ``cv2.GaussianBlur`` applies when given sigma 0, and the empirical rule mmpose
-    documents): sigma 2 → 11, sigma 3 → 17, sigma 1 → 3.
+    documents), rounded to the nearest odd size: sigma 2 → 11, 3 → 17, 1.5 → 7, 1 → 5.
 
     Args:
         sigma: float, standard deviation of the target Gaussian in heatmap pixels.
@@ -373,10 +373,6 @@ class HeatmapCodec:
             self.feat_stride = inp / hms
         else:
             self.feat_stride = (inp - 1.0) / (hms - 1.0)
-
-    @property
-    def num_heatmap_pixels(self) -> int:
-        return self.heatmap_size[0] * self.heatmap_size[1]
 
     @property
     def flip_shift(self) -> bool:

@@ -53,7 +53,8 @@ def _as_instances(keypoints) -> np.ndarray:
             raise ValueError(f"flat keypoints need 3K values per instance, got shape {arr.shape}")
         arr = arr.reshape(arr.shape[0], -1, 3)  # (M, K, 3)
     if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"keypoints must be (M, K, 3) or (M, 3K), got shape {np.shape(keypoints)}")
+        raise ValueError(
+            f"keypoints must be (M, K, 3) or (M, 3K), got shape {np.shape(keypoints)}")
     return arr
 
 

@@ -1,0 +1,25 @@
+# The two commands of the README: `make demo` and `make test`. Both create the virtual
+# environment .venv inside the checkout and install the project into it first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test install clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) tools/demo.py --workdir work/demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) work *.egg-info

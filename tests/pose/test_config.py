@@ -1,0 +1,94 @@
+"""Config: YAML → frozen dataclasses, errors naming key and file, typed overrides."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pose.checkpoint import build_model
+from pose.complexity import count_trainable_params
+from pose.config import (Config, ConfigError, apply_overrides, load_config, save_config)
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_shipped_config_loads_and_names_its_architecture():
+    paths = sorted(CONFIG_DIR.rglob("*.yaml"))
+    assert len(paths) == 13  # 2 widths x 2 sizes x 3 PSA variants, and the demo
+    for path in paths:
+        config = load_config(path)
+        stem = path.stem
+        if stem.startswith("hrnet_w"):
+            width, size = stem.split("_")[1:3]
+            assert config.model.width == int(width[1:])
+            height, crop_width = (int(s) for s in size.split("x"))
+            assert config.model.input_size == (crop_width, height)
+            expected_mode = {"psa_p": "parallel", "psa_s": "sequential"}.get(stem[-5:])
+            assert config.model.psa_placement == ("branch" if expected_mode else "none")
+            if expected_mode:
+                assert config.model.psa_mode == expected_mode
+
+
+def test_values_are_typed_and_frozen(tmp_path):
+    config = load_config(_write(tmp_path, "model:\n  input_size: [288, 384]\ntrain:\n  lr: 1e-3\n"))
+    assert config.model.input_size == (288, 384)
+    assert config.train.lr == pytest.approx(1e-3) and isinstance(config.train.lr, float)
+    assert config.train.epochs == Config().train.epochs  # unspecified keys keep defaults
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.lr = 1.0
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path):
+    path = _write(tmp_path, "train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml.*train\.'learning_rate'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"exp\.yaml.*'optimizer'"):
+        load_config(_write(tmp_path, "optimizer:\n  lr: 0.1\n"))
+
+
+def test_wrong_type_names_the_key_and_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"exp\.yaml: model\.width: expected int, got 'wide'"):
+        load_config(_write(tmp_path, "model:\n  width: wide\n"))
+    with pytest.raises(ConfigError, match=r"model\.input_size: expected 2 values"):
+        load_config(_write(tmp_path, "model:\n  input_size: [1, 2, 3]\n"))
+    with pytest.raises(ConfigError, match=r"test\.flip_test: expected bool"):
+        load_config(_write(tmp_path, "test:\n  flip_test: 1\n"))
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.yaml: config file not found"):
+        load_config(tmp_path / "nowhere.yaml")
+    with pytest.raises(ConfigError, match="exp.yaml: not valid YAML"):
+        load_config(_write(tmp_path, "model: [unclosed\n"))
+
+
+def test_overrides_are_typed_by_the_dataclass(tmp_path):
+    path = _write(tmp_path, "")
+    config = load_config(path, ["train.lr=5e-4", "model.input_size=[288,384]",
+                                "test.flip_test=false", "data.oks_sigmas=[0.1, 0.2]"])
+    assert config.train.lr == 5e-4
+    assert config.model.input_size == (288, 384)
+    assert config.test.flip_test is False
+    assert config.data.oks_sigmas == (0.1, 0.2)
+    with pytest.raises(ConfigError, match="unknown key 'train.momentum'"):
+        apply_overrides(config, ["train.momentum=0.9"])
+    with pytest.raises(ConfigError, match="train.epochs.*expected int, got 'many'"):
+        apply_overrides(config, ["train.epochs=many"])
+    with pytest.raises(ConfigError, match="not section.key=value"):
+        apply_overrides(config, ["lr=1"])
+
+
+def test_saved_config_reloads_identically_and_rebuilds_the_model(tmp_path):
+    config = load_config(CONFIG_DIR / "demo" / "hrnet_small_128x96.yaml",
+                         ["model.psa_mode=sequential"])
+    save_config(config, tmp_path / "resolved.yaml")
+    again = load_config(tmp_path / "resolved.yaml")
+    assert again == config
+    assert count_trainable_params(build_model(again.model)) == \
+        count_trainable_params(build_model(config.model))
