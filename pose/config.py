@@ -70,6 +70,8 @@ class TrainConfig:
     warmup_epochs: int = 0
     seed: int = 0
     val_every: int = 10  # epochs between validation AP runs
+    mixed_precision: bool = False  # float16 compute; head, loss and decoding stay float32
+    ohkm_topk: typing.Optional[int] = None  # online hard keypoint mining: joints kept
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,28 @@
+"""Train a pose model: python tools/train.py --config CFG --workdir DIR [--set k=v ...]
+
+Re-running the same command after an interruption resumes from the last finished epoch.
+"""
+
+import argparse
+
+from pose.config import load_config
+from pose.training import STRATEGIES, train
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/coco/...")
+    parser.add_argument("--workdir", required=True, help="folder for checkpoints and logs")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a config value")
+    parser.add_argument("--strategy", default="default", choices=STRATEGIES,
+                        help="tf.distribute strategy; batch_size is per replica")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="skip the validation AP runs during training")
+    args = parser.parse_args()
+    config = load_config(args.config, args.overrides)
+    train(config, args.workdir, strategy=args.strategy, validate=not args.no_validate)
+
+
+if __name__ == "__main__":
+    main()
