@@ -40,6 +40,20 @@ def crop_to_image(coords, center, scale, input_size, udp=False):
     return (coords - origin) / zoom + center
 
 
+def forward(model, images):
+    """``model`` on one batch, as NumPy, through Keras's compiled predict function.
+
+    ``predict_on_batch`` of a model built under a multi-replica ``tf.distribute``
+    strategy (Keras 3.15) runs the whole batch on every replica and concatenates the
+    copies; ``predict`` splits the batch correctly, at some per-call overhead, so it is
+    used only there (validation during mirrored training).
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return np.asarray(model.predict(images, batch_size=len(images), verbose=0))
+    return np.asarray(model.predict_on_batch(images))
+
+
 class Predictor:
     """Runs a heatmap model on normalized crops and returns image-space keypoints.
 
@@ -67,10 +81,9 @@ class Predictor:
         """(B, H, W, 3) normalized crops → (B, H_hm, W_hm, K) heatmaps, flip-averaged."""
         crops = np.asarray(crops, np.float32)
         if self.flip_index is None:
-            return np.asarray(self.model.predict_on_batch(crops))
+            return forward(self.model, crops)
         # One call on [crops; mirrored crops] keeps a single traced batch shape.
-        both = np.asarray(self.model.predict_on_batch(
-            np.concatenate([crops, crops[:, :, ::-1]], axis=0)))
+        both = forward(self.model, np.concatenate([crops, crops[:, :, ::-1]], axis=0))
         plain, mirrored = both[:len(crops)], both[len(crops):]
         unflipped = flip_heatmaps(mirrored, self.flip_index,
                                   shift=self.shift_heatmap and self.codec.flip_shift)

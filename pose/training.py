@@ -30,6 +30,7 @@ from pose.config import save_config
 from pose.evaluation import STAT_NAMES
 from pose.evaluator import data_path, evaluate, make_codec
 from pose.losses import JointsMSELoss
+from pose.predictor import forward
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -185,7 +186,7 @@ class HeatmapImages(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
             return
-        predicted = np.asarray(self.model.predict_on_batch(self.images))
+        predicted = forward(self.model, self.images)
         target = self.heatmaps.max(axis=-1, keepdims=True)  # (B, H, W, 1)
         predicted = np.clip(predicted.max(axis=-1, keepdims=True), 0.0, 1.0)
         side_by_side = np.concatenate([target, predicted], axis=2)  # (B, H, 2W, 1)

@@ -22,3 +22,26 @@ def coco_sample_dir():
         pytest.skip(f"the real COCO sample is not at {COCO_SAMPLE_DIR} (it lives in the "
                     "project's shared/ folder beside the repository, not in the repository)")
     return COCO_SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def synthetic_coco(tmp_path_factory):
+    """A small generated COCO-format set (40 train, 6 val images at 320x240), made once."""
+    from datasets.synthetic import generate_coco
+
+    root = tmp_path_factory.mktemp("synthetic_coco")
+    generate_coco(root, num_train=40, num_val=6, seed=3, image_size=(320, 240))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config(synthetic_coco):
+    """A ``Config`` for the tiny model on the generated set: short, fast training."""
+    from pose.config import Config, DataConfig, ModelConfig, TestConfig, TrainConfig
+
+    return Config(
+        model=ModelConfig(psa_placement="branch", **TINY_HRNET),
+        data=DataConfig(root=str(synthetic_coco), sigma=1.0),
+        train=TrainConfig(batch_size=8, epochs=1, lr=1e-3, lr_steps=(5,), val_every=1),
+        test=TestConfig(batch_size=16, detections="annotations/person_detection_results_val2017.json"),
+    )

@@ -1,0 +1,65 @@
+"""Compare COCO AP with and without PSA: train each variant on the same data and seeds.
+
+    python tools/compare_psa.py --config CFG --variants none,parallel,sequential
+                                [--placement branch|block] --seeds N --workdir DIR
+    python tools/compare_psa.py --checkpoints none=a.keras,parallel=b.keras --workdir DIR
+
+Writes DIR/comparison.md (AP/AR as mean ± std over seeds, params, MACs, latency),
+DIR/comparison.json and DIR/comparison.png (bars with error bars).
+"""
+
+import argparse
+
+from pose.comparison import (PLACEMENTS, VARIANTS, compare_checkpoints, comparison_markdown,
+                             run_comparison, write_comparison)
+from pose.config import load_config
+
+
+def _checkpoint_list(text):
+    pairs = []
+    for item in text.split(","):
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise argparse.ArgumentTypeError(f"expected LABEL=PATH.keras, got {item!r}")
+        pairs.append((label, path))
+    return pairs
+
+
+def _variant_list(text):
+    variants = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise argparse.ArgumentTypeError(f"variants must be among {VARIANTS}, got {text!r}")
+    return variants
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML config of the experiment")
+    parser.add_argument("--variants", type=_variant_list, default=list(VARIANTS),
+                        help="comma-separated: none,parallel,sequential")
+    parser.add_argument("--placement", default="branch", choices=PLACEMENTS)
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds per variant")
+    parser.add_argument("--checkpoints", type=_checkpoint_list,
+                        help="LABEL=PATH,... of models trained elsewhere (repeat a label "
+                             "for several seeds)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a config value")
+    parser.add_argument("--workdir", required=True)
+    args = parser.parse_args()
+    if args.checkpoints:
+        config = load_config(args.config, args.overrides) if args.config else None
+        rows = compare_checkpoints(args.checkpoints, config=config, out_dir=args.workdir)
+    elif args.config:
+        rows = run_comparison(load_config(args.config, args.overrides), args.workdir,
+                              variants=args.variants, placement=args.placement,
+                              seeds=args.seeds)
+    else:
+        parser.error("give --config (train and compare) or --checkpoints")
+    paths = write_comparison(rows, args.workdir)
+    print("\n" + comparison_markdown(rows))
+    print("wrote " + ", ".join(paths.values()))
+
+
+if __name__ == "__main__":
+    main()
