@@ -275,9 +275,15 @@ class PoseRecords:
         return {k: getattr(self, k)[i] for k in self._ARRAYS}
 
 
+MISSING_IMAGE_POLICIES = ("skip", "error", "unchecked")
+
+
 def _check_missing_images(paths, missing_images, source):
-    if missing_images not in ("skip", "error"):
-        raise ValueError(f"missing_images must be 'skip' or 'error', got {missing_images!r}")
+    if missing_images not in MISSING_IMAGE_POLICIES:
+        raise ValueError(f"missing_images must be one of {MISSING_IMAGE_POLICIES}, "
+                         f"got {missing_images!r}")
+    if missing_images == "unchecked":  # annotation-only work: never look at the files
+        return np.ones(len(paths), bool), ()
     unique = np.unique(paths) if len(paths) else np.array([], str)
     missing = {p for p in unique.tolist() if not os.path.isfile(p)}
     if missing and missing_images == "error":
@@ -378,7 +384,9 @@ def load_train_records(annotation_file, image_dir, input_size, padding=1.25,
         image_dir: folder of the images (``file_name`` is joined to it).
         input_size: ``(w, h)`` of the model input (sets the crop aspect ratio).
         padding: float, box enlargement, default 1.25.
-        missing_images: ``"skip"`` (default; counted in the report) or ``"error"``.
+        missing_images: ``"skip"`` (default; counted in the report), ``"error"``, or
+            ``"unchecked"`` (no file look-ups, for annotation-only work such as timing
+            post-processing).
 
     Returns:
         ``PoseRecords`` with ``.report``.
@@ -423,7 +431,8 @@ def load_eval_records(annotation_file, image_dir, input_size, detections=None,
         detections: ``None``, a detection-results JSON path, or the loaded list.
         score_threshold: float, default 0.0.
         padding: float, default 1.25.
-        missing_images: ``"skip"`` or ``"error"``.
+        missing_images: ``"skip"``, ``"error"`` or ``"unchecked"`` (see
+            ``load_train_records``).
 
     Returns:
         ``PoseRecords`` with ``.report``.

@@ -168,7 +168,7 @@ def refine_quarter_offset(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarra
     Returns:
         float64 (N, K, 2) refined coordinates.
     """
-    hm = np.asarray(heatmaps, dtype=np.float64)
+    hm = np.asarray(heatmaps)  # only 4 values per map are read: no float64 copy of all
     _, h, w, _ = hm.shape
     out = np.array(coords, dtype=np.float64, copy=True)
     px = np.floor(out[..., 0] + 0.5).astype(np.int64)
@@ -176,8 +176,8 @@ def refine_quarter_offset(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarra
     ok = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
     pxc = np.clip(px, 1, w - 2)
     pyc = np.clip(py, 1, h - 2)
-    dx = _gather(hm, pyc, pxc + 1) - _gather(hm, pyc, pxc - 1)
-    dy = _gather(hm, pyc + 1, pxc) - _gather(hm, pyc - 1, pxc)
+    dx = _gather(hm, pyc, pxc + 1).astype(np.float64) - _gather(hm, pyc, pxc - 1)
+    dy = _gather(hm, pyc + 1, pxc).astype(np.float64) - _gather(hm, pyc - 1, pxc)
     shift = 0.25 * np.sign(np.stack([dx, dy], axis=-1))
     out += np.where(ok[..., None], shift, 0.0)
     return out

@@ -1,12 +1,17 @@
 """Benchmarks that print a table and write JSON; results belong in BENCHMARKS.md.
 
     python tools/benchmark.py model [--width 32] [--input 192x256] [--sweep] [--out FILE]
+    python tools/benchmark.py eval-scale [--images 5000] [--out FILE]
 
 ``model``: trainable parameters, conv MACs, forward latency at batch 1 and 8 (median of
 ``--repeats`` calls after a warm-up), first-call (tracing) time and peak memory, for every
 PSA variant (none, branch/block × parallel/sequential). With ``--sweep`` it first measures
 the runtime settings (oneDNN on/off, thread pools, predict_on_batch vs tf.function vs XLA)
 on the model without PSA. Every measurement runs in a fresh process.
+
+``eval-scale``: at COCO val2017 size (5k images, ~100k detector boxes, annotation-only
+generated data), the time and peak memory of everything evaluation does after the
+network: heatmap decoding and un-warping, rescoring + OKS-NMS, pycocotools COCOeval.
 """
 
 import argparse
@@ -15,7 +20,10 @@ import json
 import platform
 import subprocess
 
-from pose.benchmark import RUNNERS, RuntimeSetting, measure_in_subprocess
+import tempfile
+
+from pose.benchmark import (RUNNERS, RuntimeSetting, benchmark_evaluation_scale,
+                            measure_in_subprocess)
 from pose.complexity import format_table
 
 VARIANTS = (("none", "parallel"), ("branch", "parallel"), ("branch", "sequential"),
@@ -80,6 +88,21 @@ def benchmark_model(args):
     print(f"\nwrote {args.out}")
 
 
+def benchmark_eval_scale(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        result = benchmark_evaluation_scale(tmp, num_images=args.images)
+    result["machine"] = {"cpu": _cpu_name(), "python": platform.python_version()}
+    rows = [{"step": k[:-2], "seconds": v} for k, v in result.items() if k.endswith("_s")]
+    print(f"{result['images']} images, {result['people_with_keypoints']} people, "
+          f"{result['boxes']:,} boxes -> {result['results']:,} results after OKS-NMS "
+          f"(simulated AP {result['AP_of_simulated_predictions']:.3f}), {_cpu_name()}")
+    print(format_table(rows, [("step", "step", "{}"), ("seconds", "seconds", "{:.2f}")]))
+    print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {args.out}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -93,8 +116,14 @@ def main():
     model.add_argument("--runner", default="predict_on_batch", choices=RUNNERS)
     model.add_argument("--repeats", type=int, default=5)
     model.add_argument("--out", default="benchmark_model.json")
+    scale = sub.add_parser("eval-scale", help="post-processing + COCOeval at val2017 size")
+    scale.add_argument("--images", type=int, default=5000)
+    scale.add_argument("--out", default="benchmark_eval_scale.json")
     args = parser.parse_args()
-    benchmark_model(args)
+    if args.benchmark == "model":
+        benchmark_model(args)
+    else:
+        benchmark_eval_scale(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+"""Estimate poses on images, folders, glob patterns and videos; write overlays and JSON.
+
+    python tools/infer.py --weights RUN/best.keras INPUT [INPUT ...] --out DIR
+                          [--config CFG] [--boxes DET.json | --detector hog | --whole-image]
+                          [--no-flip] [--recursive] [--threshold 0.3] [--batch-size N]
+
+The config defaults to the one saved beside the checkpoint (RUN/best.yaml). --weights may
+also be an export of tools/export.py (SavedModel folder or .tflite with its .yaml beside
+it), which starts faster: no Keras model to rebuild and trace. Person boxes
+come from a COCO detection-results JSON (matched by file name or image id), OpenCV's HOG
+people detector (OpenCV 4 only), or the whole image (the default when neither is given).
+Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores)
+and, per video, DIR/<stem>.mp4 and DIR/<stem>.jsonl. See ``pose.inference``.
+"""
+
+import argparse
+import sys
+import time
+
+_START = time.perf_counter()  # before the heavy imports: start-up is measured from here
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders, glob patterns or video files")
+    parser.add_argument("--weights", required=True,
+                        help="a .keras checkpoint, or an export of tools/export.py (SavedModel "
+                             "folder, .tflite: faster start-up)")
+    parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
+    parser.add_argument("--out", required=True, help="output folder")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", metavar="DET.json",
+                       help="COCO detection results with the person boxes")
+    boxes.add_argument("--detector", choices=["hog"],
+                       help="detect people with OpenCV's HOG detector (OpenCV 4)")
+    boxes.add_argument("--whole-image", action="store_true",
+                       help="one person box = the whole image (the default)")
+    parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    parser.add_argument("--recursive", action="store_true",
+                        help="search folders (and ** in patterns) recursively")
+    parser.add_argument("--threshold", type=float, default=0.3,
+                        help="draw keypoints scoring above this (default 0.3)")
+    parser.add_argument("--box-threshold", type=float, default=0.5,
+                        help="draw people whose box score is at least this; all people go "
+                             "to the JSON (default 0.5)")
+    parser.add_argument("--batch-size", type=int,
+                        help="crops per model call (default: test.batch_size of the config)")
+    parser.add_argument("--batching", choices=["dynamic", "padded"], default="dynamic",
+                        help="dynamic: one trace for any batch size, no padding (default); "
+                             "padded: every batch zero-padded to --batch-size")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a config value")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser, parser.parse_args(argv)
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+    # Fast, model-free checks first, so a typo costs no TensorFlow start-up.
+    from pose.inference import (DetectionBoxes, HogBoxes, InputError, WholeImageBoxes,
+                                collect_inputs)
+
+    try:
+        inputs = collect_inputs(args.inputs, recursive=args.recursive)
+        if args.boxes:
+            source = DetectionBoxes(args.boxes)
+            why = "given by --boxes"
+        elif args.detector == "hog":
+            source = HogBoxes()
+            why = "given by --detector hog"
+        else:
+            source = WholeImageBoxes()
+            why = ("given by --whole-image" if args.whole_image else
+                   "no --boxes or --detector given; for several people per image pass "
+                   "--boxes DET.json")
+    except (InputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"person boxes: {source.name} ({why})", flush=True)
+
+    from pose.config import apply_overrides, load_config
+    from pose.inference import PoseEstimator, load_network, run_inference
+
+    model, saved_config = load_network(args.weights)
+    if args.config:
+        config = load_config(args.config, args.overrides)
+    elif saved_config is not None:
+        config = apply_overrides(saved_config, args.overrides, source=args.weights)
+    else:
+        parser.error(f"{args.weights} has no config beside it; pass --config")
+    estimator = PoseEstimator(model, config, flip=False if args.no_flip else None,
+                              batch_size=args.batch_size, batching=args.batching)
+    ready = time.perf_counter() - _START
+    try:
+        report = run_inference(estimator, inputs, args.out, source,
+                               threshold=args.threshold, box_threshold=args.box_threshold,
+                               verbose=0 if args.quiet else 1)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    first = ("-" if report.first_output_seconds is None
+             else f"{ready + report.first_output_seconds:.1f} s")
+    print(f"start-up: model ready {ready:.1f} s, first overlay {first} after process start; "
+          f"flip test {'on' if estimator.flip else 'off'}, batch {estimator.batch_size}")
+    if report.predictions_file:
+        print(f"wrote {len(report.overlays)} overlay(s) and {report.predictions_file}")
+    for video, lines in report.videos:
+        print(f"wrote {video} and {lines}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
