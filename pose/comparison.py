@@ -121,8 +121,9 @@ def comparison_markdown(rows):
     table_rows = []
     for row in rows:
         cells = {"variant": row["variant"], "psa": row["psa"], "seeds": row["seeds"]}
-        for name in STAT_NAMES:
-            cells[name] = f"{row[f'{name}_mean']:.3f} ± {row[f'{name}_std']:.3f}"
+        for name in STAT_NAMES:  # one seed has no spread to show
+            cells[name] = f"{row[f'{name}_mean']:.3f}" + (
+                f" ± {row[f'{name}_std']:.3f}" if row["seeds"] > 1 else "")
         cells.update(params=row["params"], macs_g=row["macs_g"], latency_ms=row["latency_ms"])
         table_rows.append(cells)
     columns = ([("variant", "variant", "{}"), ("psa", "PSA", "{}"), ("seeds", "seeds", "{}")]
@@ -132,7 +133,7 @@ def comparison_markdown(rows):
     source = rows[0]
     note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
             f"flip test: {'on' if source['flip_test'] else 'off'}. AP/AR: mean ± std over "
-            "seeds (pycocotools COCOeval); latency on this machine's CPU.")
+            "seeds (one seed: the value; pycocotools COCOeval); latency on this machine's CPU.")
     return "# PSA comparison\n\n" + note + "\n\n" + format_table(table_rows, columns) + "\n"
 
 

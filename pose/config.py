@@ -151,6 +151,20 @@ def apply_overrides(config, overrides, source="--set"):
     return config
 
 
+def resolve_config(config_path, saved_config, overrides=(), source="checkpoint"):
+    """The config a tool runs a checkpoint with: ``config_path`` when given, else the
+    config saved beside the checkpoint (``saved_config``), with ``overrides`` applied.
+
+    Raises:
+        ConfigError: when neither exists, naming ``source``.
+    """
+    if config_path:
+        return load_config(config_path, overrides)
+    if saved_config is None:
+        raise ConfigError(f"{source} has no config beside it; pass --config")
+    return apply_overrides(saved_config, overrides, source=source)
+
+
 def config_to_dict(config):
     """A plain dict of YAML-friendly values (tuples become lists)."""
     def plain(value):

@@ -79,16 +79,11 @@ def main(argv=None):
         return 2
     print(f"person boxes: {source.name} ({why})", flush=True)
 
-    from pose.config import apply_overrides, load_config
+    from pose.config import resolve_config
     from pose.inference import PoseEstimator, load_network, run_inference
 
     model, saved_config = load_network(args.weights)
-    if args.config:
-        config = load_config(args.config, args.overrides)
-    elif saved_config is not None:
-        config = apply_overrides(saved_config, args.overrides, source=args.weights)
-    else:
-        parser.error(f"{args.weights} has no config beside it; pass --config")
+    config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     estimator = PoseEstimator(model, config, flip=False if args.no_flip else None,
                               batch_size=args.batch_size, batching=args.batching)
     ready = time.perf_counter() - _START

@@ -9,7 +9,7 @@ The config defaults to the one saved beside the checkpoint (RUN/best.yaml).
 import argparse
 
 from pose.checkpoint import load_model
-from pose.config import apply_overrides, load_config
+from pose.config import resolve_config
 from pose.evaluator import evaluate
 
 
@@ -29,12 +29,7 @@ def main():
     args = parser.parse_args()
 
     model, saved_config = load_model(args.weights)
-    if args.config:
-        config = load_config(args.config, args.overrides)
-    elif saved_config is not None:
-        config = apply_overrides(saved_config, args.overrides, source=args.weights)
-    else:
-        parser.error(f"{args.weights} has no config beside it; pass --config")
+    config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     evaluate(model, config, out_dir=args.out, annotation_file=args.annotations,
              image_dir=args.images, detections=args.boxes,
              use_gt_boxes=True if args.gt_boxes else None,
