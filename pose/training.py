@@ -217,11 +217,21 @@ def train(config, workdir, strategy="default", verbose=1, validate=True):
         verbose: 0 silent, 1 progress bars and messages.
         validate: bool, run the validation AP callback. Default True.
     """
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.train.mixed_precision:
+        # float16 compute; the heatmap head (dtype float32), the loss and decoding stay
+        # in float32, and Keras wraps the optimizer in a LossScaleOptimizer.
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _train(config, workdir, strategy, verbose, validate)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config, workdir, strategy, verbose, validate):
     os.makedirs(workdir, exist_ok=True)
     save_config(config, os.path.join(workdir, "config.yaml"))
     keras.utils.set_random_seed(config.train.seed)
-    if config.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     distribution = make_strategy(strategy)
     global_batch = config.train.batch_size * distribution.num_replicas_in_sync
 

@@ -117,3 +117,28 @@ def test_two_training_steps_under_mirrored_strategy_on_two_cpus(tmp_path, tiny_c
     words = result.stdout.split()
     assert words[words.index("replicas") + 1] == "2"
     assert np.isfinite(float(words[words.index("loss") + 1]))
+
+
+def test_mixed_precision_keeps_the_head_in_float32_and_restores_the_policy(tmp_path,
+                                                                          tiny_config):
+    import keras
+
+    from pose.checkpoint import build_model
+
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, mixed_precision=True))
+    history = train(config, str(tmp_path / "run"), verbose=0, validate=False)
+    assert np.isfinite(history.history["loss"]).all()
+    assert keras.mixed_precision.global_policy().name == "float32"
+    # Checkpoints hold float32 master weights and load as a float32 model.
+    model = keras.saving.load_model(tmp_path / "run" / "last.keras")
+    assert model.get_layer("final_layer").compute_dtype == "float32"
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build_model(config.model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed.get_layer("stage2_m0_b0_block0_conv1").compute_dtype == "float16"
+    assert mixed.get_layer("final_layer").compute_dtype == "float32"
+    assert mixed.output.dtype == "float32"
