@@ -15,7 +15,10 @@ The data is made to be learnable: every keypoint label is the exact (1/16 pixel)
 the disc drawn at that joint; the person's left limbs are a darker shade of their colour,
 elbow/wrist/knee/ankle markers have one hue family per side, and a stripe marks the left
 side of the torso; the face (eyes, nose) shows only when the
-figure faces the camera, so a mirrored or back-facing figure can be told apart.
+figure faces the camera, so a mirrored or back-facing figure can be told apart. That is
+also why models trained on this data should not use horizontal-flip augmentation or the
+flip test: a mirrored image keeps the side colours while the labels swap sides
+(``configs/demo/hrnet_small_128x96.yaml`` turns both off).
 
 Visibility follows COCO: a keypoint outside the image is ``v=0`` with ``x=y=0``; a
 keypoint inside the image is ``v=2`` when its own body part is the topmost drawn pixel
