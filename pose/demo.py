@@ -2,8 +2,8 @@
 
 1. generate a COCO-format set (``datasets.synthetic``) unless it is already there;
 2. train the small HRNet without and with PSA on the same data and seed;
-3. evaluate both with pycocotools (detector boxes, the config's test settings) and write the comparison
-   table and chart (``pose.comparison``);
+3. evaluate both with pycocotools (detector boxes, the config's test settings) and write
+   the comparison table and chart (``pose.comparison``);
 4. draw each model's predictions on validation images (``pose.visualize``).
 """
 
