@@ -18,7 +18,10 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --workdir work/demo
 
+# Lint (ruff), the import direction (import-linter, contracts in setup.cfg), then pytest.
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 clean:

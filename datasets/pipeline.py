@@ -70,8 +70,13 @@ import tensorflow as tf
 
 from datasets.coco import ImageDecodeError, read_image_rgb
 from datasets.metadata import COCO_KEYPOINT_NAMES, DatasetMeta
-from datasets.transforms import (IMAGENET_MEAN, IMAGENET_STD, Augmentation,
-                                 sample_augmentation, warp_sample)
+from datasets.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Augmentation,
+    sample_augmentation,
+    warp_sample,
+)
 
 logger = logging.getLogger(__name__)
 

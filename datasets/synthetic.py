@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
-import json
 import math
 import os
 import time
@@ -51,6 +50,7 @@ import cv2
 import numpy as np
 
 from datasets.metadata import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
+from pose.fileio import write_bytes, write_json
 
 __all__ = [
     "SPLIT_CODES",
@@ -61,8 +61,6 @@ __all__ = [
     "render_sample",
     "generate_split",
     "generate_coco",
-    "write_json_atomic",
-    "write_bytes_atomic",
 ]
 
 # Image ids are split_code * 1_000_000 + index + 1, annotation ids image_id * 100 + j:
@@ -893,24 +891,6 @@ def render_sample(seed, split, index, config=None, *, draw=True, keep_background
 # --------------------------------------------------------------------------- writing
 
 
-def write_bytes_atomic(path, data):
-    """Writes ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path, obj):
-    """Writes ``obj`` as compact JSON, atomically (an interrupted run leaves no JSON)."""
-    write_bytes_atomic(path, json.dumps(obj, separators=(",", ":")).encode("utf-8"))
-
-
 def _work(job):
     seed, split, start, stop, cfg, image_dir = job
     out = []
@@ -920,7 +900,7 @@ def _work(job):
             ok, buf = cv2.imencode(".jpg", s.image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
             if not ok:
                 raise RuntimeError(f"JPEG encoding failed for image {s.image_info['id']}")
-            write_bytes_atomic(os.path.join(image_dir, s.image_info["file_name"]), buf.tobytes())
+            write_bytes(buf.tobytes(), os.path.join(image_dir, s.image_info["file_name"]))
         out.append((s.image_info, s.annotations, s.detections))
     return out
 
@@ -977,12 +957,13 @@ def generate_split(out_dir, split, num_images, seed, config=None, *, write_image
             images.append(info)
             anns.extend(a)
             dets.extend(d)
-    write_json_atomic(ann_dir / f"person_keypoints_{split}.json", {
+    write_json({
         "info": _info(seed, split, cfg),
         "licenses": [{"url": "", "id": 1, "name": "Synthetic data, free to use"}],
-        "images": images, "annotations": anns, "categories": [person_category()]})
+        "images": images, "annotations": anns, "categories": [person_category()]},
+        ann_dir / f"person_keypoints_{split}.json", indent=None)
     if split == "val2017":
-        write_json_atomic(ann_dir / "person_detection_results_val2017.json", dets)
+        write_json(dets, ann_dir / "person_detection_results_val2017.json", indent=None)
     with_people = {a["image_id"] for a in anns}
     return {
         "images": len(images),

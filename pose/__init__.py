@@ -1,7 +1,7 @@
-"""HRNet + Polarized Self-Attention pose estimation: model, codec, engine, evaluation."""
+"""HRNet + Polarized Self-Attention pose estimation, by layer (lowest first):
 
-import os
-
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) hides our own output;
-# an explicit setting by the user wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+``fileio`` and ``config`` → ``models`` (HRNet, loss, complexity), ``codec`` and
+``visualization`` → ``evaluation`` (metrics, predictor, evaluator) → ``engine`` (checkpoints,
+training) → ``apis`` (inference on user inputs, export) → ``experiments`` (PSA comparison,
+demo, benchmarks). Each imports only from the layers below it (checked by import-linter).
+"""

@@ -10,12 +10,13 @@ Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))`
 
 import dataclasses
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
 
 import yaml
+
+from pose.fileio import write_text
 
 
 class ConfigError(ValueError):
@@ -24,7 +25,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network; the fields are ``pose.hrnet.HRNet``'s arguments."""
+    """The network; the fields are ``pose.models.hrnet.HRNet``'s arguments."""
 
     width: int = 32
     num_keypoints: int = 17
@@ -178,18 +179,7 @@ def config_to_dict(config):
 
 def save_config(config, path):
     """Write the resolved config as YAML, atomically (a crash leaves no partial file)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-", suffix=".yaml.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.safe_dump(config_to_dict(config), f, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), path)
 
 
 def _get_section(config, name, where):

@@ -1,13 +1,17 @@
-"""Shared fixtures: the real COCO sample's location and tiny model settings."""
+"""Shared fixtures: the shared data folders (real COCO sample, official HRNet checkpoints),
+tiny model settings and weights, a generated COCO-format data set."""
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-COCO_SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_sample"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# ``shared/`` lies beside the repository (the project's read-only data; never copied in).
+SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
 # Small enough to build in about a second; still four stages, every fusion path, PSA.
 # Input sides must divide by 32 (stem x4, three branch halvings), hence 64x32.
@@ -15,13 +19,58 @@ TINY_HRNET = dict(width=8, num_keypoints=17, input_size=(32, 64), stage_modules=
                   num_blocks=1, stage1_blocks=1, stem_width=16)
 
 
+def _shared_dir(name, marker):
+    folder = SHARED_DATA_DIR / name
+    if not (folder / marker).is_file():
+        pytest.skip(f"{folder / marker} is absent: the shared test data lives in the project's "
+                    "shared/ folder beside the repository, not in the repository")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    """The repository's root folder (for running ``tools/*.py`` and reading ``configs/``)."""
+    return REPO_ROOT
+
+
 @pytest.fixture(scope="session")
 def coco_sample_dir():
     """``../shared/data/coco_sample`` (4 COCO val2017 images); skips the test if absent."""
-    if not (COCO_SAMPLE_DIR / "person_keypoints_sample.json").is_file():
-        pytest.skip(f"the real COCO sample is not at {COCO_SAMPLE_DIR} (it lives in the "
-                    "project's shared/ folder beside the repository, not in the repository)")
-    return COCO_SAMPLE_DIR
+    return _shared_dir("coco_sample", "person_keypoints_sample.json")
+
+
+@pytest.fixture(scope="session")
+def official_hrnet_dir():
+    """``../shared/data/official_hrnet`` (tiny official HRNet checkpoints); skips if absent."""
+    return _shared_dir("official_hrnet", "io.npz")
+
+
+@pytest.fixture(scope="session")
+def tiny_hrnet():
+    """``HRNet``/``ModelConfig`` keyword arguments of the tiny test network (a fresh dict)."""
+    return dict(TINY_HRNET)
+
+
+def randomize_weights(model, seed=0):
+    """He-normal kernels: a fresh HRNet's final layer (std 0.001) outputs ~1e-11, which
+    would make every score 0 and every comparison of outputs trivially true."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if w.path.endswith("kernel"):
+            fan_in = int(np.prod(w.shape[:-1]))
+            gain = 0.03 if w.path.startswith("final_layer") else 1.0  # heatmaps ~0..1
+            w.assign(rng.standard_normal(w.shape).astype("float32")
+                     * (gain * np.sqrt(2.0 / fan_in)))
+
+
+@pytest.fixture(scope="session")
+def randomized():
+    """``randomized(model, seed=0)``: give ``model`` He-normal kernels (see
+    ``randomize_weights``) and return it."""
+    def apply(model, seed=0):
+        randomize_weights(model, seed)
+        return model
+    return apply
 
 
 @pytest.fixture(scope="session")
@@ -43,5 +92,6 @@ def tiny_config(synthetic_coco):
         model=ModelConfig(psa_placement="branch", **TINY_HRNET),
         data=DataConfig(root=str(synthetic_coco), sigma=1.0),
         train=TrainConfig(batch_size=8, epochs=1, lr=1e-3, lr_steps=(5,), val_every=1),
-        test=TestConfig(batch_size=16, detections="annotations/person_detection_results_val2017.json"),
+        test=TestConfig(batch_size=16,
+                        detections="annotations/person_detection_results_val2017.json"),
     )

@@ -17,14 +17,22 @@ network: heatmap decoding and un-warping, rescoring + OKS-NMS, pycocotools COCOe
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import subprocess
-
 import tempfile
 
-from pose.benchmark import (RUNNERS, RuntimeSetting, benchmark_evaluation_scale,
-                            measure_in_subprocess)
-from pose.complexity import format_table
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose.experiments.benchmark import (
+    RUNNERS,
+    RuntimeSetting,
+    benchmark_evaluation_scale,
+    measure_in_subprocess,
+)
+from pose.models.complexity import format_table
 
 VARIANTS = (("none", "parallel"), ("branch", "parallel"), ("branch", "sequential"),
             ("block", "parallel"), ("block", "sequential"))
@@ -46,8 +54,8 @@ def _row(label, result):
 def _cpu_name():
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(l.split(":", 1)[1].strip() for l in out.splitlines()
-                    if l.startswith("Model name"))
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Model name"))
     except (OSError, StopIteration):
         return platform.processor()
 

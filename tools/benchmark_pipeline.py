@@ -25,6 +25,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from datasets.coco import load_train_records, read_image_rgb
 from datasets.pipeline import build_dataset, normalize_batch
 from datasets.synthetic import generate_coco

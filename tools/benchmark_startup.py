@@ -34,7 +34,7 @@ def make_checkpoint(config_path, workdir):
     path = Path(workdir) / f"{name}.keras"
     if not path.is_file():
         code = ("import sys; from pose.config import load_config; "
-                "from pose.checkpoint import build_model, save_model; "
+                "from pose.engine.checkpoint import build_model, save_model; "
                 "c = load_config(sys.argv[1]); save_model(build_model(c.model), sys.argv[2], c)")
         subprocess.run([sys.executable, "-c", code, str(config_path), str(path)], check=True,
                        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

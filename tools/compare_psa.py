@@ -9,10 +9,21 @@ DIR/comparison.json and DIR/comparison.png (bars with error bars).
 """
 
 import argparse
+import os
 
-from pose.comparison import (PLACEMENTS, VARIANTS, compare_checkpoints, comparison_markdown,
-                             run_comparison, write_comparison)
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from pose.config import load_config
+from pose.experiments.comparison import (
+    PLACEMENTS,
+    VARIANTS,
+    compare_checkpoints,
+    comparison_markdown,
+    run_comparison,
+    write_comparison,
+)
 
 
 def _checkpoint_list(text):

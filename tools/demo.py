@@ -6,8 +6,13 @@ Re-running reuses the generated data and finished models, and resumes interrupte
 """
 
 import argparse
+import os
 
-from pose.demo import run_demo
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose.experiments.demo import run_demo
 
 
 def main():

@@ -3,7 +3,8 @@
     python tools/export.py --weights RUN/best.keras --format saved_model|tflite|onnx --out PATH
 
 Only the network is exported: decoding (flip test, heatmap → keypoints, back to the image)
-stays in Python (``pose.predictor.Predictor`` with ``pose.export.ExportedModel``). After
+stays in Python (``pose.evaluation.predictor.Predictor`` with
+``pose.apis.export.ExportedModel``). After
 the export the max absolute difference to the Keras model on a random input is printed;
 the exit status is 1 when it exceeds --tolerance. The checkpoint's config is written
 beside the export (PATH.yaml, or NAME.yaml for NAME.tflite), so that
@@ -13,7 +14,12 @@ without them the tool says so and exits with status 2.
 """
 
 import argparse
+import os
 import sys
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None):
@@ -26,7 +32,7 @@ def main(argv=None):
                         help="largest acceptable max abs difference (default 1e-4)")
     args = parser.parse_args(argv)
 
-    from pose.export import ExportError, missing_dependencies
+    from pose.apis.export import ExportError, missing_dependencies
 
     missing = missing_dependencies(args.format)
     if missing:  # before loading anything
@@ -35,8 +41,8 @@ def main(argv=None):
               f"{' '.join(missing)}", file=sys.stderr)
         return 2
 
-    from pose.checkpoint import load_model
-    from pose.export import export_model, parity
+    from pose.apis.export import export_model, parity
+    from pose.engine.checkpoint import load_model
 
     model, config = load_model(args.weights)
     try:
@@ -45,8 +51,8 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if config is not None:  # beside the export, so tools/infer.py --weights PATH works
-        from pose.checkpoint import config_path_for
         from pose.config import save_config
+        from pose.engine.checkpoint import config_path_for
 
         save_config(config, config_path_for(path))
     check = parity(model, path, args.format)

@@ -10,12 +10,17 @@ it), which starts faster: no Keras model to rebuild and trace. Person boxes
 come from a COCO detection-results JSON (matched by file name or image id), OpenCV's HOG
 people detector (OpenCV 4 only), or the whole image (the default when neither is given).
 Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores)
-and, per video, DIR/<stem>.mp4 and DIR/<stem>.jsonl. See ``pose.inference``.
+and, per video, DIR/<stem>.mp4 and DIR/<stem>.jsonl. See ``pose.apis``.
 """
 
 import argparse
+import os
 import sys
 import time
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _START = time.perf_counter()  # before the heavy imports: start-up is measured from here
 
@@ -58,8 +63,8 @@ def parse_args(argv=None):
 def main(argv=None):
     parser, args = parse_args(argv)
     # Fast, model-free checks first, so a typo costs no TensorFlow start-up.
-    from pose.inference import (DetectionBoxes, HogBoxes, InputError, WholeImageBoxes,
-                                collect_inputs)
+    from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
+    from pose.apis.inputs import InputError, collect_inputs
 
     try:
         inputs = collect_inputs(args.inputs, recursive=args.recursive)
@@ -79,8 +84,9 @@ def main(argv=None):
         return 2
     print(f"person boxes: {source.name} ({why})", flush=True)
 
+    from pose.apis.estimator import PoseEstimator, load_network
+    from pose.apis.runner import run_inference
     from pose.config import resolve_config
-    from pose.inference import PoseEstimator, load_network, run_inference
 
     model, saved_config = load_network(args.weights)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)

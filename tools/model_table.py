@@ -8,9 +8,13 @@ import json
 import os
 import time
 
-from pose.checkpoint import build_model
-from pose.complexity import describe_model, format_table
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from pose.config import load_config
+from pose.engine.checkpoint import build_model
+from pose.models.complexity import describe_model, format_table
 
 COLUMNS = [("config", "config", "{}"), ("width", "W", "{}"), ("input", "input", "{}"),
            ("psa", "PSA", "{}"), ("params", "trainable params", "{:,}"),

@@ -7,10 +7,15 @@ The config defaults to the one saved beside the checkpoint (RUN/best.yaml).
 """
 
 import argparse
+import os
 
-from pose.checkpoint import load_model
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from pose.config import resolve_config
-from pose.evaluator import evaluate
+from pose.engine.checkpoint import load_model
+from pose.evaluation.evaluator import evaluate
 
 
 def main():

@@ -4,9 +4,14 @@ Re-running the same command after an interruption resumes from the last finished
 """
 
 import argparse
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import load_config
-from pose.training import STRATEGIES, train
+from pose.engine.training import STRATEGIES, train
 
 
 def main():

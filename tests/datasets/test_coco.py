@@ -8,52 +8,57 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.coco import (AnnotationError, ImageDecodeError, load_coco, load_eval_records,
-                           load_train_records, read_image_rgb)
+from datasets.coco import (
+    AnnotationError,
+    ImageDecodeError,
+    load_coco,
+    load_eval_records,
+    load_train_records,
+    read_image_rgb,
+)
 
-SAMPLE = "/work/shared/data/coco_sample"
-SAMPLE_JSON = os.path.join(SAMPLE, "person_keypoints_sample.json")
-SAMPLE_DETS = os.path.join(SAMPLE, "person_detection_results_sample.json")
-SAMPLE_IMAGES = os.path.join(SAMPLE, "images")
-needs_sample = pytest.mark.skipif(not os.path.isfile(SAMPLE_JSON),
-                                  reason=f"COCO val2017 sample absent: {SAMPLE_JSON}")
+
+@pytest.fixture
+def sample(coco_sample_dir):
+    """Paths of the real COCO sample (the test skips where it is absent)."""
+    return {"json": str(coco_sample_dir / "person_keypoints_sample.json"),
+            "dets": str(coco_sample_dir / "person_detection_results_sample.json"),
+            "images": str(coco_sample_dir / "images")}
 INPUT = (192, 256)
 
 
 # ------------------------------------------------------------------ the real sample
 
-@needs_sample
-def test_sample_record_counts():
-    train = load_train_records(SAMPLE_JSON, SAMPLE_IMAGES, INPUT)
+def test_sample_record_counts(sample):
+    train = load_train_records(sample["json"], sample["images"], INPUT)
     assert len(train) == 12  # 14 annotations, 2 without keypoints
     assert train.report.num_candidates == 14 and train.report.no_keypoints == 2
     assert train.report.missing_images == 0
     assert np.all(train.scores == 1.0)
     assert train.keypoints.shape == (12, 17, 3)
     assert np.all((train.keypoints[:, :, 2] > 0).sum(1) > 0)
-    gt = load_eval_records(SAMPLE_JSON, SAMPLE_IMAGES, INPUT)
+    gt = load_eval_records(sample["json"], sample["images"], INPUT)
     assert len(gt) == 12
-    dets = load_eval_records(SAMPLE_JSON, SAMPLE_IMAGES, INPUT, detections=SAMPLE_DETS)
+    dets = load_eval_records(sample["json"], sample["images"], INPUT, detections=sample["dets"])
     assert len(dets) == 118
     assert np.all(dets.annotation_ids == -1) and np.all(dets.keypoints == 0)
-    raw = json.load(open(SAMPLE_DETS))
+    raw = json.load(open(sample["dets"]))
     np.testing.assert_allclose(np.sort(dets.scores), np.sort([d["score"] for d in raw]),
                                rtol=1e-6)
-    strict = load_eval_records(SAMPLE_JSON, SAMPLE_IMAGES, INPUT, detections=SAMPLE_DETS,
+    strict = load_eval_records(sample["json"], sample["images"], INPUT, detections=sample["dets"],
                                score_threshold=0.5)
     assert len(strict) == sum(d["score"] >= 0.5 for d in raw) < 118
     assert strict.report.below_threshold == 118 - len(strict)
 
 
-@needs_sample
-def test_sample_center_scale_by_hand():
-    data = json.load(open(SAMPLE_JSON))
+def test_sample_center_scale_by_hand(sample):
+    data = json.load(open(sample["json"]))
     ann = next(a for a in data["annotations"] if a["image_id"] == 785)
     x, y, w, h = ann["bbox"]  # well inside the 640x425 image
     bw, bh = w - 1, h - 1  # HRNet's sanitized box: x2 = x1 + (w - 1)
     cx, cy = x + bw / 2, y + bh / 2
     assert bw < 0.75 * bh  # tall box: width grows to 0.75 h
-    records = load_train_records(SAMPLE_JSON, SAMPLE_IMAGES, INPUT)
+    records = load_train_records(sample["json"], sample["images"], INPUT)
     i = int(np.flatnonzero(records.annotation_ids == ann["id"])[0])
     np.testing.assert_allclose(records.boxes[i], [x, y, bw, bh], rtol=1e-6)
     np.testing.assert_allclose(records.centers[i], [cx, cy], rtol=1e-6)
@@ -61,11 +66,10 @@ def test_sample_center_scale_by_hand():
     assert records.image_paths[i].endswith("000000000785.jpg")
 
 
-@needs_sample
-def test_sample_images_decode_to_annotated_size():
-    coco = load_coco(SAMPLE_JSON)
+def test_sample_images_decode_to_annotated_size(sample):
+    coco = load_coco(sample["json"])
     for img in coco.dataset["images"]:
-        image = read_image_rgb(os.path.join(SAMPLE_IMAGES, img["file_name"]))
+        image = read_image_rgb(os.path.join(sample["images"], img["file_name"]))
         assert image.shape == (img["height"], img["width"], 3) and image.dtype == np.uint8
 
 

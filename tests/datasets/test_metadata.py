@@ -2,17 +2,18 @@
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 import pytest
 
 from datasets.coco import AnnotationError
-from datasets.metadata import (COCO_KEYPOINT_NAMES, COCO_SIGMAS, COCO_SKELETON_1BASED,
-                               DatasetMeta, MetadataError)
-
-SAMPLE = "/work/shared/data/coco_sample"
-SAMPLE_JSON = os.path.join(SAMPLE, "person_keypoints_sample.json")
+from datasets.metadata import (
+    COCO_KEYPOINT_NAMES,
+    COCO_SIGMAS,
+    COCO_SKELETON_1BASED,
+    DatasetMeta,
+    MetadataError,
+)
 
 # HRNet's lib/dataset/coco.py writes these by hand; we derive them from the names.
 HRNET_FLIP_PAIRS = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]]
@@ -94,9 +95,9 @@ def test_from_coco_without_keypoint_category_names_file(tmp_path):
         DatasetMeta.from_coco(path)
 
 
-@pytest.mark.skipif(not os.path.isfile(SAMPLE_JSON), reason=f"COCO sample absent: {SAMPLE_JSON}")
-def test_from_coco_on_the_real_sample():
+def test_from_coco_on_the_real_sample(coco_sample_dir):
+    sample_json = str(coco_sample_dir / "person_keypoints_sample.json")
     from datasets.coco import load_coco
 
-    assert DatasetMeta.from_coco(SAMPLE_JSON) == DatasetMeta.coco()
-    assert DatasetMeta.from_coco(load_coco(SAMPLE_JSON)) == DatasetMeta.coco()
+    assert DatasetMeta.from_coco(sample_json) == DatasetMeta.coco()
+    assert DatasetMeta.from_coco(load_coco(sample_json)) == DatasetMeta.coco()

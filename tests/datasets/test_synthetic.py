@@ -247,18 +247,6 @@ def test_workers_do_not_change_output(tmp_path):
             (tmp_path / "b" / "annotations" / name).read_bytes()
 
 
-def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    target = tmp_path / "x.json"
-
-    def boom(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(synthetic.os, "replace", boom)
-    with pytest.raises(KeyboardInterrupt):
-        synthetic.write_json_atomic(target, {"a": 1})
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_config_errors_name_the_value():
     with pytest.raises(ValueError, match="empty_image_rate.*1.5"):
         SyntheticConfig(empty_image_rate=1.5)

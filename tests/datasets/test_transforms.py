@@ -6,10 +6,20 @@ import numpy as np
 import pytest
 
 from datasets.metadata import DatasetMeta
-from datasets.transforms import (NO_AUGMENTATION, Augmentation, affine_points,
-                                 box_to_center_scale, crop_matrix, fliplr_joints,
-                                 get_affine_transform, half_body_center_scale, invert_affine,
-                                 normalize_image, sample_augmentation, warp_sample)
+from datasets.transforms import (
+    NO_AUGMENTATION,
+    Augmentation,
+    affine_points,
+    box_to_center_scale,
+    crop_matrix,
+    fliplr_joints,
+    get_affine_transform,
+    half_body_center_scale,
+    invert_affine,
+    normalize_image,
+    sample_augmentation,
+    warp_sample,
+)
 
 META = DatasetMeta.coco()
 OUT = (48, 64)  # (w, h)

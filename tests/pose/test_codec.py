@@ -7,8 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from pose.codec import (HeatmapCodec, blur_heatmaps, dark_blur_kernel_size, flip_heatmaps,
-                        refine_dark, refine_dark_udp)
+from pose.codec import (
+    HeatmapCodec,
+    blur_heatmaps,
+    dark_blur_kernel_size,
+    flip_heatmaps,
+    refine_dark,
+    refine_dark_udp,
+)
 
 INPUT = (192, 256)  # (w, h)
 HEATMAP = (48, 64)

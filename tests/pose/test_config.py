@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pose.checkpoint import build_model
-from pose.complexity import count_trainable_params
-from pose.config import (Config, ConfigError, apply_overrides, load_config, save_config)
+from pose.config import Config, ConfigError, apply_overrides, load_config, save_config
+from pose.engine.checkpoint import build_model
+from pose.models.complexity import count_trainable_params
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 

@@ -5,11 +5,11 @@ order of evaluation (every 1×1 convolution applied at every pixel, float64), so
 share no code and no algebraic shortcut with the layers.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from psa import ChannelOnlyAttention, PolarizedSelfAttention, SpatialOnlyAttention
 
 C = 6

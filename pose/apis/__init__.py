@@ -1,0 +1,1 @@
+"""Inference on the user's own inputs (inputs, box sources, estimator, run) and export."""

@@ -1,0 +1,279 @@
+"""Top-down pose estimation of whole images: crops of person boxes batched across images,
+the evaluation ``Predictor``, then rescoring and OKS-NMS per image.
+
+    image + person boxes ──crop (box_to_center_scale + one affine warp)──▶ crops,
+    batched ACROSS images ──Predictor (flip test, decode, un-warp)──▶ image keypoints
+    ──rescore + OKS-NMS per image (pose.evaluation.metrics)──▶ ``People``
+
+The crop, the ``Predictor``, the rescoring and the OKS-NMS are the ones evaluation uses
+(``pose.evaluation.evaluator``), so the keypoints found here are what ``tools/test.py``
+scores.
+
+Batching: crops from consecutive images (or video frames) fill batches of ``batch_size``
+crops, and results come back in input order. The network runs through ONE ``tf.function``
+traced with a dynamic batch dimension (``batching="dynamic"``, the default), so every
+batch size reuses the same trace and nothing is padded; the crops of the first image go
+through at once, so its overlay appears without waiting for a full batch (padding one
+image's boxes to a fixed batch costs more compute than the real crops; see BENCHMARKS.md).
+``batching="padded"`` keeps the fixed-shape alternative (every batch zero-padded to
+``batch_size``, Keras' ``predict_on_batch``).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from datasets.metadata import DatasetMeta
+from datasets.transforms import (
+    box_to_center_scale,
+    get_affine_transform,
+    normalize_image,
+    warp_image,
+)
+from pose.evaluation.metrics import oks_nms, rescore_instances, soft_oks_nms
+from pose.evaluation.predictor import Predictor
+
+
+@dataclasses.dataclass
+class People:
+    """The people found in one image, after rescoring and OKS-NMS (highest score first)."""
+
+    keypoints: np.ndarray  # (P, K, 2) image pixels
+    keypoint_scores: np.ndarray  # (P, K)
+    scores: np.ndarray  # (P,) box score × mean confident keypoint score
+    boxes: np.ndarray  # (P, 4) x, y, w, h
+    box_scores: np.ndarray  # (P,)
+
+    def __len__(self):
+        return len(self.scores)
+
+    def records(self):
+        """One JSON-friendly dict per person (keypoints as COCO's flat [x, y, s]·K)."""
+        out = []
+        for i in range(len(self)):
+            flat = []
+            for (x, y), score in zip(self.keypoints[i], self.keypoint_scores[i]):
+                flat += [round(float(x), 3), round(float(y), 3), float(score)]
+            out.append({
+                "keypoints": flat,
+                "score": float(self.scores[i]),
+                "box": [round(float(v), 2) for v in self.boxes[i]],
+                "box_score": float(self.box_scores[i]),
+                "keypoint_scores": [float(v) for v in self.keypoint_scores[i]],
+            })
+        return out
+
+
+@dataclasses.dataclass
+class Frame:
+    """An image to estimate poses on: ``image`` (H, W, 3) uint8 RGB, person ``boxes``
+    (M, 4) xywh with ``box_scores`` (M,); ``key`` is handed back untouched."""
+
+    key: object
+    image: np.ndarray
+    boxes: np.ndarray
+    box_scores: np.ndarray
+
+
+class DynamicBatchModel:
+    """``predict_on_batch`` through one ``tf.function`` traced for any batch size.
+
+    Keras' own ``predict_on_batch`` traces per input shape (and, with
+    ``reduce_retracing``, once more for a relaxed shape); tracing a W32 HRNet costs
+    seconds, so a run that meets several batch sizes would pay it several times.
+
+    Args:
+        model: a Keras model with a fixed input size (its batch dimension is left free).
+    """
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)
+        self._call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    def predict_on_batch(self, x):
+        return self._call(np.asarray(x, np.float32)).numpy()
+
+
+def load_network(path):
+    """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, or an export
+    of ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
+
+    An export skips rebuilding the Keras model and tracing it, which is most of the
+    start-up time (W32 on 2 CPU cores, first overlay: ~25 s from a ``.keras``, ~14 s from
+    a ``.tflite``; ``tools/benchmark_startup.py``). The config is the ``NAME.yaml`` beside
+    either (``tools/export.py`` writes it), or None.
+
+    Returns:
+        ``(model, config)``; ``model`` has ``predict_on_batch``.
+    """
+    from pose.config import load_config
+    from pose.engine.checkpoint import config_path_for, load_model
+
+    path = os.fspath(path)
+    if path.endswith(".keras"):
+        return load_model(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model not found: {path}")
+    from pose.apis.export import ExportedModel
+
+    model = ExportedModel(path.rstrip("/\\") if os.path.isdir(path) else path)
+    config_path = config_path_for(path.rstrip("/\\"))
+    return model, load_config(config_path) if os.path.isfile(config_path) else None
+
+
+class PoseEstimator:
+    """Top-down pose estimation of many images at once, batched across images.
+
+    Args:
+        model: heatmap model (crops (B, H, W, 3) → heatmaps (B, H/4, W/4, K)).
+        config: ``pose.config.Config``: codec (``model.input_size``, ``data``), flip shift,
+            rescoring and OKS-NMS (``test``).
+        meta: ``DatasetMeta``; default COCO's (K must then be 17).
+        flip: bool, flip test; None takes ``config.test.flip_test``. Default None.
+        batch_size: int, crops per model call (doubled by the flip test); None takes
+            ``config.test.batch_size``. Default None.
+        padding: float, box enlargement before cropping (as evaluation). Default 1.25.
+        batching: "dynamic" (one trace with a dynamic batch dimension, no padding, first
+            image flushed at once) or "padded" (every batch zero-padded to ``batch_size``,
+            ``predict_on_batch``). Default "dynamic".
+        max_pending: int, most images held while a batch fills. Default 16.
+
+    Example:
+        >>> estimator = PoseEstimator(model, config)
+        >>> people = estimator.predict_image(image, boxes, box_scores)
+    """
+
+    def __init__(self, model, config, meta=None, flip=None, batch_size=None, padding=1.25,
+                 batching="dynamic", max_pending=16):
+        from pose.evaluation.evaluator import (
+            make_codec,  # imports TensorFlow: only when a model is used
+        )
+
+        self.config = config
+        if meta is None:
+            meta = DatasetMeta.coco()
+            if config.data.oks_sigmas is not None:
+                meta = DatasetMeta(meta.keypoint_names, meta.skeleton, config.data.oks_sigmas)
+        self.meta = meta
+        if self.meta.num_keypoints != config.model.num_keypoints:
+            raise ValueError(f"the model predicts {config.model.num_keypoints} keypoints but "
+                             f"the metadata has {self.meta.num_keypoints}; pass meta=")
+        self.codec = make_codec(config)
+        self.flip = config.test.flip_test if flip is None else bool(flip)
+        self.batch_size = int(batch_size or config.test.batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.padding = float(padding)
+        if batching not in ("dynamic", "padded"):
+            raise ValueError(f"batching must be 'dynamic' or 'padded', got {batching!r}")
+        self.batching = batching
+        network = model
+        if batching == "dynamic" and hasattr(model, "input_shape"):
+            network = DynamicBatchModel(model)
+        self.predictor = Predictor(network, self.codec,
+                                   flip_index=self.meta.flip_index_array if self.flip else None,
+                                   shift_heatmap=config.test.shift_heatmap)
+        self.udp = self.codec.encoding == "udp"
+        w, h = self.codec.input_size
+        self.aspect_ratio = w / h
+        self.max_pending = max(1, int(max_pending))
+        self.model_calls = 0
+
+    def crops(self, image, boxes):
+        """uint8 crops (M, h, w, 3) of ``boxes`` and their centres and scales (M, 2)."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        center, scale = box_to_center_scale(boxes, self.aspect_ratio, self.padding)
+        w, h = self.codec.input_size
+        crops = np.empty((len(boxes), h, w, 3), np.uint8)
+        for i in range(len(boxes)):
+            matrix = get_affine_transform(center[i], scale[i], 0.0, (w, h), udp=self.udp)
+            crops[i] = warp_image(image, matrix, (w, h))
+        return crops, center, scale
+
+    def _predict_batch(self, crops, center, scale):
+        """Predictor on ``crops`` (zero-padded to ``batch_size`` with ``batching="padded"``)."""
+        n = len(crops)
+        pad = self.batch_size - n if self.batching == "padded" else 0
+        x = normalize_image(crops)
+        if pad > 0:
+            x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], np.float32)])
+            center = np.concatenate([center, np.zeros((pad, 2), center.dtype)])
+            scale = np.concatenate([scale, np.ones((pad, 2), scale.dtype)])
+        keypoints, scores = self.predictor.predict(x, center, scale)
+        self.model_calls += 1
+        return keypoints[:n], scores[:n]
+
+    def postprocess(self, keypoints, keypoint_scores, boxes, box_scores, scale):
+        """Rescoring and OKS-NMS of one image's instances (as ``postprocess_predictions``)."""
+        test = self.config.test
+        scores = rescore_instances(box_scores, keypoint_scores, test.keypoint_score_threshold)
+        if len(scores) == 0:
+            keep = np.zeros(0, np.int64)
+        else:
+            full = np.concatenate([keypoints, keypoint_scores[..., None]], axis=2)
+            areas = np.prod(np.asarray(scale, np.float64), axis=1)
+            nms = soft_oks_nms if test.soft_nms else oks_nms
+            keep = nms(full, scores, areas, self.meta.sigmas_array,
+                       threshold=test.oks_nms_threshold)
+        return People(np.asarray(keypoints, np.float64)[keep],
+                      np.asarray(keypoint_scores, np.float64)[keep], scores[keep],
+                      np.asarray(boxes, np.float64)[keep], np.asarray(box_scores)[keep])
+
+    def iter_frames(self, frames):
+        """Yield ``(frame, People)`` for every ``Frame`` in order, crops batched across frames.
+
+        A frame is yielded as soon as all of its crops have been through the model. At
+        most ``max_pending`` frames wait for a batch to fill (then a partial batch runs),
+        which bounds the memory that large photos with one box each would take.
+        """
+        pending = []  # [frame, crops, center, scale, keypoints list, scores list]
+        queue = []  # (pending entry, crop index) waiting for the model
+
+        def run(count):
+            nonlocal queue
+            part, queue = queue[:count], queue[count:]
+            crops = np.stack([e[1][i] for e, i in part])
+            center = np.stack([e[2][i] for e, i in part])
+            scale = np.stack([e[3][i] for e, i in part])
+            keypoints, scores = self._predict_batch(crops, center, scale)
+            for (entry, i), kp, sc in zip(part, keypoints, scores):
+                entry[4][i] = kp
+                entry[5][i] = sc
+
+        def finished():
+            while pending and all(k is not None for k in pending[0][4]):
+                frame, _, _, scale, kps, scs = pending.pop(0)
+                k = self.meta.num_keypoints
+                kp = np.stack(kps) if kps else np.zeros((0, k, 2))
+                sc = np.stack(scs) if scs else np.zeros((0, k))
+                yield frame, self.postprocess(kp, sc, frame.boxes, frame.box_scores, scale)
+
+        first = True
+        for frame in frames:
+            frame.boxes = np.asarray(frame.boxes, np.float64).reshape(-1, 4)
+            frame.box_scores = np.asarray(frame.box_scores, np.float64).reshape(-1)
+            crops, center, scale = self.crops(frame.image, frame.boxes)
+            entry = [frame, crops, center, scale, [None] * len(crops), [None] * len(crops)]
+            pending.append(entry)
+            queue.extend((entry, i) for i in range(len(crops)))
+            while len(queue) >= self.batch_size:
+                run(self.batch_size)
+            if queue and ((first and self.batching == "dynamic")
+                          or len(pending) >= self.max_pending):
+                run(len(queue))  # the first image at once: a quick first result
+            first = False
+            yield from finished()
+        while queue:
+            run(self.batch_size)
+        yield from finished()
+
+    def predict_image(self, image, boxes, box_scores=None):
+        """``People`` of one RGB image with the given person boxes (xywh)."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.ones(len(boxes)) if box_scores is None else box_scores
+        ((_, people),) = list(self.iter_frames([Frame(None, image, boxes, scores)]))
+        return people

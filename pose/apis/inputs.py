@@ -1,0 +1,120 @@
+"""What the user names on the command line: image files, folders, glob patterns, videos.
+
+``collect_inputs`` expands them into an ordered list of ``InputFile``; a missing path, a
+glob matching nothing, a folder without images or videos and a video that cannot be
+opened raise ``InputError`` naming it. An image that cannot be decoded is not an error
+here: the run skips it and lists it in its report.
+"""
+
+import dataclasses
+import glob
+import os
+import re
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
+                    ".webp", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".sr", ".ras",
+                    ".exr", ".hdr", ".pic", ".avif")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg",
+                    ".wmv", ".flv", ".3gp", ".ts", ".mts")
+
+class InputError(ValueError):
+    """An input the user named cannot be used (missing path, empty folder, bad video)."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    """One input: ``path`` on disk, ``kind`` ("image" | "video"), ``name`` for the outputs
+    (the base name, or the path relative to a folder input)."""
+
+    path: str
+    kind: str
+    name: str
+
+
+def _kind(path):
+    return "video" if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS else "image"
+
+
+def _folder_files(folder, recursive):
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            ext = os.path.splitext(f)[1].lower()
+            if not f.startswith(".") and ext in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
+                full = os.path.join(root, f)
+                found.append(InputFile(full, _kind(f), os.path.relpath(full, folder)))
+        if not recursive:
+            break
+    return found
+
+
+def collect_inputs(inputs, recursive=False):
+    """Expand files, folders and glob patterns into an ordered list of ``InputFile``.
+
+    A folder contributes its image and video files (by extension, hidden files left out),
+    sorted, with sub-folders when ``recursive``. A named file is taken whatever its
+    extension (an undecodable one is skipped later). Duplicates are dropped.
+
+    Raises:
+        InputError: a path that does not exist (naming it), a pattern matching nothing,
+            or a folder with no image or video in it.
+    """
+    items, seen = [], set()
+    for raw in inputs:
+        raw = os.fspath(raw)
+        if os.path.isdir(raw):
+            found = _folder_files(raw, recursive)
+            if not found:
+                hint = "" if recursive else " (pass --recursive to search sub-folders)"
+                raise InputError(f"folder {raw!r} holds no image or video files{hint}; "
+                                 f"image extensions: {' '.join(IMAGE_EXTENSIONS)}")
+        elif os.path.isfile(raw):
+            found = [InputFile(raw, _kind(raw), os.path.basename(raw))]
+        elif glob.has_magic(raw):
+            matches = sorted(glob.glob(raw, recursive=recursive))
+            found = []
+            for m in matches:
+                if os.path.isdir(m):
+                    found.extend(_folder_files(m, recursive))
+                elif os.path.isfile(m):
+                    found.append(InputFile(m, _kind(m), os.path.basename(m)))
+            if not found:
+                raise InputError(f"pattern {raw!r} matches no file")
+        else:
+            raise InputError(f"input not found: {raw!r} (no such file or folder)")
+        for item in found:
+            key = os.path.realpath(item.path)
+            if key not in seen:
+                seen.add(key)
+                items.append(item)
+    return items
+
+
+_NUMERIC_NAME = re.compile(r"^0*(\d+)$")
+
+
+def image_id_from_name(file_name):
+    """The COCO image id of a COCO-style file name (``000000000785.jpg`` → 785), or None."""
+    match = _NUMERIC_NAME.match(os.path.splitext(os.path.basename(file_name))[0])
+    return int(match.group(1)) if match and len(match.group(1)) < 16 else None
+
+
+def open_video(path):
+    """``cv2.VideoCapture`` of ``path`` with its fps, size and frame count; ``InputError``
+    when it cannot be opened or has no readable frame."""
+    cap = cv2.VideoCapture(os.fspath(path))
+    if not cap.isOpened():
+        cap.release()
+        raise InputError(f"cannot open video {os.fspath(path)!r} (not a video, corrupt, or "
+                         "a codec this OpenCV build lacks)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if np.isfinite(fps) and 0 < fps < 1000 else 25.0
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    return cap, fps, max(count, 0)

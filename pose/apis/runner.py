@@ -1,0 +1,244 @@
+"""The inference run of ``tools/infer.py``: inputs → boxes → ``PoseEstimator`` → files.
+
+Outputs (every file written to a temporary name in ``out_dir`` and renamed when complete):
+
+- ``<name>.<ext>``: an overlay per image (same base name and extension; sub-folders of a
+  folder input are kept).
+- ``predictions.json``: COCO keypoint results of all images (``image_id``,
+  ``category_id``, ``keypoints`` [x, y, s]·K, ``score``) plus ``file_name``, ``box``
+  (x, y, w, h; not ``bbox``, which would change how pycocotools' ``loadRes`` computes
+  areas), ``box_score`` and ``keypoint_scores``. ``image_id`` is, in order of preference,
+  the detection entry's id matched by file name, the number of a COCO-style name
+  (``000000000785.jpg`` → 785), else the input's position (1, 2, ...).
+- ``<video stem>.mp4`` (mp4v) and ``<video stem>.jsonl``: the overlay video and one JSON
+  line per frame ``{"frame", "time_s", "people": [...]}``.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+
+import cv2
+
+from datasets.coco import ImageDecodeError, read_image_rgb
+from pose.apis.estimator import Frame
+from pose.apis.inputs import InputError, image_id_from_name, open_video
+from pose.fileio import atomic_path, save_image, write_json
+from pose.visualization import draw_pose
+
+
+@dataclasses.dataclass
+class InferenceReport:
+    """What ``run_inference`` did: outputs, skipped files, counts and speed."""
+
+    box_source: str
+    overlays: list = dataclasses.field(default_factory=list)
+    videos: list = dataclasses.field(default_factory=list)
+    predictions_file: str = None
+    skipped: list = dataclasses.field(default_factory=list)  # (path, reason)
+    no_boxes: list = dataclasses.field(default_factory=list)  # images without a person box
+    num_images: int = 0  # images and video frames estimated
+    num_people: int = 0
+    seconds: float = 0.0
+    first_output_seconds: float = None  # from the start of the run to the first overlay
+
+    @property
+    def images_per_second(self):
+        return self.num_images / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def people_per_second(self):
+        return self.num_people / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self):
+        lines = [f"{self.num_images} images/frames, {self.num_people} people in "
+                 f"{self.seconds:.1f} s: {self.images_per_second:.2f} images/s, "
+                 f"{self.people_per_second:.2f} people/s"]
+        if self.no_boxes:
+            lines.append(f"{len(self.no_boxes)} image(s) had no person box: "
+                         + ", ".join(self.no_boxes[:10])
+                         + (" ..." if len(self.no_boxes) > 10 else ""))
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
+            lines.extend(f"  {path}: {reason}" for path, reason in self.skipped)
+        return "\n".join(lines)
+
+
+class _Names:
+    """Output paths in ``out_dir``, unique within a run (``a.jpg``, ``a_1.jpg``, ...)."""
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+        self.used = set()
+
+    def take(self, name, ext=None):
+        root, old_ext = os.path.splitext(name)
+        ext = old_ext if ext is None else ext
+        candidate, n = root + ext, 0
+        while os.path.normcase(candidate) in self.used:
+            n += 1
+            candidate = f"{root}_{n}{ext}"
+        self.used.add(os.path.normcase(candidate))
+        return os.path.join(self.out_dir, candidate)
+
+
+def _overlay_ext(name):
+    ext = os.path.splitext(name)[1].lower()
+    return ext if ext in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp") else ".png"
+
+
+class _Progress:
+    def __init__(self, target, verbose):
+        self.bar = None
+        if verbose:
+            import keras
+
+            self.bar = keras.utils.Progbar(target or None, unit_name="image")
+
+    def add(self, n=1):
+        if self.bar is not None:
+            self.bar.add(n)
+
+
+def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_threshold=0.5,
+                  verbose=1):
+    """Estimate poses on ``inputs`` and write overlays, ``predictions.json`` and video files.
+
+    Args:
+        estimator: ``PoseEstimator``.
+        inputs: list of ``InputFile`` (``collect_inputs``).
+        out_dir: output folder (created).
+        box_source: ``WholeImageBoxes``, ``DetectionBoxes`` or ``HogBoxes`` (any callable
+            ``(image, file_name, image_id) -> (boxes (M, 4) xywh, scores (M,))``).
+        threshold: float, keypoints scoring above are drawn. Default 0.3.
+        box_threshold: float, people whose box score is below are written to the JSON but
+            not drawn (detector files list many weak boxes). Default 0.5.
+        verbose: 0 silent, 1 progress bar.
+
+    Returns:
+        ``InferenceReport``.
+
+    Raises:
+        InputError: a video that cannot be opened (checked before anything is written).
+    """
+    start = time.perf_counter()
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    report = InferenceReport(box_source=getattr(box_source, "name", type(box_source).__name__))
+    images = [item for item in inputs if item.kind == "image"]
+    videos = [item for item in inputs if item.kind == "video"]
+    frame_counts = {}
+    for item in videos:  # fail before writing anything
+        cap, _, count = open_video(item.path)
+        cap.release()
+        frame_counts[item.path] = count
+    names = _Names(out_dir)
+    progress = _Progress(len(images) + sum(frame_counts.values())
+                         if all(frame_counts.values()) else None, verbose)
+    meta = estimator.meta
+
+    def draw(image, people):
+        shown = people.box_scores >= box_threshold
+        return draw_pose(image, people.keypoints[shown], people.keypoint_scores[shown], meta,
+                         boxes=people.boxes[shown], box_scores=people.box_scores[shown],
+                         threshold=threshold)
+
+    def mark_first_output():
+        if report.first_output_seconds is None:
+            report.first_output_seconds = time.perf_counter() - start
+
+    # ---- images: one stream, crops batched across images
+    results = []
+
+    def image_frames():
+        for position, item in enumerate(images, start=1):
+            try:
+                image = read_image_rgb(item.path)
+            except (OSError, ImageDecodeError) as exc:
+                report.skipped.append((item.path, str(exc).replace(item.path + ": ", "")))
+                progress.add()
+                continue
+            image_id = None
+            if hasattr(box_source, "image_id_for"):
+                image_id = box_source.image_id_for(item.path)
+            if image_id is None:
+                image_id = image_id_from_name(item.path)
+            if image_id is None:
+                image_id = position
+            boxes, scores = box_source(image, file_name=item.path, image_id=image_id)
+            if len(boxes) == 0:
+                report.no_boxes.append(item.path)
+            yield Frame((item, image_id), image, boxes, scores)
+
+    for frame, people in estimator.iter_frames(image_frames()):
+        item, image_id = frame.key
+        path = names.take(item.name, _overlay_ext(item.name))
+        save_image(draw(frame.image, people), path)
+        mark_first_output()
+        report.overlays.append(path)
+        for record in people.records():
+            results.append({"image_id": image_id, "category_id": 1,
+                            "file_name": item.name, **record})
+        report.num_images += 1
+        report.num_people += len(people)
+        progress.add()
+    if images:
+        report.predictions_file = os.path.join(out_dir, "predictions.json")
+        write_json(results, report.predictions_file, indent=None)
+
+    # ---- videos: one stream per video, overlay video + JSON lines
+    for item in videos:
+        video_path, lines_path = _run_video(estimator, item, names, box_source, draw,
+                                            report, progress, mark_first_output)
+        report.videos.append((video_path, lines_path))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run_video(estimator, item, names, box_source, draw, report, progress, mark_first_output):
+    cap, fps, _ = open_video(item.path)
+    stem = os.path.splitext(item.name)[0]
+    video_path = names.take(stem + ".mp4")
+    lines_path = names.take(stem + ".jsonl")
+    writer = None
+    with contextlib.ExitStack() as stack:
+        stack.callback(cap.release)
+        tmp_video = stack.enter_context(atomic_path(video_path))
+        tmp_lines = stack.enter_context(atomic_path(lines_path))
+        lines = stack.enter_context(open(tmp_lines, "w"))
+
+        def frames():
+            index = 0
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                boxes, scores = box_source(image, file_name=None, image_id=index)
+                yield Frame(index, image, boxes, scores)
+                index += 1
+
+        for frame, people in estimator.iter_frames(frames()):
+            overlay = draw(frame.image, people)
+            if writer is None:
+                h, w = overlay.shape[:2]
+                writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (w, h))
+                stack.callback(writer.release)
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot write an mp4v video to {tmp_video}")
+            writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+            mark_first_output()
+            lines.write(json.dumps({"frame": int(frame.key),
+                                    "time_s": round(frame.key / fps, 4),
+                                    "people": people.records()}) + "\n")
+            report.num_images += 1
+            report.num_people += len(people)
+            progress.add()
+        if writer is None:
+            raise InputError(f"video {item.path!r} has no readable frame")
+        writer.release()  # flush before the rename
+        lines.close()
+    return video_path, lines_path

@@ -1,0 +1,1 @@
+"""Training: building and checkpointing models, the ``fit`` loop and its callbacks."""

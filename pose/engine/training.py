@@ -1,0 +1,286 @@
+"""Training: Keras ``fit`` with HRNet's recipe, distribution, safe checkpoints and resume.
+
+``train(config, workdir)`` is what ``tools/train.py`` runs. Everything it writes lives in
+``workdir``:
+
+    last.keras / last.yaml    model after the latest epoch, with its resolved config
+    best.keras / best.yaml    model with the best validation AP so far
+    best.json                 that AP and its epoch (read back when a run resumes)
+    log.csv                   one row per epoch: loss, learning rate, validation AP/AR
+    tensorboard/              scalars and predicted-vs-target heatmap images
+    backup/                   BackupAndRestore state: re-running the same command after a
+                              crash or kill resumes from the last finished epoch
+    eval/epoch_NNN/           COCO results and metrics of each validation run
+"""
+
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from datasets.coco import load_coco, load_train_records
+from datasets.metadata import DatasetMeta
+from datasets.pipeline import PipelineStats, build_dataset
+from datasets.transforms import Augmentation
+from pose.config import save_config
+from pose.engine.checkpoint import build_model, save_model
+from pose.evaluation.evaluator import data_path, evaluate, make_codec
+from pose.evaluation.metrics import STAT_NAMES
+from pose.evaluation.predictor import forward
+from pose.fileio import write_json
+from pose.models.losses import JointsMSELoss
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@keras.saving.register_keras_serializable(package="pose")
+class EpochStepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """HRNet's multi-step schedule in epochs, with an optional linear warm-up.
+
+    lr(step) = base_lr · factor^(number of boundaries ≤ epoch), where epoch = step /
+    steps_per_epoch; during the first ``warmup_epochs`` it rises linearly from
+    base_lr / steps to base_lr.
+
+    Args:
+        base_lr: float, the initial learning rate.
+        steps_per_epoch: int, optimizer steps in one epoch.
+        boundaries: tuple of int, epochs at which the rate is multiplied by ``factor``.
+        factor: float, the multiplier at each boundary. Default 0.1.
+        warmup_epochs: float, epochs of linear warm-up. Default 0.
+    """
+
+    def __init__(self, base_lr, steps_per_epoch, boundaries, factor=0.1, warmup_epochs=0):
+        if steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
+        self.base_lr = float(base_lr)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.boundaries = tuple(int(b) for b in boundaries)
+        self.factor = float(factor)
+        self.warmup_epochs = float(warmup_epochs)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        epoch = step / self.steps_per_epoch
+        drops = sum(keras.ops.cast(epoch >= b, "float32") for b in self.boundaries)
+        lr = self.base_lr * keras.ops.power(self.factor, drops)
+        if self.warmup_epochs > 0:
+            warmup_steps = self.warmup_epochs * self.steps_per_epoch
+            lr = lr * keras.ops.minimum(1.0, (step + 1.0) / warmup_steps)
+        return lr
+
+    def get_config(self):
+        return {"base_lr": self.base_lr, "steps_per_epoch": self.steps_per_epoch,
+                "boundaries": self.boundaries, "factor": self.factor,
+                "warmup_epochs": self.warmup_epochs}
+
+
+def make_strategy(name):
+    """A ``tf.distribute`` strategy by name: default, mirrored (all local devices), multiworker."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Puts the optimizer's current learning rate into the epoch logs (CSV, TensorBoard)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+
+
+class FirstStepNotice(keras.callbacks.Callback):
+    """Says that the first step is being traced, and how long it took, instead of looking frozen."""
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+        self._seen = False
+        print("Tracing and compiling the training step; this takes a while on a CPU "
+              "(about 2 minutes for a full W32, seconds for the demo model) ...", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._seen:
+            self._seen = True
+            print(f"\nfirst training step done after {time.perf_counter() - self._start:.0f} s",
+                  flush=True)
+
+
+class ValidationAP(keras.callbacks.Callback):
+    """COCO keypoint AP on the validation set every ``every`` epochs and after the last.
+
+    Adds ``val_AP`` ... ``val_ARL`` to the epoch logs (NaN on epochs without evaluation,
+    so the CSV columns stay fixed) before the logging and checkpoint callbacks read them.
+    """
+
+    def __init__(self, config, every, epochs, out_dir, verbose=1):
+        super().__init__()
+        self.config = config
+        self.every = max(1, int(every))
+        self.epochs = epochs
+        self.out_dir = out_dir
+        self.verbose = verbose
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        due = (epoch + 1) % self.every == 0 or epoch + 1 == self.epochs
+        if not due:
+            logs.update({f"val_{name}": math.nan for name in STAT_NAMES})
+            return
+        if self.verbose:
+            print(f"\nvalidation AP after epoch {epoch + 1}:", flush=True)
+        report = evaluate(self.model, self.config,
+                          out_dir=os.path.join(self.out_dir, f"epoch_{epoch + 1:03d}"),
+                          verbose=self.verbose)
+        logs.update({f"val_{name}": float(report[name]) for name in STAT_NAMES})
+
+
+class SafeCheckpoints(keras.callbacks.Callback):
+    """``last.keras`` every epoch and ``best.keras`` on a new best validation AP, atomically."""
+
+    def __init__(self, workdir, config, monitor="val_AP"):
+        super().__init__()
+        self.workdir = workdir
+        self.config = config
+        self.monitor = monitor
+        self.best_path = os.path.join(workdir, "best.json")
+        self.best = -math.inf
+        if os.path.isfile(self.best_path):  # a resumed run keeps its best so far
+            with open(self.best_path, encoding="utf-8") as f:
+                self.best = json.load(f)[monitor]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        save_model(self.model, os.path.join(self.workdir, "last.keras"), self.config)
+        value = logs.get(self.monitor, math.nan)
+        if not math.isnan(value) and value > self.best:
+            self.best = value
+            save_model(self.model, os.path.join(self.workdir, "best.keras"), self.config)
+            write_json({self.monitor: value, "epoch": epoch + 1}, self.best_path)
+
+
+class HeatmapImages(keras.callbacks.Callback):
+    """TensorBoard images: for a fixed batch, target | predicted heatmaps (max over joints)."""
+
+    def __init__(self, log_dir, images, heatmaps, every):
+        super().__init__()
+        import tensorflow as tf
+
+        self._tf = tf
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "heatmaps"))
+        self.images = images
+        self.heatmaps = np.asarray(heatmaps)
+        self.every = max(1, int(every))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
+            return
+        predicted = forward(self.model, self.images)
+        target = self.heatmaps.max(axis=-1, keepdims=True)  # (B, H, W, 1)
+        predicted = np.clip(predicted.max(axis=-1, keepdims=True), 0.0, 1.0)
+        side_by_side = np.concatenate([target, predicted], axis=2)  # (B, H, 2W, 1)
+        with self.writer.as_default():
+            self._tf.summary.image("target | predicted", side_by_side, step=epoch + 1,
+                                   max_outputs=len(side_by_side))
+        self.writer.flush()
+
+
+def augmentation_from_config(data):
+    return Augmentation(scale_factor=data.scale_factor, rotation_factor=data.rotation_factor,
+                        rotation_prob=data.rotation_prob, flip_prob=data.flip_prob,
+                        half_body_prob=data.half_body_prob,
+                        half_body_min_joints=data.half_body_min_joints)
+
+
+def train(config, workdir, strategy="default", verbose=1, validate=True):
+    """Train the config's model on its training set; returns the Keras ``History``.
+
+    Re-running with the same ``workdir`` resumes from ``workdir/backup`` (the last
+    finished epoch). See the module docstring for everything written.
+
+    Args:
+        config: ``pose.config.Config``.
+        workdir: str, the run's folder.
+        strategy: "default", "mirrored" or "multiworker"; the batch size in the config is
+            per replica, the global batch is that times the replicas.
+        verbose: 0 silent, 1 progress bars and messages.
+        validate: bool, run the validation AP callback. Default True.
+    """
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.train.mixed_precision:
+        # float16 compute; the heatmap head (dtype float32), the loss and decoding stay
+        # in float32, and Keras wraps the optimizer in a LossScaleOptimizer.
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _train(config, workdir, strategy, verbose, validate)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config, workdir, strategy, verbose, validate):
+    os.makedirs(workdir, exist_ok=True)
+    save_config(config, os.path.join(workdir, "config.yaml"))
+    keras.utils.set_random_seed(config.train.seed)
+    distribution = make_strategy(strategy)
+    global_batch = config.train.batch_size * distribution.num_replicas_in_sync
+
+    coco = load_coco(data_path(config, config.data.train_annotations))
+    meta = DatasetMeta.from_coco(coco, sigmas=config.data.oks_sigmas)
+    codec = make_codec(config)
+    records = load_train_records(coco, data_path(config, config.data.train_images),
+                                 codec.input_size, missing_images=config.data.missing_images)
+    if verbose:
+        print(records.report.summary(), flush=True)
+    steps_per_epoch = len(records) // global_batch
+    if steps_per_epoch < 1:
+        raise ValueError(f"{len(records)} training records make no batch of {global_batch} "
+                         f"({config.train.batch_size} per replica x "
+                         f"{distribution.num_replicas_in_sync} replicas)")
+    stats = PipelineStats()
+    dataset = build_dataset(records, codec, global_batch, training=True,
+                            seed=config.train.seed, meta=meta,
+                            augmentation=augmentation_from_config(config.data), stats=stats)
+
+    with distribution.scope():
+        model = build_model(config.model)
+        schedule = EpochStepDecay(config.train.lr, steps_per_epoch, config.train.lr_steps,
+                                  config.train.lr_factor, config.train.warmup_epochs)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
+                      loss=JointsMSELoss(ohkm_topk=config.train.ohkm_topk))
+
+    sample_images, sample_heatmaps, _ = next(iter(dataset.take(1)))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        LearningRateLogger(),
+    ]
+    if validate:
+        callbacks.append(ValidationAP(config, config.train.val_every, config.train.epochs,
+                                      os.path.join(workdir, "eval"), verbose=verbose))
+    callbacks += [
+        SafeCheckpoints(workdir, config),
+        keras.callbacks.CSVLogger(os.path.join(workdir, "log.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), write_graph=False),
+        HeatmapImages(os.path.join(workdir, "tensorboard"), sample_images[:4].numpy(),
+                      sample_heatmaps[:4].numpy(), config.train.val_every),
+    ]
+    if verbose:
+        callbacks.insert(0, FirstStepNotice())
+        print(f"training {len(records)} instances, {steps_per_epoch} steps/epoch of "
+              f"{global_batch} on {distribution.num_replicas_in_sync} replica(s), "
+              f"{config.train.epochs} epochs -> {workdir}", flush=True)
+    # Repeated, so that an image skipped as unreadable never cuts an epoch short.
+    history = model.fit(dataset.repeat(), epochs=config.train.epochs,
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    if verbose and stats.skipped:
+        print(f"skipped unreadable images: {stats.as_dict()}", flush=True)
+    return history

@@ -1,0 +1,2 @@
+"""Evaluation: OKS, rescoring, OKS-NMS and COCOeval primitives (``metrics``), the
+``Predictor`` (flip test, decoding, un-warp) and the COCO evaluator."""

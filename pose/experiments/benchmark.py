@@ -1,0 +1,249 @@
+"""Forward-pass latency, tracing time and peak memory of a pose model on this machine.
+
+Runtime settings that TensorFlow reads once per process (oneDNN, thread pools) cannot be
+changed after start-up, so ``tools/benchmark.py`` runs each setting in a fresh
+subprocess that calls ``measure_model`` and prints one JSON line.
+
+Runners:
+    predict_on_batch: Keras's own inference entry point (``model.predict_on_batch``).
+    tf_function: the model called inside one ``tf.function`` traced per batch shape.
+    xla: the same with ``jit_compile=True``.
+"""
+
+import dataclasses
+import os
+import resource
+import statistics
+import time
+
+import numpy as np
+
+RUNNERS = ("predict_on_batch", "tf_function", "xla")
+
+
+@dataclasses.dataclass
+class LatencyResult:
+    batch_size: int
+    first_call_s: float  # tracing + first execution, what a user waits for once
+    median_s: float
+    min_s: float
+    repeats: int
+
+
+def configure_threads(intra_op, inter_op):
+    """Set TensorFlow's thread pools; must run before TensorFlow executes anything."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
+def make_forward(model, runner):
+    """A callable image batch → heatmaps for the given runner (see module docstring)."""
+    if runner == "predict_on_batch":
+        return model.predict_on_batch
+    if runner in ("tf_function", "xla"):
+        import tensorflow as tf
+
+        function = tf.function(lambda x: model(x, training=False),
+                               jit_compile=runner == "xla", reduce_retracing=True)
+        return lambda x: function(x).numpy()
+    raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
+
+
+def time_forward(forward, batch, repeats=5, warmup=1):
+    """First-call time, then the median and minimum of ``repeats`` timed calls."""
+    start = time.perf_counter()
+    forward(batch)
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        forward(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(batch)
+        times.append(time.perf_counter() - start)
+    return LatencyResult(batch_size=len(batch), first_call_s=first,
+                         median_s=statistics.median(times), min_s=min(times), repeats=repeats)
+
+
+def peak_memory_mib():
+    """This process's peak resident memory so far (Linux ``ru_maxrss`` is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_model(model_kwargs, batch_sizes=(1, 8), runner="predict_on_batch", repeats=5,
+                  seed=0):
+    """Build an ``HRNet`` and time its forward pass; returns a JSON-ready dict."""
+    from pose.models.complexity import count_macs, count_trainable_params
+    from pose.models.hrnet import HRNet
+
+    start = time.perf_counter()
+    model = HRNet(**model_kwargs)
+    build_s = time.perf_counter() - start
+    forward = make_forward(model, runner)
+    width, height = model.input_size
+    rng = np.random.default_rng(seed)
+    results = {
+        "params": count_trainable_params(model),
+        "macs": count_macs(model),
+        "build_s": build_s,
+        "runner": runner,
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+    }
+    for batch_size in batch_sizes:
+        batch = rng.normal(size=(batch_size, height, width, 3)).astype("float32")
+        latency = time_forward(forward, batch, repeats=repeats)
+        results[f"batch{batch_size}"] = dataclasses.asdict(latency)
+    results["peak_memory_mib"] = peak_memory_mib()
+    return results
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSetting:
+    """Process-wide settings under which one measurement runs."""
+
+    onednn: str = "1"  # TF_ENABLE_ONEDNN_OPTS: "0" or "1"
+    intra_op: int = 2
+    inter_op: int = 2
+    runner: str = "predict_on_batch"
+
+    def label(self):
+        return (f"oneDNN={self.onednn} intra={self.intra_op} inter={self.inter_op} "
+                f"{self.runner}")
+
+
+def measure_in_subprocess(setting, model_kwargs, batch_sizes=(1, 8), repeats=5, timeout=900):
+    """Run ``measure_model`` in a fresh Python with ``setting`` applied; return its dict."""
+    import json
+    import subprocess
+    import sys
+
+    request = {"setting": dataclasses.asdict(setting), "model": model_kwargs,
+               "batch_sizes": list(batch_sizes), "repeats": repeats}
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting.onednn, TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run([sys.executable, "-m", "pose.experiments.benchmark",
+                                json.dumps(request)],
+                               env=env, capture_output=True, text=True, timeout=timeout)
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed for {setting.label()}:\n"
+                           f"{completed.stderr[-3000:]}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["setting"] = dataclasses.asdict(setting)
+    return result
+
+
+def _worker(request_json):
+    import json
+
+    request = json.loads(request_json)
+    setting = RuntimeSetting(**request["setting"])
+    configure_threads(setting.intra_op, setting.inter_op)
+    model_kwargs = dict(request["model"])
+    model_kwargs["input_size"] = tuple(model_kwargs["input_size"])
+    result = measure_model(model_kwargs, batch_sizes=request["batch_sizes"],
+                           runner=setting.runner, repeats=request["repeats"])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(sys.argv[1])
+
+
+def _timed(timings, name, fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    timings[name] = time.perf_counter() - start
+    return out
+
+
+def _simulated_keypoints(records, gt_records, rng, noise=0.01):
+    """Predictions for every box: its best-overlapping GT person's keypoints plus noise
+    (σ = ``noise`` × box size), random points in the box for boxes on no one."""
+    n, k = len(records), records.num_keypoints
+    boxes = records.boxes.astype(np.float64)
+    keypoints = boxes[:, None, :2] + rng.uniform(size=(n, k, 2)) * boxes[:, None, 2:]
+    gt_by_image = {}
+    for j, image_id in enumerate(gt_records.image_ids.tolist()):
+        gt_by_image.setdefault(image_id, []).append(j)
+    for image_id, members in gt_by_image.items():
+        dets = np.flatnonzero(records.image_ids == image_id)
+        if not len(dets):
+            continue
+        gt_boxes = gt_records.boxes[members].astype(np.float64)  # (G, 4)
+        det_boxes = boxes[dets]  # (D, 4)
+        x1 = np.maximum(det_boxes[:, None, 0], gt_boxes[None, :, 0])
+        y1 = np.maximum(det_boxes[:, None, 1], gt_boxes[None, :, 1])
+        x2 = np.minimum((det_boxes[:, 0] + det_boxes[:, 2])[:, None],
+                        (gt_boxes[:, 0] + gt_boxes[:, 2])[None])
+        y2 = np.minimum((det_boxes[:, 1] + det_boxes[:, 3])[:, None],
+                        (gt_boxes[:, 1] + gt_boxes[:, 3])[None])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)  # (D, G)
+        union = (det_boxes[:, 2:].prod(1)[:, None] + gt_boxes[:, 2:].prod(1)[None] - inter)
+        iou = inter / np.maximum(union, 1e-9)
+        best = iou.argmax(1)
+        matched = iou[np.arange(len(dets)), best] > 0.5
+        truth = gt_records.keypoints[np.array(members)[best[matched]], :, :2]  # (M, K, 2)
+        size = det_boxes[matched, 2:].max(1)[:, None, None]
+        keypoints[dets[matched]] = truth + rng.normal(size=truth.shape) * noise * size
+    return keypoints
+
+
+def benchmark_evaluation_scale(out_dir, num_images=5000, batch_size=512, seed=0):
+    """Post-processing and COCOeval time at COCO val2017 size (annotation-only data).
+
+    Generates a val2017-sized set of annotations and ~100k detector boxes, then times the
+    evaluation path after the network: loading the boxes, decoding one heatmap batch per
+    ``batch_size`` boxes (heatmaps from the codec, so the work is the real decode) and
+    mapping to the image, rescoring + OKS-NMS per image, and pycocotools COCOeval on
+    predictions simulated around the ground truth. Returns a JSON-ready dict.
+    """
+    from datasets.coco import load_coco, load_eval_records
+    from datasets.metadata import DatasetMeta
+    from datasets.synthetic import generate_coco
+    from pose.codec import HeatmapCodec
+    from pose.evaluation.metrics import evaluate_coco_keypoints, postprocess_predictions
+    from pose.evaluation.predictor import crop_to_image
+
+    timings = {}
+    summary = _timed(timings, "generate_annotations_s", generate_coco, out_dir, 0, num_images,
+                     seed, write_images=False, empty_image_rate=0.46, people_per_image=2.4,
+                     false_positives_per_image=19.5)["val2017"]
+    annotations = os.path.join(out_dir, "annotations", "person_keypoints_val2017.json")
+    detections = os.path.join(out_dir, "annotations", "person_detection_results_val2017.json")
+    coco = _timed(timings, "load_annotations_s", load_coco, annotations)
+    meta = DatasetMeta.from_coco(coco)
+    records = _timed(timings, "load_detection_records_s", load_eval_records, coco,
+                     os.path.join(out_dir, "val2017"), (192, 256), detections=detections,
+                     missing_images="unchecked")
+    gt_records = load_eval_records(coco, os.path.join(out_dir, "val2017"), (192, 256),
+                                   missing_images="unchecked")
+
+    codec = HeatmapCodec((192, 256), (48, 64), sigma=2.0)
+    rng = np.random.default_rng(seed)
+    encoded = np.stack([codec.encode(rng.uniform([8, 8], [184, 248], size=(17, 2)),
+                                     np.full(17, 2))[0] for _ in range(batch_size)])
+    start = time.perf_counter()
+    for begin in range(0, len(records), batch_size):
+        end = min(begin + batch_size, len(records))
+        coords, scores = codec.decode(encoded[:end - begin])
+        crop_to_image(coords, records.centers[begin:end], records.scales[begin:end],
+                      codec.input_size)
+    timings["decode_and_unwarp_s"] = time.perf_counter() - start
+
+    keypoints = _simulated_keypoints(records, gt_records, rng)
+    keypoint_scores = rng.uniform(0.1, 1.0, size=keypoints.shape[:2])
+    results = _timed(timings, "rescore_and_oks_nms_s", postprocess_predictions, keypoints,
+                     keypoint_scores, records.image_ids, records.scores,
+                     records.scales.prod(axis=1), meta.sigmas_array)
+    stats = _timed(timings, "cocoeval_s", evaluate_coco_keypoints, coco, results,
+                   meta.sigmas_array)
+    timings["post_processing_and_cocoeval_s"] = (
+        timings["decode_and_unwarp_s"] + timings["rescore_and_oks_nms_s"]
+        + timings["cocoeval_s"])
+    return {"images": summary["images"], "people_with_keypoints":
+            summary["people_with_keypoints"], "boxes": len(records), "results": len(results),
+            "AP_of_simulated_predictions": stats["AP"], **timings,
+            "peak_memory_mib": peak_memory_mib()}

@@ -1,0 +1,149 @@
+"""Does PSA earn its cost? Train and evaluate variants on the same data and seeds, tabulate.
+
+``run_comparison`` trains every variant (none / parallel / sequential PSA) for every seed
+with ``pose.engine.training.train`` (a finished run is reused, an interrupted one resumes),
+evaluates the final model of each with ``pose.evaluation.evaluator.evaluate``, and summarises AP/AR
+as mean ± std over seeds next to parameters, MACs and batch-1 latency.
+``compare_checkpoints`` does the same for models trained elsewhere (e.g. on full COCO).
+"""
+
+import csv
+import dataclasses
+import os
+
+import numpy as np
+
+from pose.engine.checkpoint import load_model
+from pose.engine.training import train
+from pose.evaluation.evaluator import evaluate
+from pose.evaluation.metrics import STAT_NAMES
+from pose.experiments.benchmark import make_forward, time_forward
+from pose.fileio import write_json, write_text
+from pose.models.complexity import describe_model, format_table
+
+VARIANTS = ("none", "parallel", "sequential")
+PLACEMENTS = ("branch", "block")
+
+
+def variant_config(config, variant, placement="branch", seed=None):
+    """``config`` with the model's PSA set to ``variant`` and, optionally, the seed."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    model = dataclasses.replace(
+        config.model,
+        psa_placement="none" if variant == "none" else placement,
+        psa_mode="parallel" if variant == "none" else variant)
+    train_section = config.train if seed is None else dataclasses.replace(config.train, seed=seed)
+    return dataclasses.replace(config, model=model, train=train_section)
+
+
+def _finished(run_dir, epochs):
+    log = os.path.join(run_dir, "log.csv")
+    if not (os.path.isfile(log) and os.path.isfile(os.path.join(run_dir, "last.keras"))):
+        return False
+    with open(log, newline="") as f:
+        epochs_done = [int(row["epoch"]) for row in csv.DictReader(f)]
+    return bool(epochs_done) and epochs_done[-1] + 1 >= epochs
+
+
+def measure_latency_ms(model, repeats=10):
+    """Median batch-1 forward time of ``model`` in milliseconds (predict_on_batch)."""
+    width, height = model.input_size
+    image = np.random.default_rng(0).normal(size=(1, height, width, 3)).astype("float32")
+    return time_forward(make_forward(model, "predict_on_batch"), image,
+                        repeats=repeats).median_s * 1e3
+
+
+def _evaluate_run(label, model, config, out_dir, verbose):
+    metrics = evaluate(model, config, out_dir=out_dir, verbose=verbose)
+    return {"variant": label, **describe_model(model),
+            "latency_ms": measure_latency_ms(model),
+            "metrics": {name: metrics[name] for name in STAT_NAMES},
+            "boxes": metrics["boxes"], "flip_test": metrics["flip_test"]}
+
+
+def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds=1,
+                   verbose=1):
+    """Train and evaluate each variant for seeds 0..seeds-1; returns the summary rows."""
+    runs = []
+    for variant in variants:
+        for seed in range(seeds):
+            run_config = variant_config(config, variant, placement, seed)
+            run_dir = os.path.join(workdir, variant, f"seed{seed}")
+            if verbose:
+                print(f"\n=== {variant} PSA, seed {seed} -> {run_dir}", flush=True)
+            if not _finished(run_dir, run_config.train.epochs):
+                train(run_config, run_dir, verbose=verbose, validate=False)
+            model, _ = load_model(os.path.join(run_dir, "last.keras"))
+            runs.append(_evaluate_run(variant, model, run_config,
+                                      os.path.join(run_dir, "test"), verbose))
+    return summarize(runs)
+
+
+def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1):
+    """Evaluate ``[(label, path), ...]``; several paths with one label count as seeds.
+
+    Each checkpoint is evaluated with its own config (``NAME.yaml`` beside it) unless
+    ``config`` is given.
+    """
+    runs = []
+    for i, (label, path) in enumerate(checkpoints):
+        model, saved = load_model(path)
+        run_config = config or saved
+        if run_config is None:
+            raise ValueError(f"{path} has no config beside it; pass a config")
+        run_out = None if out_dir is None else os.path.join(out_dir, f"{i:02d}_{label}")
+        runs.append(_evaluate_run(label, model, run_config, run_out, verbose))
+    return summarize(runs)
+
+
+def summarize(runs):
+    """One row per variant label: every stat as mean and std over its runs, plus cost."""
+    rows = []
+    for label in dict.fromkeys(run["variant"] for run in runs):
+        group = [run for run in runs if run["variant"] == label]
+        row = {key: group[0][key] for key in ("variant", "width", "input", "psa", "params",
+                                              "macs_g", "boxes", "flip_test")}
+        row["seeds"] = len(group)
+        row["latency_ms"] = float(np.median([run["latency_ms"] for run in group]))
+        for name in STAT_NAMES:
+            values = np.array([run["metrics"][name] for run in group], np.float64)
+            row[f"{name}_mean"] = float(values.mean())
+            row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def comparison_markdown(rows):
+    """The comparison as a Markdown table: AP/AR columns as mean ± std, then the costs."""
+    table_rows = []
+    for row in rows:
+        cells = {"variant": row["variant"], "psa": row["psa"], "seeds": row["seeds"]}
+        for name in STAT_NAMES:  # one seed has no spread to show
+            cells[name] = f"{row[f'{name}_mean']:.3f}" + (
+                f" ± {row[f'{name}_std']:.3f}" if row["seeds"] > 1 else "")
+        cells.update(params=row["params"], macs_g=row["macs_g"], latency_ms=row["latency_ms"])
+        table_rows.append(cells)
+    columns = ([("variant", "variant", "{}"), ("psa", "PSA", "{}"), ("seeds", "seeds", "{}")]
+               + [(name, name, "{}") for name in STAT_NAMES]
+               + [("params", "params", "{:,}"), ("macs_g", "MACs (G)", "{:.3f}"),
+                  ("latency_ms", "batch-1 latency (ms)", "{:.1f}")])
+    source = rows[0]
+    note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
+            f"flip test: {'on' if source['flip_test'] else 'off'}. AP/AR: mean ± std over "
+            "seeds (one seed: the value; pycocotools COCOeval); latency on this machine's CPU.")
+    return "# PSA comparison\n\n" + note + "\n\n" + format_table(table_rows, columns) + "\n"
+
+
+def write_comparison(rows, out_dir):
+    """``comparison.md``, ``comparison.json`` and ``comparison.png`` in ``out_dir``."""
+    from pose.visualization import plot_comparison
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, f"comparison.{name}") for name in ("md", "json", "png")}
+    write_text(comparison_markdown(rows), paths["md"])
+    write_json(rows, paths["json"])
+    plot_comparison(rows, paths["png"])
+    return paths

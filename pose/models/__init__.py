@@ -1,0 +1,1 @@
+"""The network and what is computed from it: HRNet (+ PSA), the heatmap loss, complexity."""

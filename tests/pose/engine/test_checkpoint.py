@@ -1,0 +1,60 @@
+"""Checkpoints: a .keras file plus its config rebuild the same model, written atomically."""
+
+import os
+
+import numpy as np
+import pytest
+
+from pose.config import Config, ConfigError, ModelConfig, save_config
+from pose.engine.checkpoint import build_model, config_path_for, load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tiny_hrnet):
+    return Config(model=ModelConfig(psa_placement="branch", psa_mode="sequential", **tiny_hrnet))
+
+
+def test_save_then_load_reproduces_outputs_and_config(tmp_path, tiny_config):
+    model = build_model(tiny_config.model)
+    image = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
+    expected = model.predict_on_batch(image)
+    path = tmp_path / "run" / "best.keras"
+    save_model(model, path, tiny_config)
+
+    assert sorted(os.listdir(path.parent)) == ["best.keras", "best.yaml"]  # no temp files left
+    loaded, config = load_model(path)
+    assert config == tiny_config
+    np.testing.assert_array_equal(loaded.predict_on_batch(image), expected)
+    assert loaded.psa_mode == "sequential"
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, tiny_config):
+    model = build_model(tiny_config.model)
+    path = tmp_path / "last.keras"
+    save_model(model, path, tiny_config)
+    good = path.read_bytes()
+
+    class Unsaveable:
+        def save(self, filepath):
+            with open(filepath, "wb") as f:
+                f.write(b"half a zip")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_model(Unsaveable(), path)
+    assert path.read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ["last.keras", "last.yaml"]
+
+
+def test_config_that_disagrees_with_the_weights_is_an_error(tmp_path, tiny_config, tiny_hrnet):
+    path = tmp_path / "m.keras"
+    save_model(build_model(tiny_config.model), path, tiny_config)
+    other = Config(model=ModelConfig(psa_placement="none", **tiny_hrnet))
+    save_config(other, config_path_for(path))
+    with pytest.raises(ConfigError, match="m.yaml: model section does not match"):
+        load_model(path)
+
+
+def test_missing_checkpoint_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.keras"):
+        load_model(tmp_path / "nothing.keras")

@@ -1,0 +1,143 @@
+"""Training end to end on generated data: checkpoints, evaluation tool, resume, distribution."""
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pose.config import save_config
+from pose.engine.training import EpochStepDecay, train
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _python(args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, **kwargs)
+
+
+def _epochs_in_log(path):
+    with open(path, newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_step_schedule_matches_the_epoch_boundaries():
+    schedule = EpochStepDecay(1e-3, steps_per_epoch=10, boundaries=(2, 3), factor=0.1,
+                              warmup_epochs=1)
+    values = [float(schedule(step)) for step in (0, 9, 10, 19, 20, 29, 30, 45)]
+    expected = [1e-4, 1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5]
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+
+
+def test_short_training_writes_a_checkpoint_that_the_test_tool_evaluates(tmp_path, tiny_config):
+    workdir = tmp_path / "run"
+    history = train(tiny_config, str(workdir), verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    for name in ("last.keras", "last.yaml", "best.keras", "best.yaml", "best.json",
+                 "log.csv", "config.yaml"):
+        assert (workdir / name).is_file(), name
+    assert _epochs_in_log(workdir / "log.csv") == [0]
+    assert (workdir / "eval" / "epoch_001" / "metrics.json").is_file()
+
+    out = tmp_path / "test_out"
+    result = _python(["tools/test.py", "--weights", str(workdir / "best.keras"), "--gt-boxes",
+                      "--out", str(out)], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["boxes"] == "ground truth" and metrics["flip_test"] is True
+    assert 0.0 <= metrics["AP"] <= 1.0 and metrics["num_boxes"] > 0
+    results = json.loads((out / "keypoints_results.json").read_text())
+    assert results and len(results[0]["keypoints"]) == 17 * 3
+
+
+def test_rerun_after_a_kill_resumes_from_the_backup(tmp_path, tiny_config):
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, epochs=4, batch_size=2))
+    config_path = tmp_path / "config.yaml"
+    save_config(config, config_path)
+    workdir = tmp_path / "run"
+    command = [sys.executable, "tools/train.py", "--config", str(config_path),
+               "--workdir", str(workdir), "--no-validate"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    metadata = workdir / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    try:
+        while not metadata.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert metadata.exists(), "the first run never finished an epoch"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    backed_up_epoch = json.loads(metadata.read_text())["epoch"]
+    assert backed_up_epoch < 4, "the run finished before it could be killed"
+
+    rerun = _python(["tools/train.py", "--config", str(config_path), "--workdir",
+                     str(workdir), "--no-validate"], timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    first_epoch_line = next(line for line in rerun.stdout.splitlines()
+                            if line.startswith("Epoch "))
+    assert first_epoch_line.startswith(f"Epoch {backed_up_epoch + 1}/4")
+    assert _epochs_in_log(workdir / "log.csv")[-1] == 3
+    assert not (workdir / "backup").exists()  # removed once training completed
+
+
+MIRRORED_SCRIPT = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pose.config import load_config
+from pose.engine.training import train
+history = train(load_config(sys.argv[1]), sys.argv[2], strategy="mirrored", verbose=0,
+                validate=False)
+print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync,
+      "loss", history.history["loss"][-1])
+"""
+
+
+def test_two_training_steps_under_mirrored_strategy_on_two_cpus(tmp_path, tiny_config):
+    # 40 images give ~80 instances; a per-replica batch of 16 (global 32) makes 2 steps.
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, batch_size=16))
+    config_path = tmp_path / "config.yaml"
+    save_config(config, config_path)
+    result = _python(["-c", MIRRORED_SCRIPT, str(config_path), str(tmp_path / "run")],
+                     timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    words = result.stdout.split()
+    assert words[words.index("replicas") + 1] == "2"
+    assert np.isfinite(float(words[words.index("loss") + 1]))
+
+
+def test_mixed_precision_keeps_the_head_in_float32_and_restores_the_policy(tmp_path,
+                                                                          tiny_config):
+    import keras
+
+    from pose.engine.checkpoint import build_model
+
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, mixed_precision=True))
+    history = train(config, str(tmp_path / "run"), verbose=0, validate=False)
+    assert np.isfinite(history.history["loss"]).all()
+    assert keras.mixed_precision.global_policy().name == "float32"
+    # Checkpoints hold float32 master weights and load as a float32 model.
+    model = keras.saving.load_model(tmp_path / "run" / "last.keras")
+    assert model.get_layer("final_layer").compute_dtype == "float32"
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build_model(config.model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed.get_layer("stage2_m0_b0_block0_conv1").compute_dtype == "float16"
+    assert mixed.get_layer("final_layer").compute_dtype == "float32"
+    assert mixed.output.dtype == "float32"

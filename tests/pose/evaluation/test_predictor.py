@@ -1,0 +1,59 @@
+"""Predictor: un-warping matches the crop transform; flip test is mirror-consistent."""
+
+import keras
+import numpy as np
+import pytest
+
+from datasets.metadata import DatasetMeta
+from datasets.transforms import affine_points, get_affine_transform
+from pose.codec import HeatmapCodec
+from pose.evaluation.predictor import Predictor, crop_to_image
+
+
+@pytest.mark.parametrize("udp", [False, True])
+def test_crop_to_image_inverts_the_crop_transform(udp):
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(50, 400, size=(5, 2))
+    scales = rng.uniform(40, 300, size=(5, 2))
+    crop_points = rng.uniform(0, 48, size=(5, 17, 2))
+    ours = crop_to_image(crop_points, centers, scales, (48, 64), udp=udp)
+    for i in range(5):
+        inverse = get_affine_transform(centers[i], scales[i], 0, (48, 64), inverse=True, udp=udp)
+        np.testing.assert_allclose(ours[i], affine_points(crop_points[i], inverse), atol=1e-6)
+
+
+class MirrorAwareNet(keras.Model):
+    """A fixed, non-symmetric, positive heatmap 'model' (random 3x3 conv of the blurred crop)."""
+
+    def __init__(self, num_keypoints):
+        inputs = keras.Input((64, 48, 3))
+        x = keras.layers.AveragePooling2D(4)(inputs)  # (B, 16, 12, 3)
+        outputs = keras.layers.Conv2D(num_keypoints, 3, padding="same", use_bias=False,
+                                      kernel_initializer=keras.initializers.RandomNormal(
+                                          stddev=1.0, seed=1))(x)
+        super().__init__(inputs, keras.layers.Activation("sigmoid")(outputs))
+
+
+def test_flip_test_on_a_mirror_symmetric_crop_gives_mirror_symmetric_keypoints():
+    meta = DatasetMeta.coco()
+    model = MirrorAwareNet(meta.num_keypoints)
+    rng = np.random.default_rng(2)
+    half = rng.uniform(size=(1, 64, 24, 3)).astype("float32")
+    crop = np.concatenate([half, half[:, :, ::-1]], axis=2)  # mirror-symmetric (1, 64, 48, 3)
+    # UDP maps crop pixel x to heatmap x * (12-1)/(48-1): the flip is exact without a shift.
+    # DARK's Taylor step is mirror-symmetric (mmpose's UDP step uses a one-sided dxy).
+    codec = HeatmapCodec((48, 64), (12, 16), sigma=1.0, encoding="udp", decoding="dark")
+    predictor = Predictor(model, codec, flip_index=meta.flip_index_array, shift_heatmap=False)
+    keypoints, scores = predictor.predict(crop, np.array([[23.5, 31.5]]), np.array([[47.0, 63.0]]))
+    # Left/right pairs only: a centre joint's symmetric map has two equal maxima (even
+    # width), and argmax takes the left one.
+    paired = np.array([k for k in range(meta.num_keypoints) if meta.flip_index[k] != k])
+    mirrored = keypoints[0, meta.flip_index_array]
+    np.testing.assert_allclose(keypoints[0, paired, 0] + mirrored[paired, 0], 47.0, atol=1e-4)
+    np.testing.assert_allclose(keypoints[0, paired, 1], mirrored[paired, 1], atol=1e-4)
+    np.testing.assert_allclose(scores[0], scores[0, meta.flip_index_array], atol=1e-6)
+    # Without the flip test the same (asymmetric) model is not mirror-consistent.
+    plain, _ = Predictor(model, codec).predict(crop, np.array([[23.5, 31.5]]),
+                                               np.array([[47.0, 63.0]]))
+    mirrored_sum = plain[0, paired, 0] + plain[0, meta.flip_index_array[paired], 0]
+    assert np.abs(mirrored_sum - 47.0).max() > 0.5

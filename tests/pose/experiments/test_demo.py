@@ -1,0 +1,30 @@
+"""Demo helpers: data generated once and reused; overlays drawn from COCO results."""
+
+import json
+import os
+
+from pose.experiments.demo import draw_results, ensure_synthetic_data
+
+
+def test_synthetic_data_is_generated_once(tmp_path):
+    ensure_synthetic_data(tmp_path, 3, 2, seed=1, image_size=(160, 128))
+    annotations = tmp_path / "annotations" / "person_keypoints_val2017.json"
+    stamp = os.stat(annotations).st_mtime_ns
+    ensure_synthetic_data(tmp_path, 3, 2, seed=1, image_size=(160, 128))
+    assert os.stat(annotations).st_mtime_ns == stamp
+    ensure_synthetic_data(tmp_path, 3, 2, seed=2, image_size=(160, 128))  # other request
+    assert os.stat(annotations).st_mtime_ns != stamp
+
+
+def test_overlays_from_ground_truth_results_on_the_real_sample(tmp_path, coco_sample_dir):
+    annotations = coco_sample_dir / "person_keypoints_sample.json"
+    data = json.loads(annotations.read_text())
+    results = [{"image_id": a["image_id"], "category_id": 1, "score": 1.0,
+                "keypoints": [v if i % 3 != 2 else float(v > 0)
+                              for i, v in enumerate(a["keypoints"])]}
+               for a in data["annotations"] if a["num_keypoints"] > 0]
+    results_file = tmp_path / "results.json"
+    results_file.write_text(json.dumps(results))
+    written = draw_results(results_file, annotations, coco_sample_dir / "images",
+                           tmp_path / "overlays", max_images=2)
+    assert len(written) == 2 and all(os.path.getsize(p) > 0 for p in written)

@@ -1,0 +1,143 @@
+"""HRNet: the official architecture's counts, padding, names, fusion paths, PSA placement."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from pose.models.complexity import count_macs, count_trainable_params
+from pose.models.hrnet import HRNet, _conv
+from psa import PolarizedSelfAttention
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_hrnet):
+    """One tiny model per PSA placement, built once for the module."""
+    return {placement: HRNet(psa_placement=placement, **tiny_hrnet)
+            for placement in ("none", "branch", "block")}
+
+
+@pytest.mark.parametrize("width, expected", [(32, 28_536_113), (48, 63_595_745)])
+def test_trainable_parameters_equal_the_official_models(width, expected):
+    # The official pose_hrnet_w32/w48 checkpoints' parameter counts (17 keypoints).
+    model = HRNet(width=width, psa_placement="none")
+    assert count_trainable_params(model) == expected
+
+
+def test_w32_macs_match_the_official_complexity_table():
+    # Official table: 7.1 GFLOPs for W32 at 256x192, computed as MACs / 2**30.
+    model = HRNet(width=32, input_size=(192, 256), psa_placement="none")
+    macs = count_macs(model)
+    assert abs(macs - 7.645e9) / 7.645e9 < 0.01
+    assert round(macs / 2**30, 1) == 7.1
+
+
+def test_output_is_one_heatmap_per_keypoint_at_quarter_resolution(tiny_models):
+    model = tiny_models["branch"]
+    out = model(np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32"))
+    assert tuple(out.shape) == (2, 16, 8, 17)
+    assert out.dtype == "float32"
+
+
+def test_unknown_input_size_runs_at_several_sizes(tiny_hrnet):
+    model = HRNet(psa_placement="branch", **{**tiny_hrnet, "input_size": None})
+    for height, width in ((64, 32), (96, 64)):
+        out = model(np.zeros((1, height, width, 3), "float32"))
+        assert tuple(out.shape) == (1, height // 4, width // 4, 17)
+
+
+def test_stride2_conv_pads_one_pixel_on_every_side_like_pytorch():
+    # Reference: PyTorch Conv2d(k=3, stride=2, padding=1) restated in NumPy.
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(1, 8, 6, 2)).astype("float32")
+    inputs = keras.Input((8, 6, 2))
+    model = keras.Model(inputs, _conv(inputs, 3, 3, "probe", strides=2))
+    kernel = rng.normal(size=(3, 3, 2, 3)).astype("float32")
+    model.get_layer("probe").set_weights([kernel])
+
+    padded = np.pad(image[0], ((1, 1), (1, 1), (0, 0)))
+    expected = np.zeros((4, 3, 3), "float32")
+    for oy in range(4):
+        for ox in range(3):
+            window = padded[2 * oy:2 * oy + 3, 2 * ox:2 * ox + 3]  # (3, 3, C_in)
+            expected[oy, ox] = np.einsum("hwc,hwco->o", window, kernel)
+    np.testing.assert_allclose(model(image)[0], expected, atol=1e-5)
+
+
+def test_layer_names_mirror_the_official_module_hierarchy():
+    model = HRNet(width=8, psa_placement="branch", input_size=(32, 64))
+    names = {layer.name for layer in model.layers}
+    for name in ("stem_conv1", "stem_bn2", "layer1_block0_downsample_conv", "layer1_block3_conv3",
+                 "transition1_b0_conv", "transition1_b1_down0_conv", "transition3_b3_down0_bn",
+                 "stage2_m0_b1_block3_conv2", "stage3_m1_b2_block0_conv1",
+                 "stage3_m1_fuse_2_0_down1_conv", "stage3_m1_fuse_0_2_up",
+                 "stage4_m2_b3_psa", "final_layer"):
+        assert name in names, name
+    # transition2/3 keep the existing branches untouched (same widths): no conv on them.
+    assert "transition2_b0_conv" not in names
+    # The last module of stage 4 returns only the highest-resolution branch.
+    assert "stage4_m2_fuse_1_0_down0_conv" not in names
+    assert "stage4_m1_fuse_1_0_down0_conv" in names
+
+
+def test_fusion_paths_follow_the_official_make_fuse_layers(tiny_models):
+    model = tiny_models["none"]  # widths 8, 16, 32, 64
+
+    def out_shape(name):
+        return tuple(model.get_layer(name).output.shape[1:])
+
+    # Down 0 → 2: a stride-2 conv keeping branch 0's width (with ReLU), then one to width 32.
+    assert out_shape("stage3_m0_fuse_2_0_down0_conv") == (8, 4, 8)
+    assert "stage3_m0_fuse_2_0_down0_relu" in {layer.name for layer in model.layers}
+    assert out_shape("stage3_m0_fuse_2_0_down1_conv") == (4, 2, 32)
+    assert "stage3_m0_fuse_2_0_down1_relu" not in {layer.name for layer in model.layers}
+    # Up 2 → 0: a 1x1 conv to width 8, then nearest upsampling by 4.
+    assert model.get_layer("stage3_m0_fuse_0_2_conv").kernel_size == (1, 1)
+    assert out_shape("stage3_m0_fuse_0_2_up") == (16, 8, 8)
+    assert model.get_layer("stage3_m0_fuse_0_2_up").interpolation == "nearest"
+
+
+def test_batch_norm_and_bias_match_pytorch_defaults(tiny_models):
+    model = tiny_models["none"]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 and layer.epsilon == 1e-5 for layer in norms)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.name for layer in convs if layer.use_bias] == ["final_layer"]
+
+
+def _psa_layer_names(model):
+    return [layer.name for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
+
+
+def test_psa_placement(tiny_models):
+    # Tiny model: one module per stage with 2, 3, 4 branches, one block per branch.
+    assert _psa_layer_names(tiny_models["none"]) == []
+    branch = _psa_layer_names(tiny_models["branch"])
+    assert len(branch) == 2 + 3 + 4 and "stage3_m0_b2_psa" in branch
+    block = _psa_layer_names(tiny_models["block"])
+    assert len(block) == 2 + 3 + 4 and "stage3_m0_b2_block0_psa" in block
+    # Inside the block the PSA sits between the first conv/BN/ReLU and the second conv.
+    psa = tiny_models["block"].get_layer("stage3_m0_b2_block0_psa")
+    assert psa.input is tiny_models["block"].get_layer("stage3_m0_b2_block0_relu1").output
+
+
+def test_psa_counts_at_w32():
+    # Stages 2-4 have 1x2 + 4x3 + 3x4 = 26 branch outputs, each with 4 basic blocks.
+    for placement, expected in (("branch", 26), ("block", 104)):
+        model = HRNet(width=32, psa_placement=placement, psa_mode="sequential")
+        layers = [layer for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
+        assert len(layers) == expected
+        assert {layer.mode for layer in layers} == {"sequential"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(psa_placement="everywhere"), "'everywhere'"),
+    (dict(psa_mode="serial"), "'serial'"),
+    (dict(input_size=(190, 256)), "(190, 256)"),
+    (dict(width=0), "0"),
+    (dict(stage_modules=(1, 4)), "(1, 4)"),
+])
+def test_bad_arguments_name_the_received_value(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HRNet(**kwargs)

@@ -1,0 +1,66 @@
+"""JointsMSELoss against a NumPy restatement of HRNet's JointsMSELoss / JointsOHKMMSELoss."""
+
+import keras
+import numpy as np
+import pytest
+
+from pose.models.losses import JointsMSELoss
+
+
+def _reference(pred, target, weight, topk=None):
+    # HRNet: per joint, 0.5 * MSE(pred * w, target * w) over batch and pixels.
+    B, H, W, K = pred.shape
+    per_joint = np.zeros((B, K))
+    for b in range(B):
+        for k in range(K):
+            diff = pred[b, :, :, k] * weight[b, k] - target[b, :, :, k] * weight[b, k]
+            per_joint[b, k] = 0.5 * np.mean(diff ** 2)
+    if topk is None:
+        return per_joint.mean()
+    return np.mean([np.sort(row)[::-1][:topk].mean() for row in per_joint])
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=(3, 8, 6, 5)).astype("float32")
+    target = rng.uniform(size=(3, 8, 6, 5)).astype("float32")
+    weight = (rng.uniform(size=(3, 5)) > 0.3).astype("float32")
+    return pred, target, weight
+
+
+def test_matches_hrnet_joints_mse(batch):
+    pred, target, weight = batch
+    value = float(JointsMSELoss()(target, pred, weight))
+    assert value == pytest.approx(_reference(pred, target, weight), rel=1e-5)
+
+
+def test_ohkm_keeps_the_hardest_joints(batch):
+    pred, target, weight = batch
+    value = float(JointsMSELoss(ohkm_topk=2)(target, pred, weight))
+    assert value == pytest.approx(_reference(pred, target, weight, topk=2), rel=1e-5)
+
+
+def test_zero_weight_joints_do_not_count(batch):
+    pred, target, weight = batch
+    weight[:] = 1.0
+    weight[:, 0] = 0.0
+    moved = pred.copy()
+    moved[..., 0] += 100.0  # a huge error on the masked joint changes nothing
+    loss = JointsMSELoss()
+    assert float(loss(target, moved, weight)) == pytest.approx(float(loss(target, pred, weight)))
+
+
+def test_fit_uses_target_weights_as_sample_weight(batch):
+    pred, target, weight = batch
+    inputs = keras.Input((8, 6, 5))
+    model = keras.Model(inputs, keras.layers.Identity()(inputs))
+    model.compile(loss=JointsMSELoss())
+    logs = model.evaluate(pred, target, sample_weight=weight, batch_size=3, verbose=0,
+                          return_dict=True)
+    assert logs["loss"] == pytest.approx(_reference(pred, target, weight), rel=1e-5)
+
+
+def test_bad_topk_is_rejected():
+    with pytest.raises(ValueError, match="got 0"):
+        JointsMSELoss(ohkm_topk=0)
