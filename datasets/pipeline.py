@@ -110,10 +110,11 @@ class PipelineStats:
                 self.missing_files += 1
             else:
                 self.decode_errors += 1
-            self.failed_paths.append(path)
             first = path not in self._warned
-            if first and len(self._warned) < 10000:
-                self._warned.add(path)
+            if first:  # each path listed once, however often it is tried
+                self.failed_paths.append(path)
+                if len(self._warned) < 10000:
+                    self._warned.add(path)
         if first:
             logger.warning("skipping sample, cannot read %s: %s", path, exc)
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from pose.errors import UserError
 from pose.fileio import write_text
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config file or override that cannot be read as a ``Config``."""
 
 
@@ -49,7 +50,15 @@ class DataConfig:
     val_images: str = "val2017"
     sigma: float = 2.0  # Gaussian sigma in heatmap pixels
     encoding: str = "standard"  # standard (HRNet) | udp
-    oks_sigmas: typing.Optional[tuple[float, ...]] = None  # None: COCO's 17 sigmas
+    # Dataset metadata (datasets.metadata.DatasetMeta.from_config): a preset name (coco,
+    # crowdpose, ochuman, aic, mpii: configs/datasets/NAME.yaml) or a metadata YAML path.
+    # Names and skeleton come from the annotation file; the fields below override the
+    # preset, and training fills them in, so the config beside a checkpoint carries them.
+    dataset: typing.Optional[str] = None
+    keypoint_names: typing.Optional[tuple[str, ...]] = None
+    skeleton: typing.Optional[tuple[tuple[str, str], ...]] = None  # limbs by name
+    flip_pairs: typing.Optional[tuple[tuple[str, str], ...]] = None  # None: left_/right_ names
+    oks_sigmas: typing.Optional[tuple[float, ...]] = None  # None: the preset's; COCO's for 17
     scale_factor: float = 0.35
     rotation_factor: float = 45.0
     rotation_prob: float = 0.6

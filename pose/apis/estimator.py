@@ -31,6 +31,7 @@ from datasets.transforms import (
     normalize_image,
     warp_image,
 )
+from pose.errors import CheckpointError
 from pose.evaluation.metrics import oks_nms, rescore_instances, soft_oks_nms
 from pose.evaluation.predictor import Predictor
 
@@ -117,7 +118,7 @@ def load_network(path):
     if path.endswith(".keras"):
         return load_model(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"model not found: {path}")
+        raise CheckpointError(f"model not found: {path}")
     from pose.apis.export import ExportedModel
 
     model = ExportedModel(path.rstrip("/\\") if os.path.isdir(path) else path)
@@ -132,7 +133,9 @@ class PoseEstimator:
         model: heatmap model (crops (B, H, W, 3) → heatmaps (B, H/4, W/4, K)).
         config: ``pose.config.Config``: codec (``model.input_size``, ``data``), flip shift,
             rescoring and OKS-NMS (``test``).
-        meta: ``DatasetMeta``; default COCO's (K must then be 17).
+        meta: ``DatasetMeta``; default: the config's (``DatasetMeta.from_config``: the
+            metadata training saved in the checkpoint's config, or its preset; COCO's for
+            a 17-keypoint model without either).
         flip: bool, flip test; None takes ``config.test.flip_test``. Default None.
         batch_size: int, crops per model call (doubled by the flip test); None takes
             ``config.test.batch_size``. Default None.
@@ -155,13 +158,12 @@ class PoseEstimator:
 
         self.config = config
         if meta is None:
-            meta = DatasetMeta.coco()
-            if config.data.oks_sigmas is not None:
-                meta = DatasetMeta(meta.keypoint_names, meta.skeleton, config.data.oks_sigmas)
+            meta = DatasetMeta.from_config(config.data, num_keypoints=config.model.num_keypoints)
         self.meta = meta
         if self.meta.num_keypoints != config.model.num_keypoints:
-            raise ValueError(f"the model predicts {config.model.num_keypoints} keypoints but "
-                             f"the metadata has {self.meta.num_keypoints}; pass meta=")
+            raise CheckpointError(
+                f"the model predicts {config.model.num_keypoints} keypoints but the metadata "
+                f"has {self.meta.num_keypoints}; pass meta= or a config describing the dataset")
         self.codec = make_codec(config)
         self.flip = config.test.flip_test if flip is None else bool(flip)
         self.batch_size = int(batch_size or config.test.batch_size)
@@ -216,9 +218,12 @@ class PoseEstimator:
         else:
             full = np.concatenate([keypoints, keypoint_scores[..., None]], axis=2)
             areas = np.prod(np.asarray(scale, np.float64), axis=1)
-            nms = soft_oks_nms if test.soft_nms else oks_nms
-            keep = nms(full, scores, areas, self.meta.sigmas_array,
-                       threshold=test.oks_nms_threshold)
+            if test.soft_nms:
+                keep = soft_oks_nms(full, scores, areas, self.meta.sigmas_array,
+                                    threshold=test.oks_nms_threshold)
+            else:
+                keep = oks_nms(full, scores, areas, self.meta.sigmas_array,
+                               threshold=test.oks_nms_threshold, tie_break=box_scores)
         return People(np.asarray(keypoints, np.float64)[keep],
                       np.asarray(keypoint_scores, np.float64)[keep], scores[keep],
                       np.asarray(boxes, np.float64)[keep], np.asarray(box_scores)[keep])

@@ -31,6 +31,7 @@ import tempfile
 
 import numpy as np
 
+from pose.errors import UserError
 from pose.fileio import atomic_directory, atomic_path, write_bytes
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -39,7 +40,7 @@ OPTIONAL_DEPENDENCIES = {"onnx": {"tf2onnx": "tf2onnx", "onnxruntime": "onnxrunt
                                   "onnx": "onnx"}}
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError):
     """An export that cannot be done here (a missing optional package, an unknown format)."""
 
 

@@ -14,13 +14,15 @@ import re
 import cv2
 import numpy as np
 
+from pose.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
                     ".webp", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".sr", ".ras",
                     ".exr", ".hdr", ".pic", ".avif")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg",
                     ".wmv", ".flv", ".3gp", ".ts", ".mts")
 
-class InputError(ValueError):
+class InputError(UserError):
     """An input the user named cannot be used (missing path, empty folder, bad video)."""
 
 

@@ -9,17 +9,31 @@ a broken file where a good one was.
 
 import dataclasses
 import os
+import zipfile
 
 import keras
 
 from pose.config import ConfigError, load_config, save_config
+from pose.errors import CheckpointError
 from pose.fileio import save_keras
-from pose.models.hrnet import HRNet
+from pose.models.hrnet import HRNet, check_arguments
 
 
 def build_model(model_config):
     """An ``HRNet`` from a ``ModelConfig`` (or any object with its fields)."""
     return HRNet(**dataclasses.asdict(model_config))
+
+
+def check_model_config(model_config, source="config"):
+    """Run HRNet's argument checks on a ``ModelConfig`` without building the network.
+
+    Raises:
+        ConfigError: ``"<source>: model: <what is wrong>"``.
+    """
+    try:
+        check_arguments(**dataclasses.asdict(model_config))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: model: {exc}") from None
 
 
 def config_path_for(checkpoint_path):
@@ -45,12 +59,23 @@ def load_model(path, compile=False):
         ``(model, config)``; ``config`` is None when no ``NAME.yaml`` lies beside it.
 
     Raises:
-        FileNotFoundError naming the path; ``ConfigError`` when the config beside it is bad.
+        CheckpointError: naming the file, when it does not exist or is not a readable
+            Keras archive (empty, truncated, another format: "corrupt checkpoint").
+        ConfigError: when the config beside it is bad.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if os.path.getsize(path) == 0:  # Keras would say "File not found" for a file that exists
+        raise CheckpointError(f"corrupt checkpoint {path}: empty file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"corrupt checkpoint {path}: not a complete Keras archive "
+                              "(truncated, or another format)")
+    try:
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"corrupt checkpoint {path}: Keras cannot load it "
+                              f"({type(exc).__name__}: {exc})") from exc
     config_path = config_path_for(path)
     config = load_config(config_path) if os.path.isfile(config_path) else None
     if config is not None and dataclasses.asdict(config.model) != _model_fields(model):

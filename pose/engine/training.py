@@ -6,16 +6,23 @@
     last.keras / last.yaml    model after the latest epoch, with its resolved config
     best.keras / best.yaml    model with the best validation AP so far
     best.json                 that AP and its epoch (read back when a run resumes)
-    log.csv                   one row per epoch: loss, learning rate, validation AP/AR
+    log.csv                   one row per epoch: loss, the learning rate used in that
+                              epoch, validation AP/AR; never two rows for one epoch
+    finished.json             written when the last epoch is done: re-running the same
+                              command then says so and touches nothing (force=True retrains)
     tensorboard/              scalars and predicted-vs-target heatmap images
     backup/                   BackupAndRestore state: re-running the same command after a
-                              crash or kill resumes from the last finished epoch
+                              crash or kill resumes from the last finished epoch (and says so)
     eval/epoch_NNN/           COCO results and metrics of each validation run
 """
 
+import csv
+import dataclasses
+import io
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -25,12 +32,13 @@ from datasets.coco import load_coco, load_train_records
 from datasets.metadata import DatasetMeta
 from datasets.pipeline import PipelineStats, build_dataset
 from datasets.transforms import Augmentation
-from pose.config import save_config
-from pose.engine.checkpoint import build_model, save_model
+from pose.config import ConfigError, config_to_dict, load_config, save_config
+from pose.engine.checkpoint import build_model, check_model_config, save_model
+from pose.errors import UserError
 from pose.evaluation.evaluator import data_path, evaluate, make_codec
 from pose.evaluation.metrics import STAT_NAMES
 from pose.evaluation.predictor import forward
-from pose.fileio import write_json
+from pose.fileio import write_json, write_text
 from pose.models.losses import JointsMSELoss
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -91,12 +99,24 @@ def make_strategy(name):
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Puts the optimizer's current learning rate into the epoch logs (CSV, TensorBoard)."""
+    """Puts the learning rate of the epoch's last step into the epoch logs (CSV, TensorBoard).
+
+    ``optimizer.learning_rate`` at the end of an epoch is the schedule at the NEXT step,
+    i.e. the next epoch's rate after a step boundary; the rate used is the schedule at
+    ``iterations - 1``.
+    """
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))
+        if logs is None:
+            return
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        schedule = getattr(optimizer, "_learning_rate", None)
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            step = max(int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1, 0)
+            rate = schedule(step)
+        else:
+            rate = optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
 
 
 class FirstStepNotice(keras.callbacks.Callback):
@@ -105,8 +125,9 @@ class FirstStepNotice(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
         self._seen = False
-        print("Tracing and compiling the training step; this takes a while on a CPU "
-              "(about 2 minutes for a full W32, seconds for the demo model) ...", flush=True)
+        print("Tracing and compiling the training step before the first batch; on a CPU "
+              "this takes from about half a minute to two minutes for the demo model and "
+              "several minutes for a full W32 ...", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
         if not self._seen:
@@ -201,11 +222,18 @@ def augmentation_from_config(data):
                         half_body_min_joints=data.half_body_min_joints)
 
 
-def train(config, workdir, strategy="default", verbose=1, validate=True):
+FINISHED_FILE = "finished.json"
+
+
+def train(config, workdir, strategy="default", verbose=1, validate=True, force=False,
+          source="config"):
     """Train the config's model on its training set; returns the Keras ``History``.
 
-    Re-running with the same ``workdir`` resumes from ``workdir/backup`` (the last
-    finished epoch). See the module docstring for everything written.
+    Everything is checked (model arguments, annotation file, dataset metadata against the
+    model) before anything is written. Re-running with the same ``workdir`` resumes from
+    ``workdir/backup`` (the last finished epoch, printed); when the run already finished,
+    nothing is touched and None is returned (``force=True`` retrains from scratch). See
+    the module docstring for everything written.
 
     Args:
         config: ``pose.config.Config``.
@@ -214,6 +242,14 @@ def train(config, workdir, strategy="default", verbose=1, validate=True):
             per replica, the global batch is that times the replicas.
         verbose: 0 silent, 1 progress bars and messages.
         validate: bool, run the validation AP callback. Default True.
+        force: bool, retrain a finished run (or one with another config) from epoch 1,
+            deleting its log, backup and checkpoints first. Default False.
+        source: str, where the config came from (its file), for messages.
+
+    Raises:
+        UserError (``ConfigError``, ``AnnotationError``, ``MetadataError``): bad config,
+            data or metadata; the workdir holds a run with another config (without force);
+            no training batch can be made.
     """
     previous_policy = keras.mixed_precision.global_policy()
     if config.train.mixed_precision:
@@ -221,20 +257,100 @@ def train(config, workdir, strategy="default", verbose=1, validate=True):
         # in float32, and Keras wraps the optimizer in a LossScaleOptimizer.
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _train(config, workdir, strategy, verbose, validate)
+        return _train(config, workdir, strategy, verbose, validate, force, source)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train(config, workdir, strategy, verbose, validate):
-    os.makedirs(workdir, exist_ok=True)
-    save_config(config, os.path.join(workdir, "config.yaml"))
+def resolve_training_config(config, coco, source="config"):
+    """The config with the dataset metadata of the training file filled in, after checking
+    the model arguments and that the model predicts the file's keypoints."""
+    check_model_config(config.model, source)
+    meta = DatasetMeta.from_coco(coco, data=config.data)
+    if meta.num_keypoints != config.model.num_keypoints:
+        raise ConfigError(
+            f"{source}: model.num_keypoints is {config.model.num_keypoints} but "
+            f"{coco.annotation_file} has {meta.num_keypoints} keypoints "
+            f"({', '.join(meta.keypoint_names)})")
+    data = dataclasses.replace(config.data, **meta.config_fields())
+    return dataclasses.replace(config, data=data), meta
+
+
+def _first_difference(old, new, prefix=""):
+    for key in new:
+        if old.get(key) != new[key]:
+            if isinstance(new[key], dict) and isinstance(old.get(key), dict):
+                return _first_difference(old[key], new[key], f"{prefix}{key}.")
+            return f"{prefix}{key}: {old.get(key)!r} -> {new[key]!r}"
+    return None
+
+
+def run_state(workdir, config):
+    """``("new", 0)``, ``("resume", epochs_done)`` or ``("finished", epochs)`` of a workdir.
+
+    Raises:
+        UserError: the workdir holds a run of another config.
+    """
+    config_path = os.path.join(workdir, "config.yaml")
+    finished = os.path.isfile(os.path.join(workdir, FINISHED_FILE))
+    backup = os.path.join(workdir, "backup", "training_metadata.json")
+    if os.path.isfile(config_path) and (finished or os.path.isfile(backup)):
+        difference = _first_difference(config_to_dict(load_config(config_path)),
+                                       config_to_dict(config))
+        if difference:
+            raise UserError(
+                f"{workdir} holds a {'finished' if finished else 'started'} run with another "
+                f"config ({difference}); pass --force to retrain there from epoch 1, or "
+                "choose another --workdir")
+    if finished:
+        return "finished", config.train.epochs
+    if os.path.isfile(backup):
+        with open(backup, encoding="utf-8") as f:
+            return "resume", int(json.load(f)["epoch"])
+    return "new", 0
+
+
+def clear_run(workdir):
+    """Delete what a previous run left (log, backup, checkpoints, marker) for --force."""
+    for name in ("log.csv", "best.json", FINISHED_FILE, "last.keras", "last.yaml",
+                 "best.keras", "best.yaml"):
+        path = os.path.join(workdir, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    shutil.rmtree(os.path.join(workdir, "backup"), ignore_errors=True)
+
+
+def trim_log(path, epochs_done):
+    """Keep only ``log.csv`` rows of epochs already done (CSVLogger's 0-based ``epoch``
+    < ``epochs_done``), so a resumed run never writes an epoch twice."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    column = rows[0].index("epoch")
+    body = [r for r in rows[1:] if r]
+    kept = [r for r in body if int(float(r[column])) < epochs_done]
+    if len(kept) != len(body):
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([rows[0]] + kept)
+        write_text(out.getvalue(), path)
+
+
+def _train(config, workdir, strategy, verbose, validate, force, source):
+    coco = load_coco(data_path(config, config.data.train_annotations))
+    config, meta = resolve_training_config(config, coco, source)
+    if force:
+        clear_run(workdir)
+    state, epochs_done = run_state(workdir, config)
+    if state == "finished":
+        print(f"{workdir}: this run already finished its {epochs_done} epochs; nothing to "
+              "do (pass --force to retrain from epoch 1)", flush=True)
+        return None
     keras.utils.set_random_seed(config.train.seed)
     distribution = make_strategy(strategy)
     global_batch = config.train.batch_size * distribution.num_replicas_in_sync
-
-    coco = load_coco(data_path(config, config.data.train_annotations))
-    meta = DatasetMeta.from_coco(coco, sigmas=config.data.oks_sigmas)
     codec = make_codec(config)
     records = load_train_records(coco, data_path(config, config.data.train_images),
                                  codec.input_size, missing_images=config.data.missing_images)
@@ -242,14 +358,29 @@ def _train(config, workdir, strategy, verbose, validate):
         print(records.report.summary(), flush=True)
     steps_per_epoch = len(records) // global_batch
     if steps_per_epoch < 1:
-        raise ValueError(f"{len(records)} training records make no batch of {global_batch} "
-                         f"({config.train.batch_size} per replica x "
-                         f"{distribution.num_replicas_in_sync} replicas)")
+        raise UserError(f"{len(records)} training records make no batch of {global_batch} "
+                        f"({config.train.batch_size} per replica x "
+                        f"{distribution.num_replicas_in_sync} replicas): "
+                        f"{records.report.summary()}")
     stats = PipelineStats()
     dataset = build_dataset(records, codec, global_batch, training=True,
                             seed=config.train.seed, meta=meta,
                             augmentation=augmentation_from_config(config.data), stats=stats)
+    try:
+        sample_images, sample_heatmaps, _ = next(iter(dataset.take(1)))
+    except StopIteration:
+        raise UserError(
+            f"no training batch can be made: none of the {len(records)} training images "
+            f"could be read ({stats.missing_files} missing, {stats.decode_errors} not "
+            f"decodable), e.g. {list(stats.failed_paths)[:3]}") from None
 
+    os.makedirs(workdir, exist_ok=True)
+    save_config(config, os.path.join(workdir, "config.yaml"))
+    log_path = os.path.join(workdir, "log.csv")
+    trim_log(log_path, epochs_done)
+    if state == "resume" and verbose:
+        print(f"resuming {workdir} from epoch {epochs_done + 1} of {config.train.epochs} "
+              f"(epochs 1-{epochs_done} done; state in {workdir}/backup)", flush=True)
     with distribution.scope():
         model = build_model(config.model)
         schedule = EpochStepDecay(config.train.lr, steps_per_epoch, config.train.lr_steps,
@@ -257,7 +388,6 @@ def _train(config, workdir, strategy, verbose, validate):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
                       loss=JointsMSELoss(ohkm_topk=config.train.ohkm_topk))
 
-    sample_images, sample_heatmaps, _ = next(iter(dataset.take(1)))
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
         keras.callbacks.TerminateOnNaN(),
@@ -268,7 +398,7 @@ def _train(config, workdir, strategy, verbose, validate):
                                       os.path.join(workdir, "eval"), verbose=verbose))
     callbacks += [
         SafeCheckpoints(workdir, config),
-        keras.callbacks.CSVLogger(os.path.join(workdir, "log.csv"), append=True),
+        keras.callbacks.CSVLogger(log_path, append=True),
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), write_graph=False),
         HeatmapImages(os.path.join(workdir, "tensorboard"), sample_images[:4].numpy(),
                       sample_heatmaps[:4].numpy(), config.train.val_every),
@@ -283,4 +413,6 @@ def _train(config, workdir, strategy, verbose, validate):
                         steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
     if verbose and stats.skipped:
         print(f"skipped unreadable images: {stats.as_dict()}", flush=True)
+    if not model.stop_training:  # TerminateOnNaN stops early: not finished
+        write_json({"epochs": config.train.epochs}, os.path.join(workdir, FINISHED_FILE))
     return history

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from datasets.coco import load_coco, load_eval_records
-from datasets.metadata import DatasetMeta
+from datasets.metadata import DatasetMeta, MetadataError
 from datasets.pipeline import PipelineStats, build_eval_dataset
 from pose.codec import HeatmapCodec
 from pose.evaluation.metrics import (
@@ -111,7 +111,10 @@ def evaluate(model, config, out_dir=None, annotation_file=None, image_dir=None,
     box_file = None if use_gt_boxes else (detections or data_path(config, test.detections))
 
     coco = load_coco(annotation_file)  # read once: metadata, records and COCOeval share it
-    meta = DatasetMeta.from_coco(coco, sigmas=config.data.oks_sigmas)
+    meta = DatasetMeta.from_coco(coco, data=config.data)
+    if meta.num_keypoints != config.model.num_keypoints:
+        raise MetadataError(f"{annotation_file} has {meta.num_keypoints} keypoints but the "
+                            f"model predicts {config.model.num_keypoints}")
     codec = make_codec(config)
     records = load_eval_records(coco, image_dir, codec.input_size,
                                 detections=box_file,
@@ -132,7 +135,11 @@ def evaluate(model, config, out_dir=None, annotation_file=None, image_dir=None,
             nms_threshold=test.oks_nms_threshold, soft_nms=test.soft_nms)
         skipped = stats.as_dict()
     else:
-        results, skipped = [], {}
+        results, skipped = [], {"missing_files": 0, "decode_errors": 0, "failed_paths": []}
+    # Images the loader already dropped as missing never reach the pipeline: count them too.
+    skipped["missing_files"] += records.report.missing_images
+    skipped["failed_paths"] = list(dict.fromkeys(
+        list(records.report.missing_image_paths) + skipped["failed_paths"]))
     predict_s = time.perf_counter() - start
     metrics = evaluate_coco_keypoints(coco, results, meta.sigmas_array)
     report = {

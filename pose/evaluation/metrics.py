@@ -142,11 +142,15 @@ def oks_matrix(keypoints, areas, sigmas, vis_threshold: float | None = None) -> 
 
 
 def oks_nms(keypoints, scores, areas, sigmas, threshold: float = 0.9,
-            vis_threshold: float | None = None) -> np.ndarray:
+            vis_threshold: float | None = None, tie_break=None) -> np.ndarray:
     """Greedy OKS non-maximum suppression (HRNet's ``oks_nms``).
 
     Instances are visited by decreasing score; each kept instance removes the remaining
     ones whose OKS with it is above ``threshold`` (``OKS <= threshold`` survives).
+    Instances of equal score are visited by decreasing ``tie_break`` (the detector's box
+    score): when every rescored score is 0 (a weak model, a hard image) the detector's
+    most confident person is kept first, not the first in file order. Distinct scores are
+    visited exactly as without it (HRNet's order).
 
     Args:
         keypoints: (M, K, 3) or (M, 3K); the third value is the keypoint score.
@@ -155,6 +159,7 @@ def oks_nms(keypoints, scores, areas, sigmas, threshold: float = 0.9,
         sigmas: (K,) OKS sigmas.
         threshold: float, suppression threshold. Default 0.9.
         vis_threshold: float or None, as in :func:`oks_iou`. Default None.
+        tie_break: (M,) or None, the order among equal scores (higher first). Default None.
 
     Returns:
         int64 array of kept indices, highest score first.
@@ -164,6 +169,9 @@ def oks_nms(keypoints, scores, areas, sigmas, threshold: float = 0.9,
         return np.zeros((0,), dtype=np.int64)
     ious = oks_matrix(keypoints, areas, sigmas, vis_threshold)
     order = np.argsort(scores, kind="stable")[::-1]
+    if tie_break is not None:  # stable: reorders only within runs of equal score
+        tie = np.asarray(tie_break, dtype=np.float64).reshape(-1)[order]
+        order = order[np.lexsort((-tie, -scores[order]))]
     keep = []
     while order.size > 0:
         i = order[0]
@@ -260,8 +268,9 @@ def postprocess_predictions(keypoints, keypoint_scores, image_ids, box_scores, a
     """Per-image rescoring and OKS-NMS into a COCO keypoint results list (HRNet's evaluate).
 
     For every instance the score becomes :func:`rescore_instances`; then, image by image,
-    :func:`oks_nms` (or :func:`soft_oks_nms` with ``soft_nms=True``, which as in HRNet
-    only selects, keeping the rescored values) runs on the rescored instances.
+    :func:`oks_nms` (equal scores ordered by box score) or :func:`soft_oks_nms` (with
+    ``soft_nms=True``; as in HRNet it only selects, keeping the rescored values) runs on
+    the rescored instances.
 
     Args:
         keypoints: (N, K, 2) x, y in original-image pixels.
@@ -310,7 +319,8 @@ def postprocess_predictions(keypoints, keypoint_scores, image_ids, box_scores, a
                                 threshold=nms_threshold, vis_threshold=vis_threshold)
         else:
             keep = oks_nms(full[members], inst_scores[members], area[members], sig,
-                           threshold=nms_threshold, vis_threshold=vis_threshold)
+                           threshold=nms_threshold, vis_threshold=vis_threshold,
+                           tie_break=box[members])
         for j in members[keep]:
             results.append({
                 "image_id": int(img),
@@ -358,8 +368,10 @@ def evaluate_coco_keypoints(annotations, results, sigmas, *, image_ids=None,
 
     Returns:
         dict ``{name: float}`` for ``STAT_NAMES`` (AP, AP50, AP75, APM, APL, AR, AR50,
-        AR75, ARM, ARL). Empty results give all zeros. A value of -1 is pycocotools' "no
-        ground truth in this area range".
+        AR75, ARM, ARL). A value of -1 is pycocotools' "no ground truth in this area
+        range" (e.g. APM/ARM without medium people). Empty results (which pycocotools'
+        ``loadRes`` cannot take) give what it gives for detections that match nothing:
+        0, or -1 where the range has no ground truth.
     """
     from pycocotools.cocoeval import COCOeval
 
@@ -367,9 +379,9 @@ def evaluate_coco_keypoints(annotations, results, sigmas, *, image_ids=None,
         with open(results) as f:
             results = json.load(f)
     results = copy.deepcopy(list(results))
-    if len(results) == 0:
-        return {name: 0.0 for name in STAT_NAMES}
     gt = _load_gt(annotations)
+    if len(results) == 0:
+        return _stats_without_results(gt, image_ids)
     out = io.StringIO()
     with contextlib.redirect_stdout(out) if not verbose else contextlib.nullcontext():
         dt = gt.loadRes(results)
@@ -382,6 +394,24 @@ def evaluate_coco_keypoints(annotations, results, sigmas, *, image_ids=None,
         ev.accumulate()
         ev.summarize()
     return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}
+
+
+# COCOeval's keypoint area ranges (Params.setKpParams): all, medium, large.
+_AREA_RANGES = {"": (0.0, 1e10), "M": (32.0 ** 2, 96.0 ** 2), "L": (96.0 ** 2, 1e10)}
+
+
+def _stats_without_results(gt, image_ids=None):
+    """COCOeval's stats for no detections: 0 where the area range has ground truth that
+    counts (not crowd, ``num_keypoints`` > 0), else -1."""
+    ids = set(gt.getImgIds() if image_ids is None else (int(i) for i in image_ids))
+    areas = [a["area"] for a in gt.dataset.get("annotations", [])
+             if a["image_id"] in ids and not a.get("iscrowd", 0)
+             and a.get("num_keypoints", 0) > 0]
+    stats = {}
+    for name in STAT_NAMES:
+        low, high = _AREA_RANGES[name[2:] if name[2:] in ("M", "L") else ""]
+        stats[name] = 0.0 if any(low <= a <= high for a in areas) else -1.0
+    return stats
 
 
 def format_ap_table(stats: dict, precision: int = 3) -> str:

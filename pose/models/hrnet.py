@@ -210,8 +210,8 @@ class HRNet(keras.Model):
     def __init__(self, width=32, num_keypoints=17, input_size=(192, 256),
                  psa_placement="branch", psa_mode="parallel", stage_modules=(1, 4, 3),
                  num_blocks=4, stage1_blocks=4, stem_width=64, name="hrnet", **kwargs):
-        _check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
-                         stage_modules, num_blocks, stage1_blocks, stem_width)
+        check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
+                        stage_modules, num_blocks, stage1_blocks, stem_width)
         input_w, input_h = input_size if input_size is not None else (None, None)
         image = keras.Input(shape=(input_h, input_w, 3), name="image")
 
@@ -268,8 +268,10 @@ class HRNet(keras.Model):
         return cls(**config)
 
 
-def _check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
-                     stage_modules, num_blocks, stage1_blocks, stem_width):
+def check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
+                    stage_modules, num_blocks, stage1_blocks, stem_width):
+    """``HRNet``'s argument checks, without building anything (``ValueError`` naming the
+    argument and the value); tools run them before they write anything."""
     for arg_name, value in (("width", width), ("num_keypoints", num_keypoints),
                             ("num_blocks", num_blocks), ("stage1_blocks", stage1_blocks),
                             ("stem_width", stem_width)):

@@ -132,6 +132,24 @@ def test_filters_sanitizes_and_reports(tmp_path):
     assert "unknown_image=1" in r.summary()
 
 
+def test_missing_area_is_filled_as_mmpose_does(tmp_path):
+    """CrowdPose-style annotations without 'area': 0.53 x the box area (mmpose 1.x), or of
+    the labelled keypoints' extent without a box; COCOeval then runs on them."""
+    anns = [_ann(1, 1, [10, 5, 30, 40]), _ann(2, 2, [0, 0, 1, 1])]
+    for ann in anns:
+        del ann["area"]
+    no_box = _ann(3, 2, None)
+    del no_box["area"], no_box["bbox"]
+    no_box["keypoints"] = [10, 20, 2, 40, 80, 1] + [0, 0, 0] * 15
+    path, image_dir = _write_dataset(tmp_path, anns + [no_box])
+    coco = load_coco(path)
+    assert coco.anns[1]["area"] == pytest.approx(0.53 * 30 * 40)
+    assert coco.anns[2]["area"] == 1.0  # 0.53 x 1 px, at least 1
+    assert coco.anns[3]["area"] == pytest.approx(0.53 * 30 * 60)
+    records = load_train_records(coco, image_dir, INPUT)
+    np.testing.assert_allclose(records.areas[0], 0.53 * 30 * 40)
+
+
 def test_missing_images_skip_or_error(tmp_path):
     path, image_dir = _write_dataset(tmp_path, [_ann(1, 1, [10, 5, 30, 40]),
                                                 _ann(2, 2, [10, 5, 30, 40])])

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import types
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from datasets.metadata import (
     COCO_SKELETON_1BASED,
     DatasetMeta,
     MetadataError,
+    preset_names,
 )
 
 # HRNet's lib/dataset/coco.py writes these by hand; we derive them from the names.
@@ -101,3 +103,90 @@ def test_from_coco_on_the_real_sample(coco_sample_dir):
 
     assert DatasetMeta.from_coco(sample_json) == DatasetMeta.coco()
     assert DatasetMeta.from_coco(load_coco(sample_json)) == DatasetMeta.coco()
+
+
+# --------------------------------------------------------------------------- presets
+
+# Published values, copied by hand from mmpose's configs/_base_/datasets/*.py (the
+# independent reference for the YAML files under configs/datasets/).
+PUBLISHED = {
+    "crowdpose": (14, [0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087,
+                       0.089, 0.089, 0.079, 0.079], 6),
+    "aic": (14, [0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144,
+                 0.03909642, 0.03686941, 0.01981803, 0.03843971, 0.03412318, 0.02415081,
+                 0.01291456, 0.01236173], 6),
+    "mpii": (16, [0.089, 0.083, 0.107, 0.107, 0.083, 0.089, 0.026, 0.026, 0.026, 0.026,
+                  0.062, 0.072, 0.179, 0.179, 0.072, 0.062], 6),
+}
+
+
+def _data(**fields):
+    """A ``data`` config slice (pose.config.DataConfig's metadata fields)."""
+    keys = ("dataset", "keypoint_names", "skeleton", "flip_pairs", "oks_sigmas")
+    return types.SimpleNamespace(**{k: fields.get(k) for k in keys})
+
+
+def test_presets_carry_published_sigmas_and_flip_pairs():
+    assert preset_names() == ["aic", "coco", "crowdpose", "mpii", "ochuman"]
+    for name, (k, sigmas, pairs) in PUBLISHED.items():
+        meta = DatasetMeta.from_config(_data(dataset=name))
+        assert meta.num_keypoints == k and meta.sigmas == tuple(sigmas)
+        assert len(meta.flip_pairs) == pairs
+        for i, j in meta.flip_pairs:  # every pair swaps a left_ X with its right_ X
+            a, b = sorted((meta.keypoint_names[i], meta.keypoint_names[j]))
+            assert a.startswith("left_") and b == "right_" + a[len("left_"):]
+    # COCO and OCHuman: pycocotools' own sigmas, bit for bit
+    assert DatasetMeta.from_config(_data(dataset="coco")) == DatasetMeta.coco()
+    assert DatasetMeta.from_config(_data(dataset="ochuman")) == DatasetMeta.coco()
+    assert DatasetMeta.from_config(_data()) == DatasetMeta.coco()
+
+
+def test_metadata_round_trips_through_the_config_fields():
+    meta = DatasetMeta.from_config(_data(dataset="mpii"))
+    assert DatasetMeta.from_config(_data(**meta.config_fields())) == meta
+    assert meta.names_of(meta.skeleton)[0] == ("right_ankle", "right_knee")
+
+
+def test_own_dataset_described_in_one_yaml(tmp_path):
+    path = tmp_path / "hands.yaml"
+    path.write_text("name: hands\nkeypoint_names: [wrist, thumb, index]\n"
+                    "skeleton: [[wrist, thumb], [wrist, index]]\n"
+                    "flip_pairs: [[thumb, index]]\nsigmas: [0.05, 0.03, 0.03]\n")
+    meta = DatasetMeta.from_config(_data(dataset=str(path)))
+    assert meta.flip_index == (0, 2, 1) and meta.skeleton == ((0, 1), (0, 2))
+    path.write_text("keypoint_names: [wrist]\ncolour: red\n")
+    with pytest.raises(MetadataError, match=r"hands.yaml: unknown key 'colour'"):
+        DatasetMeta.from_config(_data(dataset=str(path)))
+    with pytest.raises(MetadataError, match=r"unknown dataset preset 'crowd'.*crowdpose"):
+        DatasetMeta.from_config(_data(dataset="crowd"))
+
+
+def _crowdpose_category(skeleton):
+    names = list(DatasetMeta.from_config(_data(dataset="crowdpose")).keypoint_names)
+    return {"id": 1, "name": "person", "keypoints": names, "skeleton": skeleton}
+
+
+def test_file_skeleton_out_of_range_is_reported_in_the_files_numbering():
+    category = _crowdpose_category([list(p) for p in COCO_SKELETON_1BASED])  # as released
+    with pytest.raises(MetadataError, match=r"cp.json: the category's skeleton refers to "
+                       r"keypoints the file does not have: limb \[16, 14\] \(1-based.*14 "
+                       r"keypoints, numbered 1..14"):
+        DatasetMeta.from_config(_data(oks_sigmas=[0.1] * 14), category, source="cp.json")
+    # with the preset, its skeleton replaces the broken one
+    meta = DatasetMeta.from_config(_data(dataset="crowdpose"), category, source="cp.json")
+    assert meta == DatasetMeta.from_config(_data(dataset="crowdpose"))
+
+
+def test_file_and_preset_disagreeing_name_the_field_file_and_both_values():
+    category = _crowdpose_category([[13, 14], [1, 2]])  # valid, but not the preset's
+    with pytest.raises(MetadataError, match=r"cp.json: field 'skeleton' disagrees with "
+                       r".*crowdpose.yaml: the file has \[\['head', 'neck'\], "
+                       r"\['left_shoulder', 'right_shoulder'\]\], .*crowdpose.yaml has"):
+        DatasetMeta.from_config(_data(dataset="crowdpose"), category, source="cp.json")
+    category = _crowdpose_category([])
+    category["keypoints"][12] = "top_head"
+    with pytest.raises(MetadataError, match=r"cp.json: field 'keypoints' disagrees .*'top_head'"
+                       r".*'head'"):
+        DatasetMeta.from_config(_data(dataset="crowdpose"), category, source="cp.json")
+    with pytest.raises(MetadataError, match=r"no OKS sigmas for the 14 keypoints of cp.json"):
+        DatasetMeta.from_config(_data(), category, source="cp.json")

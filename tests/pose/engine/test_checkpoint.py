@@ -7,6 +7,7 @@ import pytest
 
 from pose.config import Config, ConfigError, ModelConfig, save_config
 from pose.engine.checkpoint import build_model, config_path_for, load_model, save_model
+from pose.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -56,5 +57,18 @@ def test_config_that_disagrees_with_the_weights_is_an_error(tmp_path, tiny_confi
 
 
 def test_missing_checkpoint_names_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing.keras"):
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*nothing.keras"):
         load_model(tmp_path / "nothing.keras")
+
+
+def test_empty_or_truncated_checkpoint_is_reported_as_corrupt(tmp_path, tiny_config):
+    empty = tmp_path / "empty.keras"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"corrupt checkpoint .*empty.keras: empty file"):
+        load_model(empty)
+    good = tmp_path / "good.keras"
+    save_model(build_model(tiny_config.model), good)
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"corrupt checkpoint .*truncated.keras"):
+        load_model(truncated)

@@ -160,10 +160,36 @@ def test_format_ap_table():
 
 
 # --------------------------------------------------------------------------- COCOeval
-def test_empty_results_give_zeros():
-    # no annotation file is read for empty results
-    stats = evaluate_coco_keypoints("does-not-exist.json", [], COCO_SIGMAS)
-    assert stats == {name: 0.0 for name in STAT_NAMES}
+def _one_person_gt(tmp_path, area):
+    """One image with one 17-keypoint person of the given area."""
+    kpts = [v for k in range(17) for v in (100.0 + 3 * k, 100.0 + 5 * k, 2)]
+    gt = {"images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+          "categories": [{"id": 1, "name": "person", "keypoints": [str(k) for k in range(17)],
+                          "skeleton": []}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                           "num_keypoints": 17, "keypoints": kpts, "area": area,
+                           "bbox": [90.0, 90.0, 80.0, 120.0]}]}
+    path = tmp_path / f"gt_{area}.json"
+    path.write_text(json.dumps(gt))
+    return path
+
+
+@pytest.mark.parametrize("area", [20000.0, 3000.0])  # a large person, a medium one
+def test_empty_results_score_as_pycocotools_scores_a_miss(tmp_path, area):
+    """pycocotools cannot load empty results; what it gives for a detection that matches
+    nothing is the reference: 0 where there is ground truth, -1 in an empty area range
+    (APM/ARM without medium people)."""
+    path = _one_person_gt(tmp_path, area)
+    far = [v for k in range(17) for v in (600.0, 20.0 + k, 1.0)]  # OKS ~ 0
+    reference = evaluate_coco_keypoints(
+        path, [{"image_id": 1, "category_id": 1, "keypoints": far, "score": 0.5}],
+        COCO_SIGMAS)
+    stats = evaluate_coco_keypoints(path, [], COCO_SIGMAS)
+    assert stats == reference
+    medium = area < 96 ** 2
+    assert stats["APM"] == stats["ARM"] == (0.0 if medium else -1.0)
+    assert stats["APL"] == stats["ARL"] == (-1.0 if medium else 0.0)
+    assert stats["AP"] == stats["AR"] == 0.0
 
 
 def _gt_as_results(coco_json):
