@@ -57,6 +57,7 @@ __all__ = [
     "SyntheticConfig",
     "Sample",
     "person_category",
+    "select_keypoints",
     "image_id_for",
     "render_sample",
     "generate_split",
@@ -190,15 +191,51 @@ class Sample:
     figures: list
 
 
-def person_category():
-    """The COCO person category with its 17 keypoint names and 1-based skeleton."""
+# Keypoints other sets have that the generated figures know as combinations of COCO's
+# (averaged positions; labelled only where all of their COCO keypoints are).
+DERIVED_KEYPOINTS = {
+    "neck": ("left_shoulder", "right_shoulder"),
+    "head": ("left_eye", "right_eye", "left_ear", "right_ear"),  # the head's centre
+    "pelvis": ("left_hip", "right_hip"),
+}
+
+
+def person_category(keypoint_names=None, skeleton=None):
+    """The person category: COCO's 17 keypoint names and 1-based skeleton by default, or
+    ``keypoint_names`` (COCO names and ``DERIVED_KEYPOINTS``) with ``skeleton`` (1-based
+    pairs, as COCO writes them; written as given, even when wrong)."""
+    if keypoint_names is None:
+        keypoint_names = COCO_KEYPOINT_NAMES
+        skeleton = COCO_SKELETON_1BASED if skeleton is None else skeleton
     return {
         "supercategory": "person",
         "id": 1,
         "name": "person",
-        "keypoints": list(COCO_KEYPOINT_NAMES),
-        "skeleton": [list(pair) for pair in COCO_SKELETON_1BASED],
+        "keypoints": list(keypoint_names),
+        "skeleton": [list(pair) for pair in (skeleton or ())],
     }
+
+
+def select_keypoints(keypoints, keypoint_names):
+    """COCO-17 flat ``[x, y, v] * 17`` → ``[x, y, v] * K`` of ``keypoint_names``.
+
+    Each name is a COCO keypoint or one of ``DERIVED_KEYPOINTS`` (the mean position of
+    its COCO keypoints, with the smallest of their visibilities). Returns the flat list
+    and the number of labelled keypoints.
+    """
+    coco = np.asarray(keypoints, np.float64).reshape(17, 3)
+    index = {name: i for i, name in enumerate(COCO_KEYPOINT_NAMES)}
+    out = []
+    for name in keypoint_names:
+        sources = DERIVED_KEYPOINTS.get(name, (name,))
+        unknown = [n for n in sources if n not in index]
+        if unknown:
+            raise ValueError(f"the generator has no keypoint {name!r}; known: "
+                             f"{', '.join(COCO_KEYPOINT_NAMES + tuple(DERIVED_KEYPOINTS))}")
+        rows = coco[[index[n] for n in sources]]
+        v = int(rows[:, 2].min())
+        out += [float(rows[:, 0].mean()), float(rows[:, 1].mean()), v] if v else [0, 0, 0]
+    return out, sum(1 for v in out[2::3] if v)
 
 
 def image_id_for(split, index):
@@ -913,7 +950,7 @@ def _info(seed, split, cfg):
 
 
 def generate_split(out_dir, split, num_images, seed, config=None, *, write_images=True,
-                   workers=1):
+                   workers=1, keypoint_names=None, skeleton=None):
     """Writes one split (images, keypoint annotations, and detections for val2017).
 
     Args:
@@ -924,6 +961,8 @@ def generate_split(out_dir, split, num_images, seed, config=None, *, write_image
         config: SyntheticConfig or None.
         write_images: bool, write the JPEG files (False: JSON only, same content).
         workers: int, processes to use (the output does not depend on it).
+        keypoint_names, skeleton: another keypoint set (see ``person_category`` and
+            ``select_keypoints``), e.g. CrowdPose's 14; default COCO's 17.
 
     Returns:
         dict of counts for the split.
@@ -957,10 +996,15 @@ def generate_split(out_dir, split, num_images, seed, config=None, *, write_image
             images.append(info)
             anns.extend(a)
             dets.extend(d)
+    if keypoint_names is not None:
+        for ann in anns:
+            ann["keypoints"], ann["num_keypoints"] = select_keypoints(ann["keypoints"],
+                                                                      keypoint_names)
     write_json({
         "info": _info(seed, split, cfg),
         "licenses": [{"url": "", "id": 1, "name": "Synthetic data, free to use"}],
-        "images": images, "annotations": anns, "categories": [person_category()]},
+        "images": images, "annotations": anns,
+        "categories": [person_category(keypoint_names, skeleton)]},
         ann_dir / f"person_keypoints_{split}.json", indent=None)
     if split == "val2017":
         write_json(dets, ann_dir / "person_detection_results_val2017.json", indent=None)
@@ -978,7 +1022,7 @@ def generate_split(out_dir, split, num_images, seed, config=None, *, write_image
 
 
 def generate_coco(out_dir, num_train, num_val, seed, image_size=(640, 480), write_images=True,
-                  *, workers=1, **config):
+                  *, workers=1, keypoint_names=None, skeleton=None, **config):
     """Writes a synthetic COCO person-keypoint data set in COCO's directory layout.
 
     Splits with zero images are not written (existing files are left alone). Annotation
@@ -992,6 +1036,8 @@ def generate_coco(out_dir, num_train, num_val, seed, image_size=(640, 480), writ
         image_size: (width, height), default (640, 480).
         write_images: bool, False writes only the JSON files (with the same content).
         workers: int, processes to use; the output does not depend on it. Default 1.
+        keypoint_names, skeleton: another keypoint set than COCO's 17 (names of COCO
+            keypoints or ``DERIVED_KEYPOINTS``; 1-based skeleton). Default None.
         **config: any :class:`SyntheticConfig` field (``people_per_image``,
             ``false_positives_per_image``, ``empty_image_rate``, ...).
 
@@ -1012,6 +1058,7 @@ def generate_coco(out_dir, num_train, num_val, seed, image_size=(640, 480), writ
     for split, n in (("train2017", num_train), ("val2017", num_val)):
         if n > 0:
             summary[split] = generate_split(out_dir, split, n, seed, cfg,
-                                            write_images=write_images, workers=workers)
+                                            write_images=write_images, workers=workers,
+                                            keypoint_names=keypoint_names, skeleton=skeleton)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary

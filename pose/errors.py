@@ -28,13 +28,12 @@ class CheckpointError(UserError):
 def run_tool(main, argv=None):
     """Run a tool's ``main(argv)`` and turn a ``UserError`` into one line on stderr.
 
-    ``--debug`` anywhere in the arguments is removed before ``main`` sees it and lets the
-    error propagate with its traceback. Returns the exit code: ``main``'s return value
-    (None counts as 0), or 2 after a ``UserError``.
+    ``--debug`` among the arguments (each tool's parser also accepts it, for its help)
+    lets the error propagate with its traceback. Returns the exit code: ``main``'s return
+    value (None counts as 0), or 2 after a ``UserError``.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
     try:
         code = main(args)
     except UserError as exc:

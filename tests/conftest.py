@@ -95,3 +95,46 @@ def tiny_config(synthetic_coco):
         test=TestConfig(batch_size=16,
                         detections="annotations/person_detection_results_val2017.json"),
     )
+
+
+# CrowdPose's 14 keypoints (configs/datasets/crowdpose.yaml); the generator derives
+# "head" and "neck" from COCO's keypoints.
+CROWDPOSE_NAMES = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+                   "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+                   "right_knee", "left_ankle", "right_ankle", "head", "neck")
+
+
+@pytest.fixture(scope="session")
+def crowdpose_style_coco(tmp_path_factory):
+    """A generated 14-keypoint COCO-format set with CrowdPose's release quirks, made once:
+    the category carries COCO's 17-keypoint skeleton and no annotation has ``area``."""
+    import json
+
+    from datasets.metadata import COCO_SKELETON_1BASED
+    from datasets.synthetic import generate_coco
+
+    root = tmp_path_factory.mktemp("crowdpose_style")
+    generate_coco(root, num_train=12, num_val=4, seed=5, image_size=(160, 128),
+                  keypoint_names=CROWDPOSE_NAMES, skeleton=COCO_SKELETON_1BASED)
+    for split in ("train2017", "val2017"):
+        path = root / "annotations" / f"person_keypoints_{split}.json"
+        data = json.loads(path.read_text())
+        for ann in data["annotations"]:
+            del ann["area"]
+        path.write_text(json.dumps(data))
+    return root
+
+
+@pytest.fixture(scope="session")
+def crowdpose_config(crowdpose_style_coco):
+    """The tiny model on ``crowdpose_style_coco`` with the crowdpose preset."""
+    from pose.config import Config, DataConfig, ModelConfig, TestConfig, TrainConfig
+
+    return Config(
+        model=ModelConfig(psa_placement="none", **dict(TINY_HRNET, num_keypoints=14)),
+        data=DataConfig(root=str(crowdpose_style_coco), sigma=1.0, dataset="crowdpose"),
+        # 24 training people: two steps of 12
+        train=TrainConfig(batch_size=12, epochs=1, lr=1e-3, lr_steps=(5,), val_every=1),
+        test=TestConfig(batch_size=16,
+                        detections="annotations/person_detection_results_val2017.json"),
+    )

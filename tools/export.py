@@ -30,26 +30,23 @@ def main(argv=None):
                         help="SavedModel folder, or .tflite / .onnx file")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest acceptable max abs difference (default 1e-4)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a user error")
     args = parser.parse_args(argv)
 
     from pose.apis.export import ExportError, missing_dependencies
 
     missing = missing_dependencies(args.format)
     if missing:  # before loading anything
-        print(f"error: {args.format} export needs the optional package(s) "
-              f"{', '.join(missing)}, which are not installed: pip install "
-              f"{' '.join(missing)}", file=sys.stderr)
-        return 2
+        raise ExportError(f"{args.format} export needs the optional package(s) "
+                          f"{', '.join(missing)}, which are not installed: pip install "
+                          f"{' '.join(missing)}")
 
     from pose.apis.export import export_model, parity
     from pose.engine.checkpoint import load_model
 
     model, config = load_model(args.weights)
-    try:
-        path = export_model(model, args.out, args.format)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    path = export_model(model, args.out, args.format)
     if config is not None:  # beside the export, so tools/infer.py --weights PATH works
         from pose.config import save_config
         from pose.engine.checkpoint import config_path_for
@@ -68,4 +65,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

@@ -9,8 +9,11 @@ also be an export of tools/export.py (SavedModel folder or .tflite with its .yam
 it), which starts faster: no Keras model to rebuild and trace. Person boxes
 come from a COCO detection-results JSON (matched by file name or image id), OpenCV's HOG
 people detector (OpenCV 4 only), or the whole image (the default when neither is given).
-Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores)
-and, per video, DIR/<stem>.mp4 and DIR/<stem>.jsonl. See ``pose.apis``.
+Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores),
+DIR/summary.json (counts, skipped files, dropped boxes) and, per video, DIR/<stem>.mp4 and
+DIR/<stem>.jsonl. See ``pose.apis``. The skeleton, colours, flip pairs and sigmas are the
+model's (its config carries the dataset metadata). Bad input, or nothing processed, ends
+in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
 import argparse
@@ -57,6 +60,8 @@ def parse_args(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a user error")
     return parser, parser.parse_args(argv)
 
 
@@ -66,22 +71,18 @@ def main(argv=None):
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
     from pose.apis.inputs import InputError, collect_inputs
 
-    try:
-        inputs = collect_inputs(args.inputs, recursive=args.recursive)
-        if args.boxes:
-            source = DetectionBoxes(args.boxes)
-            why = "given by --boxes"
-        elif args.detector == "hog":
-            source = HogBoxes()
-            why = "given by --detector hog"
-        else:
-            source = WholeImageBoxes()
-            why = ("given by --whole-image" if args.whole_image else
-                   "no --boxes or --detector given; for several people per image pass "
-                   "--boxes DET.json")
-    except (InputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    inputs = collect_inputs(args.inputs, recursive=args.recursive)
+    if args.boxes:
+        source = DetectionBoxes(args.boxes)
+        why = "given by --boxes"
+    elif args.detector == "hog":
+        source = HogBoxes()
+        why = "given by --detector hog"
+    else:
+        source = WholeImageBoxes()
+        why = ("given by --whole-image" if args.whole_image else
+               "no --boxes or --detector given; for several people per image pass "
+               "--boxes DET.json")
     print(f"person boxes: {source.name} ({why})", flush=True)
 
     from pose.apis.estimator import PoseEstimator, load_network
@@ -93,14 +94,13 @@ def main(argv=None):
     estimator = PoseEstimator(model, config, flip=False if args.no_flip else None,
                               batch_size=args.batch_size, batching=args.batching)
     ready = time.perf_counter() - _START
-    try:
-        report = run_inference(estimator, inputs, args.out, source,
-                               threshold=args.threshold, box_threshold=args.box_threshold,
-                               verbose=0 if args.quiet else 1)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = run_inference(estimator, inputs, args.out, source,
+                           threshold=args.threshold, box_threshold=args.box_threshold,
+                           verbose=0 if args.quiet else 1)
     print(report.summary())
+    if report.num_images == 0:
+        raise InputError(f"nothing was processed: none of the {len(inputs)} input(s) could "
+                         "be read (listed above)")
     first = ("-" if report.first_output_seconds is None
              else f"{ready + report.first_output_seconds:.1f} s")
     print(f"start-up: model ready {ready:.1f} s, first overlay {first} after process start; "
@@ -113,4 +113,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

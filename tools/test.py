@@ -3,11 +3,14 @@
     python tools/test.py --weights RUN/best.keras [--config CFG] [--gt-boxes | --boxes DET.json]
                          [--no-flip] [--set k=v ...] --out DIR
 
-The config defaults to the one saved beside the checkpoint (RUN/best.yaml).
+The config defaults to the one saved beside the checkpoint (RUN/best.yaml), which also
+carries the dataset metadata (keypoints, flip pairs, sigmas). Bad input ends in one line
+``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
 import argparse
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -15,10 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import resolve_config
 from pose.engine.checkpoint import load_model
+from pose.errors import run_tool
 from pose.evaluation.evaluator import evaluate
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, help="a .keras checkpoint")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
@@ -31,7 +35,9 @@ def main():
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", required=True, help="folder for results and metrics.json")
-    args = parser.parse_args()
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a user error")
+    args = parser.parse_args(argv)
 
     model, saved_config = load_model(args.weights)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
@@ -40,7 +46,8 @@ def main():
              use_gt_boxes=True if args.gt_boxes else None,
              flip_test=False if args.no_flip else None)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_tool(main))

@@ -1,10 +1,14 @@
 """Train a pose model: python tools/train.py --config CFG --workdir DIR [--set k=v ...]
 
-Re-running the same command after an interruption resumes from the last finished epoch.
+Re-running the same command after an interruption resumes from the last finished epoch
+(and says from which); re-running a finished run says so and changes nothing (--force
+retrains from epoch 1). Bad input ends in one line ``error: ...`` and exit code 2
+(--debug shows the traceback).
 """
 
 import argparse
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -12,9 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import load_config
 from pose.engine.training import STRATEGIES, train
+from pose.errors import run_tool
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="YAML config, e.g. configs/coco/...")
     parser.add_argument("--workdir", required=True, help="folder for checkpoints and logs")
@@ -24,10 +29,16 @@ def main():
                         help="tf.distribute strategy; batch_size is per replica")
     parser.add_argument("--no-validate", action="store_true",
                         help="skip the validation AP runs during training")
-    args = parser.parse_args()
+    parser.add_argument("--force", action="store_true",
+                        help="retrain a finished run (or one with another config) from epoch 1")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a user error")
+    args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides)
-    train(config, args.workdir, strategy=args.strategy, validate=not args.no_validate)
+    train(config, args.workdir, strategy=args.strategy, validate=not args.no_validate,
+          force=args.force, source=args.config)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_tool(main))

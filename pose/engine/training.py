@@ -322,7 +322,8 @@ def clear_run(workdir):
 
 def trim_log(path, epochs_done):
     """Keep only ``log.csv`` rows of epochs already done (CSVLogger's 0-based ``epoch``
-    < ``epochs_done``), so a resumed run never writes an epoch twice."""
+    < ``epochs_done``), one per epoch (the last written), so that a resumed run never
+    writes an epoch twice."""
     if not os.path.isfile(path):
         return
     with open(path, newline="", encoding="utf-8") as f:
@@ -331,8 +332,9 @@ def trim_log(path, epochs_done):
         return
     column = rows[0].index("epoch")
     body = [r for r in rows[1:] if r]
-    kept = [r for r in body if int(float(r[column])) < epochs_done]
-    if len(kept) != len(body):
+    by_epoch = {int(float(r[column])): r for r in body}  # the last row of an epoch wins
+    kept = [by_epoch[e] for e in sorted(by_epoch) if e < epochs_done]
+    if kept != body:
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerows([rows[0]] + kept)
         write_text(out.getvalue(), path)
@@ -389,7 +391,6 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
                       loss=JointsMSELoss(ohkm_topk=config.train.ohkm_topk))
 
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
         keras.callbacks.TerminateOnNaN(),
         LearningRateLogger(),
     ]
@@ -402,6 +403,9 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), write_graph=False),
         HeatmapImages(os.path.join(workdir, "tensorboard"), sample_images[:4].numpy(),
                       sample_heatmaps[:4].numpy(), config.train.val_every),
+        # Last: when the backup says an epoch is done, its log row and checkpoints exist
+        # (a kill before it re-runs the epoch, and trim_log drops its old row).
+        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
     ]
     if verbose:
         callbacks.insert(0, FirstStepNotice())

@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from pose.config import save_config
-from pose.engine.training import EpochStepDecay, train
+from datasets.metadata import DatasetMeta, MetadataError
+from pose.config import load_config, save_config
+from pose.engine.training import EpochStepDecay, train, trim_log
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -59,8 +61,8 @@ def test_short_training_writes_a_checkpoint_that_the_test_tool_evaluates(tmp_pat
 
 
 def test_rerun_after_a_kill_resumes_from_the_backup(tmp_path, tiny_config):
-    config = dataclasses.replace(
-        tiny_config, train=dataclasses.replace(tiny_config.train, epochs=4, batch_size=2))
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(
+        tiny_config.train, epochs=4, batch_size=2, lr_steps=(2,)))
     config_path = tmp_path / "config.yaml"
     save_config(config, config_path)
     workdir = tmp_path / "run"
@@ -87,8 +89,20 @@ def test_rerun_after_a_kill_resumes_from_the_backup(tmp_path, tiny_config):
     first_epoch_line = next(line for line in rerun.stdout.splitlines()
                             if line.startswith("Epoch "))
     assert first_epoch_line.startswith(f"Epoch {backed_up_epoch + 1}/4")
-    assert _epochs_in_log(workdir / "log.csv")[-1] == 3
+    assert f"resuming {workdir} from epoch {backed_up_epoch + 1} of 4" in rerun.stdout
+    assert _epochs_in_log(workdir / "log.csv") == [0, 1, 2, 3]  # each epoch once
+    with open(workdir / "log.csv", newline="") as f:  # the rate used in each epoch
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
+    np.testing.assert_allclose(rates, [1e-3, 1e-3, 1e-4, 1e-4], rtol=1e-5)
     assert not (workdir / "backup").exists()  # removed once training completed
+
+    # the same command again: says so, exits 0 and touches nothing
+    before = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir() if p.is_file()}
+    again = _python(["tools/train.py", "--config", str(config_path), "--workdir",
+                     str(workdir), "--no-validate"], timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already finished its 4 epochs; nothing to do (pass --force" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in workdir.iterdir() if p.is_file()} == before
 
 
 MIRRORED_SCRIPT = """
@@ -141,3 +155,67 @@ def test_mixed_precision_keeps_the_head_in_float32_and_restores_the_policy(tmp_p
     assert mixed.get_layer("stage2_m0_b0_block0_conv1").compute_dtype == "float16"
     assert mixed.get_layer("final_layer").compute_dtype == "float32"
     assert mixed.output.dtype == "float32"
+
+
+def test_crowdpose_style_set_trains_evaluates_and_infers_from_configs_alone(
+        tmp_path, crowdpose_config, crowdpose_style_coco):
+    """A 14-keypoint COCO-format file with CrowdPose's quirks (COCO's 17-keypoint skeleton
+    in its category, no 'area'): two training steps, validation AP, then tools/test.py and
+    tools/infer.py with nothing but the checkpoint (its config carries the metadata)."""
+    workdir = tmp_path / "run"
+    history = train(crowdpose_config, str(workdir), verbose=0)
+    assert history.params["steps"] == 2 and np.isfinite(history.history["loss"]).all()
+    saved = load_config(workdir / "best.yaml")
+    preset = DatasetMeta.from_config(crowdpose_config.data)  # configs/datasets/crowdpose.yaml
+    assert DatasetMeta.from_config(saved.data) == preset
+    assert saved.data.keypoint_names[12:] == ("head", "neck")
+    assert saved.data.skeleton == preset.names_of(preset.skeleton)  # not the file's 17-kp one
+    val = json.loads((workdir / "eval" / "epoch_001" / "metrics.json").read_text())
+    assert 0.0 <= val["AP"] <= 1.0 and val["num_boxes"] > 0
+
+    out = tmp_path / "test_out"
+    result = _python(["tools/test.py", "--weights", str(workdir / "best.keras"), "--gt-boxes",
+                      "--out", str(out)], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads((out / "keypoints_results.json").read_text())
+    assert results and all(len(r["keypoints"]) == 14 * 3 for r in results)
+    assert json.loads((out / "metrics.json").read_text())["AP"] >= 0.0
+
+    infer_out = tmp_path / "infer_out"
+    result = _python(["tools/infer.py", "--weights", str(workdir / "best.keras"),
+                      str(crowdpose_style_coco / "val2017"), "--out", str(infer_out),
+                      "--quiet"], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    people = json.loads((infer_out / "predictions.json").read_text())
+    assert len(people) == 4 and all(len(p["keypoints"]) == 14 * 3 for p in people)
+
+
+def test_metadata_and_model_arguments_are_checked_before_the_workdir_exists(
+        tmp_path, crowdpose_config):
+    workdir = tmp_path / "run"
+    no_preset = dataclasses.replace(crowdpose_config, data=dataclasses.replace(
+        crowdpose_config.data, dataset=None, oks_sigmas=(0.1,) * 14))
+    with pytest.raises(MetadataError, match=r"person_keypoints_train2017.json: the "
+                       r"category's skeleton refers to keypoints the file does not have: "
+                       r"limb \[16, 14\] \(1-based"):
+        train(no_preset, str(workdir), verbose=0)
+    wrong_k = dataclasses.replace(crowdpose_config, model=dataclasses.replace(
+        crowdpose_config.model, num_keypoints=17))
+    with pytest.raises(ValueError, match=r"model.num_keypoints is 17 but .*train2017.json "
+                       r"has 14 keypoints"):
+        train(wrong_k, str(workdir), verbose=0)
+    negative = dataclasses.replace(crowdpose_config, model=dataclasses.replace(
+        crowdpose_config.model, width=-16))
+    with pytest.raises(ValueError, match=r"model: HRNet width must be a positive integer, "
+                       r"got -16"):
+        train(negative, str(workdir), verbose=0)
+    assert not workdir.exists()
+
+
+def test_trim_log_drops_rows_of_epochs_not_done(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,learning_rate,loss\n0,0.001,1.0\n1,0.001,0.9\n2,0.001,0.8\n"
+                   "1,0.001,0.95\n")
+    trim_log(str(log), epochs_done=2)  # a run resuming at the third epoch
+    assert _epochs_in_log(log) == [0, 1]
+    assert "0.95" in log.read_text()  # the later row of epoch 1 is kept

@@ -88,6 +88,23 @@ def test_oks_nms_suppresses_near_duplicate_keeps_far_pose():
     assert oks_nms(np.zeros((0, 17, 3)), [], [], COCO_SIGMAS).tolist() == []
 
 
+def test_oks_nms_ties_fall_back_to_the_detector_score():
+    """All rescored scores 0 (no keypoint above 0.2): the detector's best box is kept, not
+    the first in file order; distinct scores keep HRNet's order."""
+    same = pose(seed=1)
+    kp = np.stack([same, same + 0.5, same + 1.0])[..., :2]  # near-duplicates
+    weak = np.full((3, 17), 0.1)
+    box_scores = np.array([0.2, 0.9, 0.5])
+    results = postprocess_predictions(kp, weak, [7, 7, 7], box_scores, [1e4] * 3, COCO_SIGMAS)
+    assert len(results) == 1 and results[0]["score"] == 0.0
+    assert results[0]["keypoints"][:2] == pytest.approx(list(kp[1, 0]))
+    full = np.concatenate([kp, weak[..., None]], axis=2)
+    assert list(oks_nms(full, [0.0] * 3, [1e4] * 3, COCO_SIGMAS, tie_break=box_scores)) == [1]
+    # with distinct scores the tie-break changes nothing
+    assert list(oks_nms(full, [0.3, 0.1, 0.2], [1e4] * 3, COCO_SIGMAS,
+                        tie_break=box_scores)) == [0]
+
+
 def test_soft_oks_nms_decays_scores_by_hand():
     a = pose(seed=5)
     b = a.copy()
