@@ -2,7 +2,8 @@
 the whole image.
 
 Every source is a callable ``(image, file_name, image_id) -> (boxes (M, 4) xywh, scores
-(M,))`` with a ``name`` that the run reports.
+(M,))`` with a ``name`` that the run reports. ``clip_boxes`` checks what a source gives
+against the image (the run reports what it dropped, and why).
 """
 
 import os
@@ -17,6 +18,36 @@ HOG_HELP = ('this OpenCV build has no cv2.HOGDescriptor (OpenCV 5 wheels dropped
             'install an OpenCV 4 wheel for the HOG person detector: '
             'pip install "opencv-python-headless<5"; or pass --boxes DET.json '
             '(COCO detection results) or --whole-image')
+
+
+def clip_boxes(boxes, scores, width, height):
+    """Clip ``x, y, w, h`` boxes to a ``width`` x ``height`` image; drop the unusable.
+
+    A box with a NaN/infinite value or a non-positive width or height is dropped
+    (``"not_finite"``, ``"non_positive_size"``), so is one with no area inside the image
+    (``"outside_image"``); the others are cut to the image.
+
+    Returns:
+        ``(boxes (M', 4) float64, scores (M',), dropped)`` with ``dropped`` a dict of
+        counts by reason (only non-zero reasons).
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+    positive = np.zeros(len(boxes), bool)
+    positive[finite] = (boxes[finite, 2] > 0) & (boxes[finite, 3] > 0)
+    safe = np.where(finite[:, None], boxes, 0.0)
+    x1 = np.clip(safe[:, 0], 0.0, width)
+    y1 = np.clip(safe[:, 1], 0.0, height)
+    x2 = np.clip(safe[:, 0] + safe[:, 2], 0.0, width)
+    y2 = np.clip(safe[:, 1] + safe[:, 3], 0.0, height)
+    inside = (x2 > x1) & (y2 > y1)
+    keep = finite & positive & inside
+    dropped = {"not_finite": int((~finite).sum()),
+               "non_positive_size": int((finite & ~positive).sum()),
+               "outside_image": int((finite & positive & ~inside).sum())}
+    clipped = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)[keep]  # (M', 4) xywh
+    return clipped, scores[keep], {k: v for k, v in dropped.items() if v}
 
 
 class WholeImageBoxes:
@@ -41,19 +72,33 @@ class DetectionBoxes:
         score_threshold: float, boxes scoring below are dropped. Default 0.0.
         category_id: int, the person category; entries of other categories are dropped
             (entries without ``category_id`` are kept). Default 1.
+
+    Attributes:
+        dropped: counts of entries dropped when the file was read, by reason
+            (``malformed``, ``not_finite``, ``non_positive_size``).
     """
 
     def __init__(self, path, score_threshold=0.0, category_id=1):
         self.path = os.fspath(path)
         self.name = f"detections {self.path}"
         self.by_id, self.by_name, self.id_by_name = {}, {}, {}
+        self.dropped = {}
         for d in load_detections(self.path):  # AnnotationError naming the file
             if d.get("category_id", category_id) != category_id:
                 continue
             if float(d["score"]) < score_threshold:
                 continue
             box = d["bbox"]
-            if len(box) != 4 or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            reason = None
+            if (not isinstance(box, list) or len(box) != 4
+                    or not all(isinstance(v, (int, float)) for v in box)):
+                reason = "malformed"
+            elif not np.all(np.isfinite(box)) or not np.isfinite(float(d["score"])):
+                reason = "not_finite"
+            elif box[2] <= 0 or box[3] <= 0:
+                reason = "non_positive_size"
+            if reason:
+                self.dropped[reason] = self.dropped.get(reason, 0) + 1
                 continue
             entry = (tuple(float(v) for v in box), float(d["score"]))
             if "file_name" in d:

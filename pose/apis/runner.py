@@ -10,8 +10,15 @@ Outputs (every file written to a temporary name in ``out_dir`` and renamed when 
   areas), ``box_score`` and ``keypoint_scores``. ``image_id`` is, in order of preference,
   the detection entry's id matched by file name, the number of a COCO-style name
   (``000000000785.jpg`` → 785), else the input's position (1, 2, ...).
+- ``summary.json``: the run report: counts of images and people, skipped files, images
+  without a person box, and the person boxes dropped by reason (``clip_boxes``: outside
+  the image, NaN, non-positive size; a detection file's malformed entries). A separate
+  file, so that ``predictions.json`` stays a plain COCO results list that pycocotools'
+  ``loadRes`` reads.
 - ``<video stem>.mp4`` (mp4v) and ``<video stem>.jsonl``: the overlay video and one JSON
   line per frame ``{"frame", "time_s", "people": [...]}``.
+
+Every person box is clipped to its image first (``pose.apis.boxes.clip_boxes``).
 """
 
 import contextlib
@@ -23,6 +30,7 @@ import time
 import cv2
 
 from datasets.coco import ImageDecodeError, read_image_rgb
+from pose.apis.boxes import clip_boxes
 from pose.apis.estimator import Frame
 from pose.apis.inputs import InputError, image_id_from_name, open_video
 from pose.fileio import atomic_path, save_image, write_json
@@ -39,6 +47,8 @@ class InferenceReport:
     predictions_file: str = None
     skipped: list = dataclasses.field(default_factory=list)  # (path, reason)
     no_boxes: list = dataclasses.field(default_factory=list)  # images without a person box
+    dropped_boxes: dict = dataclasses.field(default_factory=dict)  # reason -> count
+    summary_file: str = None
     num_images: int = 0  # images and video frames estimated
     num_people: int = 0
     seconds: float = 0.0
@@ -60,10 +70,30 @@ class InferenceReport:
             lines.append(f"{len(self.no_boxes)} image(s) had no person box: "
                          + ", ".join(self.no_boxes[:10])
                          + (" ..." if len(self.no_boxes) > 10 else ""))
+        if self.dropped_boxes:
+            lines.append(f"dropped {sum(self.dropped_boxes.values())} person box(es): "
+                         + ", ".join(f"{k}={v}" for k, v in sorted(self.dropped_boxes.items())))
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
             lines.extend(f"  {path}: {reason}" for path, reason in self.skipped)
         return "\n".join(lines)
+
+    def as_dict(self):
+        """What ``summary.json`` holds."""
+        return {"box_source": self.box_source, "images": self.num_images,
+                "people": self.num_people, "dropped_boxes": dict(self.dropped_boxes),
+                "no_boxes": list(self.no_boxes),
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+                "predictions_file": self.predictions_file,
+                "videos": [list(v) for v in self.videos]}
+
+    def checked_boxes(self, image, boxes, scores):
+        """``clip_boxes`` on ``image``, counting what it drops."""
+        h, w = image.shape[:2]
+        boxes, scores, dropped = clip_boxes(boxes, scores, w, h)
+        for reason, count in dropped.items():
+            self.dropped_boxes[reason] = self.dropped_boxes.get(reason, 0) + count
+        return boxes, scores
 
 
 class _Names:
@@ -126,7 +156,8 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
     start = time.perf_counter()
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    report = InferenceReport(box_source=getattr(box_source, "name", type(box_source).__name__))
+    report = InferenceReport(box_source=getattr(box_source, "name", type(box_source).__name__),
+                             dropped_boxes=dict(getattr(box_source, "dropped", {})))
     images = [item for item in inputs if item.kind == "image"]
     videos = [item for item in inputs if item.kind == "video"]
     frame_counts = {}
@@ -167,7 +198,8 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
                 image_id = image_id_from_name(item.path)
             if image_id is None:
                 image_id = position
-            boxes, scores = box_source(image, file_name=item.path, image_id=image_id)
+            boxes, scores = report.checked_boxes(
+                image, *box_source(image, file_name=item.path, image_id=image_id))
             if len(boxes) == 0:
                 report.no_boxes.append(item.path)
             yield Frame((item, image_id), image, boxes, scores)
@@ -194,6 +226,8 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
                                             report, progress, mark_first_output)
         report.videos.append((video_path, lines_path))
     report.seconds = time.perf_counter() - start
+    report.summary_file = os.path.join(out_dir, "summary.json")
+    write_json(report.as_dict(), report.summary_file)
     return report
 
 
@@ -216,7 +250,8 @@ def _run_video(estimator, item, names, box_source, draw, report, progress, mark_
                 if not ok:
                     break
                 image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                boxes, scores = box_source(image, file_name=None, image_id=index)
+                boxes, scores = report.checked_boxes(
+                    image, *box_source(image, file_name=None, image_id=index))
                 yield Frame(index, image, boxes, scores)
                 index += 1
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
+from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes, clip_boxes
 from pose.apis.estimator import PoseEstimator
 from pose.apis.inputs import InputError, collect_inputs, image_id_from_name
 from pose.apis.runner import run_inference
@@ -101,6 +101,42 @@ def test_image_ids_and_detection_matching(tmp_path):
     assert whole.tolist() == [[0, 0, 60, 50]] and s.tolist() == [1.0]
 
 
+def test_clip_boxes_cuts_to_the_image_and_counts_what_it_drops():
+    boxes = [[10, 20, 30, 40],            # inside: unchanged
+             [-10, -5, 30, 40],           # sticks out at the top left: cut
+             [630, 470, 50, 50],          # sticks out at the bottom right: cut
+             [5000, 5000, 100, 200],      # wholly outside
+             [np.nan, 0, 10, 10],         # NaN
+             [0, 0, 0, 10], [0, 0, 10, -3]]  # zero / negative size
+    kept, scores, dropped = clip_boxes(boxes, np.arange(7.0), 640, 480)
+    np.testing.assert_allclose(kept, [[10, 20, 30, 40], [0, 0, 20, 35], [630, 470, 10, 10]])
+    assert scores.tolist() == [0.0, 1.0, 2.0]
+    assert dropped == {"outside_image": 1, "not_finite": 1, "non_positive_size": 2}
+
+
+def test_bad_detection_boxes_are_dropped_counted_and_summarized(estimator, tmp_path):
+    (tmp_path / "in").mkdir()
+    _write_image(tmp_path / "in" / "000000000007.jpg", _photo(480, 640))
+    det = tmp_path / "det.json"
+    det.write_text(json.dumps([
+        {"image_id": 7, "bbox": [100, 50, 200, 300], "score": 0.9},
+        {"image_id": 7, "bbox": [9000, 9000, 100, 200], "score": 0.8},  # wholly outside
+        {"image_id": 7, "bbox": [10, 10, -5, 20], "score": 0.7},
+        {"image_id": 7, "bbox": [10, 10, 0, 20], "score": 0.6},
+        {"image_id": 7, "bbox": [10, 10, 20], "score": 0.5}]))
+    report = run_inference(estimator, collect_inputs([tmp_path / "in"]), tmp_path / "out",
+                           DetectionBoxes(det), verbose=0)
+    assert report.num_people == 1
+    assert report.dropped_boxes == {"outside_image": 1, "non_positive_size": 2,
+                                    "malformed": 1}
+    assert ("dropped 4 person box(es): malformed=1, non_positive_size=2, outside_image=1"
+            in report.summary())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["dropped_boxes"] == report.dropped_boxes
+    people = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert isinstance(people, list) and max(p["keypoints"][0] for p in people) < 640
+
+
 def test_hog_boxes(monkeypatch):
     if not hasattr(cv2, "HOGDescriptor"):
         with pytest.raises(InputError, match=r'pip install "opencv-python-headless<5"'):
@@ -168,7 +204,7 @@ def test_sample_images_match_evaluation_and_load_in_pycocotools(coco_sample_dir,
     report = run_inference(estimator, inputs, tmp_path, DetectionBoxes(det), verbose=0)
 
     names = sorted(os.listdir(images))
-    assert sorted(os.listdir(tmp_path)) == sorted(names + ["predictions.json"])
+    assert sorted(os.listdir(tmp_path)) == sorted(names + ["predictions.json", "summary.json"])
     for name in names:
         overlay = cv2.imread(str(tmp_path / name))
         assert overlay is not None
@@ -232,7 +268,7 @@ def test_video_overlay_and_json_lines(estimator, tmp_path):
     out = tmp_path / "out"
     report = run_inference(estimator, collect_inputs([src]), out, WholeImageBoxes(),
                            threshold=0.0, verbose=0)
-    assert sorted(os.listdir(out)) == ["clip.jsonl", "clip.mp4"]  # no temporary left
+    assert sorted(os.listdir(out)) == ["clip.jsonl", "clip.mp4", "summary.json"]  # no temp left
     cap = cv2.VideoCapture(str(out / "clip.mp4"))
     frames = 0
     while cap.read()[0]:
@@ -279,7 +315,9 @@ def test_odd_images_work_and_unreadable_ones_are_listed(estimator, tmp_path):
     assert "skipped 2 unreadable file(s)" in report.summary()
     assert "truncated.jpg" in report.summary()
     assert sorted(os.listdir(out)) == ["deep.png", "grey.png", "large.jpg",
-                                       "predictions.json", "rgba.png"]
+                                       "predictions.json", "rgba.png", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 4 and len(summary["skipped"]) == 2
     assert cv2.imread(str(out / "large.jpg")).shape == (3000, 4000, 3)
     results = json.loads((out / "predictions.json").read_text())
     assert sorted({r["file_name"] for r in results}) == ["deep.png", "grey.png",
@@ -303,6 +341,12 @@ def test_tool_errors_are_clear_and_fast(checkpoint, tmp_path):
     (tmp_path / "empty").mkdir()
     run = _tool("--weights", weights, tmp_path / "empty", "--out", tmp_path / "o")
     assert run.returncode == 2 and "holds no image or video" in run.stderr
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"")
+    run = _tool("--weights", weights, tmp_path / "bad", "--out", tmp_path / "o2")
+    assert run.returncode == 2  # nothing processed is a failure
+    assert run.stderr.strip().splitlines()[-1] == (
+        "error: nothing was processed: none of the 1 input(s) could be read (listed above)")
     if not hasattr(cv2, "HOGDescriptor"):
         _write_image(tmp_path / "a.png", _photo())
         run = _tool("--weights", weights, tmp_path / "a.png", "--detector", "hog",
@@ -325,4 +369,4 @@ def test_tool_end_to_end(checkpoint, tmp_path):
     assert "images/s" in run.stdout and "people/s" in run.stdout
     assert "flip test off, batch 2" in run.stdout
     assert sorted(os.listdir(tmp_path / "out")) == ["p0.jpg", "p1.jpg", "p2.jpg",
-                                                    "predictions.json"]
+                                                    "predictions.json", "summary.json"]
