@@ -237,7 +237,8 @@ class LoadReport:
     bad_keypoints: int = 0
     not_person: int = 0
     below_threshold: int = 0
-    missing_images: int = 0
+    missing_images: int = 0  # records dropped because their image file is missing
+    missing_image_files: int = 0  # distinct missing image files
     missing_image_paths: tuple = ()
 
     @property
@@ -318,7 +319,7 @@ def _check_missing_images(paths, missing_images, source):
         raise ValueError(f"missing_images must be one of {MISSING_IMAGE_POLICIES}, "
                          f"got {missing_images!r}")
     if missing_images == "unchecked":  # annotation-only work: never look at the files
-        return np.ones(len(paths), bool), ()
+        return np.ones(len(paths), bool), (), 0
     unique = np.unique(paths) if len(paths) else np.array([], str)
     missing = {p for p in unique.tolist() if not os.path.isfile(p)}
     if missing and missing_images == "error":
@@ -326,7 +327,7 @@ def _check_missing_images(paths, missing_images, source):
         raise FileNotFoundError(
             f"{source}: {len(missing)} image files are missing, e.g. {listed}")
     keep = np.array([p not in missing for p in paths.tolist()], bool)
-    return keep, tuple(sorted(missing)[:_MAX_LISTED_PATHS])
+    return keep, tuple(sorted(missing)[:_MAX_LISTED_PATHS]), len(missing)
 
 
 def _build(coco, source, image_dir, rows, input_size, padding, missing_images, counts):
@@ -341,7 +342,7 @@ def _build(coco, source, image_dir, rows, input_size, padding, missing_images, c
     keypoints = np.array([r[3] for r in rows], np.float32).reshape(n, k, 3)
     aspect_ratio = float(input_size[0]) / float(input_size[1])
     centers, scales = box_to_center_scale(boxes, aspect_ratio, padding)
-    keep, missing_paths = _check_missing_images(paths, missing_images, source)
+    keep, missing_paths, num_missing = _check_missing_images(paths, missing_images, source)
     records = PoseRecords(
         image_paths=paths,
         image_ids=image_ids,
@@ -356,7 +357,8 @@ def _build(coco, source, image_dir, rows, input_size, padding, missing_images, c
     ).subset(keep)
     counts["missing_images"] = int((~keep).sum())
     report = LoadReport(source=source, num_images=len(coco.imgs), num_records=len(records),
-                        missing_image_paths=missing_paths, **counts)
+                        missing_image_files=num_missing, missing_image_paths=missing_paths,
+                        **counts)
     problems = ("invalid_box", "unknown_image", "bad_keypoints", "missing_images")
     if any(getattr(report, k) for k in problems):
         logger.warning("%s", report.summary())

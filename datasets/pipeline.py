@@ -90,7 +90,7 @@ class PipelineStats:
     Attributes:
         missing_files: int, images that did not exist at read time.
         decode_errors: int, images that exist but could not be decoded (corrupt/truncated).
-        failed_paths: the most recent failing paths (at most 100).
+        failed_paths: the failing paths, each once (the most recent 100).
     """
 
     def __init__(self):

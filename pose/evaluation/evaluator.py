@@ -137,7 +137,7 @@ def evaluate(model, config, out_dir=None, annotation_file=None, image_dir=None,
     else:
         results, skipped = [], {"missing_files": 0, "decode_errors": 0, "failed_paths": []}
     # Images the loader already dropped as missing never reach the pipeline: count them too.
-    skipped["missing_files"] += records.report.missing_images
+    skipped["missing_files"] += records.report.missing_image_files
     skipped["failed_paths"] = list(dict.fromkeys(
         list(records.report.missing_image_paths) + skipped["failed_paths"]))
     predict_s = time.perf_counter() - start

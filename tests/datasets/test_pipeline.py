@@ -165,6 +165,10 @@ def test_corrupt_and_missing_images_are_skipped_and_counted(tmp_path):
     assert sorted(meta["index"].tolist()) == [0, 1, 3, 4, 6]
     assert (stats.decode_errors, stats.missing_files) == (1, 1)
     assert records.image_paths[2] in stats.as_dict()["failed_paths"]
+    collect_eval(build_eval_dataset(records, INPUT, 3, stats=stats))  # the same files again
+    assert (stats.decode_errors, stats.missing_files) == (2, 2)  # counted per sample read,
+    assert sorted(stats.as_dict()["failed_paths"]) == sorted(  # but each path listed once
+        [records.image_paths[2], records.image_paths[5]])
 
 
 def collect_eval(ds):

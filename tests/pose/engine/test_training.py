@@ -219,3 +219,16 @@ def test_trim_log_drops_rows_of_epochs_not_done(tmp_path):
     trim_log(str(log), epochs_done=2)  # a run resuming at the third epoch
     assert _epochs_in_log(log) == [0, 1]
     assert "0.95" in log.read_text()  # the later row of epoch 1 is kept
+
+
+def test_first_step_notice_does_not_promise_seconds(capsys):
+    """The demo model's first step took 29-97 s on two loaded cores: the notice says so."""
+    from pose.engine.training import FirstStepNotice
+
+    notice = FirstStepNotice()
+    notice.on_train_begin()
+    text = capsys.readouterr().out
+    assert "half a minute to two minutes for the demo model" in text
+    assert "seconds for the demo" not in text
+    notice.on_train_batch_end(0)
+    assert capsys.readouterr().out.strip().startswith("first training step done after ")
