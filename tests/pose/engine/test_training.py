@@ -232,3 +232,18 @@ def test_first_step_notice_does_not_promise_seconds(capsys):
     assert "seconds for the demo" not in text
     notice.on_train_batch_end(0)
     assert capsys.readouterr().out.strip().startswith("first training step done after ")
+
+
+def test_a_workdir_of_another_config_is_not_silently_reused(tmp_path, tiny_config):
+    from pose.engine.training import FINISHED_FILE, run_state
+    from pose.errors import UserError
+
+    save_config(tiny_config, tmp_path / "config.yaml")
+    assert run_state(str(tmp_path), tiny_config) == ("new", 0)
+    (tmp_path / FINISHED_FILE).write_text('{"epochs": 1}')
+    assert run_state(str(tmp_path), tiny_config) == ("finished", 1)
+    longer = dataclasses.replace(tiny_config,
+                                 train=dataclasses.replace(tiny_config.train, epochs=3))
+    with pytest.raises(UserError, match=r"holds a finished run with another config "
+                       r"\(train.epochs: 1 -> 3\); pass --force to retrain"):
+        run_state(str(tmp_path), longer)
