@@ -21,8 +21,10 @@ Conventions:
 - ``score``: 1.0 for ground-truth boxes, the detector's score otherwise.
 
 Bad input: a missing or malformed annotation file raises ``AnnotationError`` (a
-``ValueError``) naming the file and the problem. Annotations that point to an unknown image
-or whose keypoints have the wrong length are dropped, counted in ``LoadReport`` and logged.
+``pose.errors.UserError``, which the tools print as one line) naming the file and the
+problem. Annotations without ``area`` get one (``fill_missing_areas``, as mmpose).
+Annotations that point to an unknown image or whose keypoints have the wrong length are
+dropped, counted in ``LoadReport`` and logged.
 Missing image files are skipped and counted (``missing_images="skip"``) or raise
 ``FileNotFoundError`` (``"error"``). Corrupt images are the pipeline's business:
 ``read_image_rgb`` raises ``ImageDecodeError`` and the pipeline skips and counts the sample.
