@@ -117,6 +117,23 @@ def test_rescore_instances():
     np.testing.assert_allclose(rescore_instances(box, ks, 0.2), [0.9 * 0.6, 0.0, 0.5])
 
 
+# HRNet's TEST.IN_VIS_THRE (lib/config/default.py and the COCO configs).
+HRNET_IN_VIS_THRE = 0.2
+
+
+def test_rescoring_threshold_defaults_to_hrnets_in_vis_thre():
+    from pose.config import TestConfig
+
+    assert TestConfig().keypoint_score_threshold == HRNET_IN_VIS_THRE
+    # Scores just either side of 0.2: only 0.21 and 0.9 count → box · (0.21 + 0.9) / 2.
+    box = np.array([0.8])
+    ks = np.array([[0.19, 0.21, 0.9]])
+    np.testing.assert_allclose(rescore_instances(box, ks), [0.8 * 0.555], rtol=1e-12)
+    results = postprocess_predictions(np.zeros((1, 3, 2)), ks, [7], box, [100.0],
+                                      sigmas=[0.1, 0.1, 0.1])
+    assert results[0]["score"] == pytest.approx(0.8 * 0.555, rel=1e-12)
+
+
 def test_postprocess_predictions_groups_rescores_and_nms():
     a = pose(seed=7)[:, :2]
     kp = np.stack([a, a + 0.3, pose(300, 0, seed=8)[:, :2], a])
