@@ -71,9 +71,9 @@ import tensorflow as tf
 from datasets.coco import ImageDecodeError, read_image_rgb
 from datasets.metadata import COCO_KEYPOINT_NAMES, DatasetMeta
 from datasets.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     Augmentation,
+    crop_image,
+    normalize_image,
     sample_augmentation,
     warp_sample,
 )
@@ -193,7 +193,6 @@ class _EvalSampler:
         self.input_size = tuple(int(v) for v in input_size)
         self.udp = udp
         self.stats = stats
-        self.no_flip = np.arange(records.num_keypoints)
         self.empty = (np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8),
                       np.False_)
 
@@ -202,15 +201,14 @@ class _EvalSampler:
         image = _load_image(self.paths[i], self.stats)
         if image is None:
             return self.empty
-        crop, _, _ = warp_sample(image, np.zeros((0, 2)), self.centers[i], self.scales[i],
-                                 0.0, False, self.input_size, self.no_flip, self.udp)
+        crop, _ = crop_image(image, self.centers[i], self.scales[i], self.input_size,
+                             udp=self.udp)
         return crop, np.True_
 
 
 def normalize_batch(images):
-    """uint8 RGB images → float32 ``(x / 255 - mean) / std`` with ImageNet statistics (TF)."""
-    images = tf.cast(images, tf.float32) * (1.0 / 255.0)
-    return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+    """uint8 RGB batches → float32 in TF: ``datasets.transforms.normalize_image``."""
+    return normalize_image(tf.cast(images, tf.float32))
 
 
 def _options(deterministic):

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from datasets.coco import load_train_records, read_image_rgb
 from datasets.pipeline import build_dataset, normalize_batch
 from datasets.synthetic import generate_coco
-from datasets.transforms import get_affine_transform, warp_image
+from datasets.transforms import crop_image, get_affine_transform
 from pose.codec import HeatmapCodec
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,8 +44,8 @@ def opencv_dataset(records, input_size, batch_size):
 
     def load(i):
         i = int(i)
-        m = get_affine_transform(records.centers[i], records.scales[i], 0.0, input_size)
-        return warp_image(read_image_rgb(paths[i]), m, input_size)
+        return crop_image(read_image_rgb(paths[i]), records.centers[i], records.scales[i],
+                          input_size)[0]
 
     def tf_load(i):
         image = tf.numpy_function(load, [i], tf.uint8, stateful=False)

@@ -90,8 +90,9 @@ def main(argv=None):
 
     model, saved_config = load_network(args.weights)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    estimator = PoseEstimator(model, config, flip=False if args.no_flip else None,
-                              batch_size=args.batch_size, batching=args.batching)
+    estimator = PoseEstimator.from_config(model, config,
+                                          flip=False if args.no_flip else None,
+                                          batch_size=args.batch_size, batching=args.batching)
     ready = time.perf_counter() - _START
     try:
         report = run_inference(estimator, inputs, args.out, source,

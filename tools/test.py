@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import resolve_config
 from pose.engine.checkpoint import load_model
-from pose.evaluation.evaluator import evaluate
+from pose.evaluation.evaluator import evaluate_config
 
 
 def main():
@@ -35,10 +35,10 @@ def main():
 
     model, saved_config = load_model(args.weights)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    evaluate(model, config, out_dir=args.out, annotation_file=args.annotations,
-             image_dir=args.images, detections=args.boxes,
-             use_gt_boxes=True if args.gt_boxes else None,
-             flip_test=False if args.no_flip else None)
+    evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
+                    image_dir=args.images, detections=args.boxes,
+                    use_gt_boxes=True if args.gt_boxes else None,
+                    flip_test=False if args.no_flip else None)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
 
 

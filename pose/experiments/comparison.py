@@ -2,7 +2,8 @@
 
 ``run_comparison`` trains every variant (none / parallel / sequential PSA) for every seed
 with ``pose.engine.training.train`` (a finished run is reused, an interrupted one resumes),
-evaluates the final model of each with ``pose.evaluation.evaluator.evaluate``, and summarises AP/AR
+evaluates the final model of each with ``pose.evaluation.evaluator.evaluate_config``, and
+summarises AP/AR
 as mean ± std over seeds next to parameters, MACs and batch-1 latency.
 ``compare_checkpoints`` does the same for models trained elsewhere (e.g. on full COCO).
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 from pose.engine.checkpoint import load_model
 from pose.engine.training import train
-from pose.evaluation.evaluator import evaluate
+from pose.evaluation.evaluator import evaluate_config
 from pose.evaluation.metrics import STAT_NAMES
 from pose.experiments.benchmark import make_forward, time_forward
 from pose.fileio import write_json, write_text
@@ -57,7 +58,7 @@ def measure_latency_ms(model, repeats=10):
 
 
 def _evaluate_run(label, model, config, out_dir, verbose):
-    metrics = evaluate(model, config, out_dir=out_dir, verbose=verbose)
+    metrics = evaluate_config(model, config, out_dir=out_dir, verbose=verbose)
     return {"variant": label, **describe_model(model),
             "latency_ms": measure_latency_ms(model),
             "metrics": {name: metrics[name] for name in STAT_NAMES},

@@ -19,6 +19,7 @@ from pose.evaluation.metrics import (
     oks_matrix,
     oks_nms,
     postprocess_predictions,
+    rescore_and_nms,
     rescore_instances,
     soft_oks_nms,
     write_coco_results,
@@ -255,3 +256,18 @@ def test_perturbed_predictions_match_pycocotools_directly(sample_annotations):
     # the sigmas argument is used: wider sigmas forgive the same errors
     wide = evaluate_coco_keypoints(gt, results, COCO_SIGMAS * 3)
     assert wide["AP"] > stats["AP"]
+
+
+@pytest.mark.parametrize("soft_nms", [False, True])
+def test_rescore_and_nms_is_postprocess_predictions_of_one_image(soft_nms):
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0, 100, size=(1, 17, 2))
+    kp = base + rng.normal(scale=[[[0.5]], [[0.5]], [[30.0]], [[1.0]]], size=(4, 17, 2))
+    ks = rng.uniform(0, 1, size=(4, 17))
+    box, areas = rng.uniform(0.5, 1, 4), rng.uniform(800, 1200, 4)
+    keep, scores = rescore_and_nms(kp, ks, box, areas, COCO_SIGMAS, soft_nms=soft_nms)
+    np.testing.assert_allclose(scores, rescore_instances(box, ks))
+    results = postprocess_predictions(kp, ks, [9] * 4, box, areas, COCO_SIGMAS,
+                                      soft_nms=soft_nms)
+    assert [r["score"] for r in results] == [float(scores[j]) for j in keep]
+    assert len(keep) == (4 if soft_nms else 3)  # hard NMS drops the near-duplicate
