@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from pose.codec import (
-    codec_for_model,
     HeatmapCodec,
     blur_heatmaps,
+    codec_for_model,
     dark_blur_kernel_size,
     flip_heatmaps,
     refine_dark,
