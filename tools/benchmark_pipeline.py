@@ -16,9 +16,11 @@ Each runs with ``num_parallel_calls=AUTOTUNE``, batches, normalizes, and is time
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 
@@ -111,6 +113,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="reuse/generate data here (default: temp)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or tmp

@@ -14,6 +14,7 @@ and, per video, DIR/<stem>.mp4 and DIR/<stem>.jsonl. See ``pose.apis``.
 """
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -62,6 +63,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     parser, args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     # Fast, model-free checks first, so a typo costs no TensorFlow start-up.
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
     from pose.apis.inputs import InputError, collect_inputs

@@ -7,7 +7,9 @@ The config defaults to the one saved beside the checkpoint (RUN/best.yaml).
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -32,6 +34,7 @@ def main():
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", required=True, help="folder for results and metrics.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     model, saved_config = load_model(args.weights)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)

@@ -271,8 +271,7 @@ def _train(config, workdir, strategy, verbose, validate):
     meta = DatasetMeta.from_coco(coco, sigmas=data.oks_sigmas)
     records = load_train_records(coco, data.resolve(data.train_images),
                                  codec.input_size, missing_images=data.missing_images)
-    if verbose:
-        logger.info(records.report.summary())
+    # datasets.coco logs the records' load report (INFO, or WARNING with problems).
     steps_per_epoch = len(records) // global_batch
     if steps_per_epoch < 1:
         raise ValueError(f"{len(records)} training records make no batch of {global_batch} "

@@ -115,8 +115,7 @@ def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=No
                                 detections=box_file,
                                 score_threshold=test_cfg.box_score_threshold,
                                 missing_images=missing_images)
-    if verbose:
-        logger.info(records.report.summary())
+    # datasets.coco logs the records' load report (INFO, or WARNING with problems).
     start = time.perf_counter()
     if len(records):
         predictions, stats = predict_records(

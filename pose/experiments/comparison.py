@@ -3,13 +3,13 @@
 ``run_comparison`` trains every variant (none / parallel / sequential PSA) for every seed
 with ``pose.engine.training.train`` (a finished run is reused, an interrupted one resumes),
 evaluates the final model of each with ``pose.evaluation.evaluator.evaluate_config``, and
-summarises AP/AR
-as mean ± std over seeds next to parameters, MACs and batch-1 latency.
+summarises AP/AR as mean ± std over seeds next to parameters, MACs and batch-1 latency.
 ``compare_checkpoints`` does the same for models trained elsewhere (e.g. on full COCO).
 """
 
 import csv
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -21,6 +21,8 @@ from pose.evaluation.metrics import STAT_NAMES
 from pose.experiments.benchmark import make_forward, time_forward
 from pose.fileio import write_json, write_text
 from pose.models.complexity import describe_model, format_table
+
+logger = logging.getLogger(__name__)
 
 VARIANTS = ("none", "parallel", "sequential")
 PLACEMENTS = ("branch", "block")
@@ -74,7 +76,7 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
             run_config = variant_config(config, variant, placement, seed)
             run_dir = os.path.join(workdir, variant, f"seed{seed}")
             if verbose:
-                print(f"\n=== {variant} PSA, seed {seed} -> {run_dir}", flush=True)
+                logger.info("\n=== %s PSA, seed %d -> %s", variant, seed, run_dir)
             if not _finished(run_dir, run_config.train.epochs):
                 train(run_config, run_dir, verbose=verbose, validate=False)
             model, _ = load_model(os.path.join(run_dir, "last.keras"))
