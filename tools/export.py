@@ -14,6 +14,7 @@ without them the tool says so and exits with status 2.
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -33,6 +34,7 @@ def main(argv=None):
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a user error")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     from pose.apis.export import ExportError, missing_dependencies
 

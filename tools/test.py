@@ -9,6 +9,7 @@ carries the dataset metadata (keypoints, flip pairs, sigmas). Bad input ends in 
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -19,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pose.config import resolve_config
 from pose.engine.checkpoint import load_model
 from pose.errors import run_tool
-from pose.evaluation.evaluator import evaluate
+from pose.evaluation.evaluator import evaluate_config
 
 
 def main(argv=None):
@@ -38,13 +39,14 @@ def main(argv=None):
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a user error")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     model, saved_config = load_model(args.weights)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    evaluate(model, config, out_dir=args.out, annotation_file=args.annotations,
-             image_dir=args.images, detections=args.boxes,
-             use_gt_boxes=True if args.gt_boxes else None,
-             flip_test=False if args.no_flip else None)
+    evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
+                    image_dir=args.images, detections=args.boxes,
+                    use_gt_boxes=True if args.gt_boxes else None,
+                    flip_test=False if args.no_flip else None)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
     return 0
 

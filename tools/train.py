@@ -7,6 +7,7 @@ retrains from epoch 1). Bad input ends in one line ``error: ...`` and exit code 
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -34,6 +35,7 @@ def main(argv=None):
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a user error")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     config = load_config(args.config, args.overrides)
     train(config, args.workdir, strategy=args.strategy, validate=not args.no_validate,
           force=args.force, source=args.config)

@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
 import shutil
@@ -32,16 +33,19 @@ from datasets.coco import load_coco, load_train_records
 from datasets.metadata import DatasetMeta
 from datasets.pipeline import PipelineStats, build_dataset
 from datasets.transforms import Augmentation
+from pose.codec import codec_for_model
 from pose.config import ConfigError, config_to_dict, load_config, save_config
 from pose.engine.checkpoint import build_model, check_model_config, save_model
 from pose.errors import UserError
-from pose.evaluation.evaluator import data_path, evaluate, make_codec
+from pose.evaluation.evaluator import evaluate
 from pose.evaluation.metrics import STAT_NAMES
 from pose.evaluation.predictor import forward
 from pose.fileio import write_json, write_text
 from pose.models.losses import JointsMSELoss
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+
+logger = logging.getLogger(__name__)
 
 
 @keras.saving.register_keras_serializable(package="pose")
@@ -125,15 +129,15 @@ class FirstStepNotice(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
         self._seen = False
-        print("Tracing and compiling the training step before the first batch; on a CPU "
-              "this takes from about half a minute to two minutes for the demo model and "
-              "several minutes for a full W32 ...", flush=True)
+        logger.info("Tracing and compiling the training step before the first batch; on a "
+                    "CPU this takes from about half a minute to two minutes for the demo model "
+                    "and several minutes for a full W32 ...")
 
     def on_train_batch_end(self, batch, logs=None):
         if not self._seen:
             self._seen = True
-            print(f"\nfirst training step done after {time.perf_counter() - self._start:.0f} s",
-                  flush=True)
+            logger.info("\nfirst training step done after %.0f s",
+                        time.perf_counter() - self._start)
 
 
 class ValidationAP(keras.callbacks.Callback):
@@ -141,15 +145,35 @@ class ValidationAP(keras.callbacks.Callback):
 
     Adds ``val_AP`` ... ``val_ARL`` to the epoch logs (NaN on epochs without evaluation,
     so the CSV columns stay fixed) before the logging and checkpoint callbacks read them.
+
+    Args:
+        codec: the model's ``HeatmapCodec``.
+        meta: ``DatasetMeta`` (flip pairs, OKS sigmas).
+        test_cfg: ``pose.config.TestConfig``.
+        annotation_file, image_dir: the validation set; the annotations are read once.
+        every: int, epochs between evaluations.
+        epochs: int, the run's last epoch (always evaluated).
+        out_dir: str, ``epoch_NNN/`` folders of results and metrics go here.
+        detections: a detection-results JSON, or None for ground-truth boxes.
+        missing_images: "skip" or "error". Default "skip".
+        verbose: 0 silent, 1 progress bar and messages.
     """
 
-    def __init__(self, config, every, epochs, out_dir, verbose=1):
+    def __init__(self, codec, meta, test_cfg, annotation_file, image_dir, every, epochs,
+                 out_dir, detections=None, missing_images="skip", verbose=1):
         super().__init__()
-        self.config = config
+        self.codec = codec
+        self.meta = meta
+        self.test_cfg = test_cfg
+        self.annotation_file = annotation_file
+        self.image_dir = image_dir
+        self.detections = detections
+        self.missing_images = missing_images
         self.every = max(1, int(every))
         self.epochs = epochs
         self.out_dir = out_dir
         self.verbose = verbose
+        self._coco = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -158,8 +182,12 @@ class ValidationAP(keras.callbacks.Callback):
             logs.update({f"val_{name}": math.nan for name in STAT_NAMES})
             return
         if self.verbose:
-            print(f"\nvalidation AP after epoch {epoch + 1}:", flush=True)
-        report = evaluate(self.model, self.config,
+            logger.info("\nvalidation AP after epoch %d:", epoch + 1)
+        if self._coco is None:
+            self._coco = load_coco(self.annotation_file)
+        report = evaluate(self.model, self.codec, self.meta, self.test_cfg, self._coco,
+                          self.image_dir, self.detections,
+                          missing_images=self.missing_images,
                           out_dir=os.path.join(self.out_dir, f"epoch_{epoch + 1:03d}"),
                           verbose=self.verbose)
         logs.update({f"val_{name}": float(report[name]) for name in STAT_NAMES})
@@ -216,10 +244,10 @@ class HeatmapImages(keras.callbacks.Callback):
 
 
 def augmentation_from_config(data):
-    return Augmentation(scale_factor=data.scale_factor, rotation_factor=data.rotation_factor,
-                        rotation_prob=data.rotation_prob, flip_prob=data.flip_prob,
-                        half_body_prob=data.half_body_prob,
-                        half_body_min_joints=data.half_body_min_joints)
+    """The ``Augmentation`` of a ``DataConfig``: its fields of the same names (the
+    defaults of both are ``Augmentation``'s)."""
+    names = [f.name for f in dataclasses.fields(Augmentation) if hasattr(data, f.name)]
+    return Augmentation(**{name: getattr(data, name) for name in names})
 
 
 FINISHED_FILE = "finished.json"
@@ -341,23 +369,28 @@ def trim_log(path, epochs_done):
 
 
 def _train(config, workdir, strategy, verbose, validate, force, source):
-    coco = load_coco(data_path(config, config.data.train_annotations))
+    data = config.data
+    coco = load_coco(data.resolve(data.train_annotations))
     config, meta = resolve_training_config(config, coco, source)
+    data = config.data
     if force:
         clear_run(workdir)
     state, epochs_done = run_state(workdir, config)
     if state == "finished":
-        print(f"{workdir}: this run already finished its {epochs_done} epochs; nothing to "
-              "do (pass --force to retrain from epoch 1)", flush=True)
+        logger.info("%s: this run already finished its %d epochs; nothing to do (pass "
+                    "--force to retrain from epoch 1)", workdir, epochs_done)
         return None
     keras.utils.set_random_seed(config.train.seed)
     distribution = make_strategy(strategy)
     global_batch = config.train.batch_size * distribution.num_replicas_in_sync
-    codec = make_codec(config)
-    records = load_train_records(coco, data_path(config, config.data.train_images),
-                                 codec.input_size, missing_images=config.data.missing_images)
-    if verbose:
-        print(records.report.summary(), flush=True)
+
+    with distribution.scope():
+        model = build_model(config.model)
+    codec = codec_for_model(model, sigma=data.sigma, encoding=data.encoding,
+                            decoding=config.test.decoding)
+    records = load_train_records(coco, data.resolve(data.train_images),
+                                 codec.input_size, missing_images=data.missing_images)
+    # datasets.coco logs the records' load report (INFO, or WARNING with problems).
     steps_per_epoch = len(records) // global_batch
     if steps_per_epoch < 1:
         raise UserError(f"{len(records)} training records make no batch of {global_batch} "
@@ -376,15 +409,15 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
             f"could be read ({stats.missing_files} missing, {stats.decode_errors} not "
             f"decodable), e.g. {list(stats.failed_paths)[:3]}") from None
 
-    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(workdir, exist_ok=True)  # everything is checked: the first write
     save_config(config, os.path.join(workdir, "config.yaml"))
     log_path = os.path.join(workdir, "log.csv")
     trim_log(log_path, epochs_done)
     if state == "resume" and verbose:
-        print(f"resuming {workdir} from epoch {epochs_done + 1} of {config.train.epochs} "
-              f"(epochs 1-{epochs_done} done; state in {workdir}/backup)", flush=True)
+        logger.info("resuming %s from epoch %d of %d (epochs 1-%d done; state in %s)",
+                    workdir, epochs_done + 1, config.train.epochs, epochs_done,
+                    os.path.join(workdir, "backup"))
     with distribution.scope():
-        model = build_model(config.model)
         schedule = EpochStepDecay(config.train.lr, steps_per_epoch, config.train.lr_steps,
                                   config.train.lr_factor, config.train.warmup_epochs)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
@@ -395,8 +428,13 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
         LearningRateLogger(),
     ]
     if validate:
-        callbacks.append(ValidationAP(config, config.train.val_every, config.train.epochs,
-                                      os.path.join(workdir, "eval"), verbose=verbose))
+        detections = (None if config.test.use_gt_boxes
+                      else data.resolve(config.test.detections))
+        callbacks.append(ValidationAP(
+            codec, meta, config.test, data.resolve(data.val_annotations),
+            data.resolve(data.val_images), config.train.val_every, config.train.epochs,
+            os.path.join(workdir, "eval"), detections=detections,
+            missing_images=data.missing_images, verbose=verbose))
     callbacks += [
         SafeCheckpoints(workdir, config),
         keras.callbacks.CSVLogger(log_path, append=True),
@@ -409,14 +447,14 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
     ]
     if verbose:
         callbacks.insert(0, FirstStepNotice())
-        print(f"training {len(records)} instances, {steps_per_epoch} steps/epoch of "
-              f"{global_batch} on {distribution.num_replicas_in_sync} replica(s), "
-              f"{config.train.epochs} epochs -> {workdir}", flush=True)
+        logger.info("training %d instances, %d steps/epoch of %d on %d replica(s), "
+                    "%d epochs -> %s", len(records), steps_per_epoch, global_batch,
+                    distribution.num_replicas_in_sync, config.train.epochs, workdir)
     # Repeated, so that an image skipped as unreadable never cuts an epoch short.
     history = model.fit(dataset.repeat(), epochs=config.train.epochs,
                         steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
     if verbose and stats.skipped:
-        print(f"skipped unreadable images: {stats.as_dict()}", flush=True)
+        logger.info("skipped unreadable images: %s", stats.as_dict())
     if not model.stop_training:  # TerminateOnNaN stops early: not finished
         write_json({"epochs": config.train.epochs}, os.path.join(workdir, FINISHED_FILE))
     return history

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -221,17 +222,18 @@ def test_trim_log_drops_rows_of_epochs_not_done(tmp_path):
     assert "0.95" in log.read_text()  # the later row of epoch 1 is kept
 
 
-def test_first_step_notice_does_not_promise_seconds(capsys):
+def test_first_step_notice_does_not_promise_seconds(caplog):
     """The demo model's first step took 29-97 s on two loaded cores: the notice says so."""
     from pose.engine.training import FirstStepNotice
 
     notice = FirstStepNotice()
-    notice.on_train_begin()
-    text = capsys.readouterr().out
-    assert "half a minute to two minutes for the demo model" in text
-    assert "seconds for the demo" not in text
-    notice.on_train_batch_end(0)
-    assert capsys.readouterr().out.strip().startswith("first training step done after ")
+    with caplog.at_level(logging.INFO, logger="pose.engine.training"):
+        notice.on_train_begin()
+        notice.on_train_batch_end(0)
+    begin, done = (r.getMessage() for r in caplog.records)
+    assert "half a minute to two minutes for the demo model" in begin
+    assert "seconds for the demo" not in begin
+    assert done.strip().startswith("first training step done after ")
 
 
 def test_a_workdir_of_another_config_is_not_silently_reused(tmp_path, tiny_config):

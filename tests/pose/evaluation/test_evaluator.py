@@ -4,7 +4,7 @@ import json
 import shutil
 
 from pose.engine.checkpoint import build_model
-from pose.evaluation.evaluator import evaluate
+from pose.evaluation.evaluator import evaluate_config
 
 
 def test_metrics_count_images_the_loader_dropped_as_missing(tmp_path, tiny_config,
@@ -17,8 +17,8 @@ def test_metrics_count_images_the_loader_dropped_as_missing(tmp_path, tiny_confi
     gone = images / f"{used[0]:012d}.jpg"
     gone.unlink()
     model = randomized(build_model(tiny_config.model))
-    report = evaluate(model, tiny_config, out_dir=tmp_path / "out", image_dir=str(images),
-                      use_gt_boxes=True, verbose=0)
+    report = evaluate_config(model, tiny_config, out_dir=tmp_path / "out", image_dir=str(images),
+                             use_gt_boxes=True, verbose=0)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["skipped_images"] == report["skipped_images"]
     assert metrics["skipped_images"]["missing_files"] == 1
