@@ -83,6 +83,11 @@ class TrainConfig:
     val_every: int = 10  # epochs between validation AP runs
     mixed_precision: bool = False  # float16 compute; head, loss and decoding stay float32
     ohkm_topk: typing.Optional[int] = None  # online hard keypoint mining: joints kept
+    # Pretrained weights loaded by name and shape before training: a PyTorch .pth (official
+    # pose, training, mmpose or ImageNet-classification HRNet) or a .keras; relative paths
+    # are from the working directory. None: random initialisation.
+    init_weights: typing.Optional[str] = None
+    init_partial: bool = False  # leave layers of another shape fresh instead of failing
 
 
 @dataclass(frozen=True)

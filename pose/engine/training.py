@@ -7,6 +7,7 @@
     best.keras / best.yaml    model with the best validation AP so far
     best.json                 that AP and its epoch (read back when a run resumes)
     log.csv                   one row per epoch: loss, learning rate, validation AP/AR
+    init_weights.json         with train.init_weights: the weights loaded, skipped, left fresh
     tensorboard/              scalars and predicted-vs-target heatmap images
     backup/                   BackupAndRestore state: re-running the same command after a
                               crash or kill resumes from the last finished epoch
@@ -27,6 +28,7 @@ from datasets.pipeline import PipelineStats, build_dataset
 from datasets.transforms import Augmentation
 from pose.config import save_config
 from pose.engine.checkpoint import build_model, save_model
+from pose.engine.pretrained import initialize_from, require_init_weights
 from pose.evaluation.evaluator import data_path, evaluate, make_codec
 from pose.evaluation.metrics import STAT_NAMES
 from pose.evaluation.predictor import forward
@@ -201,6 +203,17 @@ def augmentation_from_config(data):
                         half_body_min_joints=data.half_body_min_joints)
 
 
+def _initialize(model, train_config, workdir, verbose):
+    """Load ``train.init_weights`` into ``model``; write what happened to the workdir."""
+    report = initialize_from(model, train_config.init_weights,
+                             allow_partial=train_config.init_partial)
+    write_json(dict(source=os.path.abspath(train_config.init_weights), **report.as_dict()),
+               os.path.join(workdir, "init_weights.json"))
+    if verbose:
+        print(f"initial weights from {train_config.init_weights}: {report.summary()} "
+              f"(details in {os.path.join(workdir, 'init_weights.json')})", flush=True)
+
+
 def train(config, workdir, strategy="default", verbose=1, validate=True):
     """Train the config's model on its training set; returns the Keras ``History``.
 
@@ -227,6 +240,8 @@ def train(config, workdir, strategy="default", verbose=1, validate=True):
 
 
 def _train(config, workdir, strategy, verbose, validate):
+    if config.train.init_weights:  # before the data loads: a missing file fails at once
+        require_init_weights(config.train.init_weights)
     os.makedirs(workdir, exist_ok=True)
     save_config(config, os.path.join(workdir, "config.yaml"))
     keras.utils.set_random_seed(config.train.seed)
@@ -252,6 +267,8 @@ def _train(config, workdir, strategy, verbose, validate):
 
     with distribution.scope():
         model = build_model(config.model)
+        if config.train.init_weights:
+            _initialize(model, config.train, workdir, verbose)
         schedule = EpochStepDecay(config.train.lr, steps_per_epoch, config.train.lr_steps,
                                   config.train.lr_factor, config.train.warmup_epochs)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
