@@ -142,9 +142,10 @@ def _recognise_layout(content, path):
         raise CheckpointError(f"{path}: a 'state_dict' entry with neither 'backbone.' keys "
                               "(mmpose) nor training entries (epoch, optimizer)")
     state_dict = _strip_prefix(content, "module.")
-    if not all(isinstance(v, np.ndarray) for v in state_dict.values()):
+    not_tensors = [k for k, v in state_dict.items() if not isinstance(v, np.ndarray)]
+    if not_tensors:
         raise CheckpointError(f"{path}: not a state dict (entries that are not tensors: "
-                              f"{', '.join(k for k, v in state_dict.items() if not isinstance(v, np.ndarray))[:200]})")
+                              f"{', '.join(map(str, not_tensors[:8]))})")
     if "conv1.weight" not in state_dict or "stage2.0.branches.0.0.conv1.weight" not in state_dict:
         raise CheckpointError(f"{path}: no HRNet layout recognised (no conv1.weight / "
                               "stage2.0.branches.0.0.conv1.weight)")
@@ -161,7 +162,7 @@ def _strip_prefix(state_dict, prefix):
 
 
 def _mmpose_state_dict(state_dict, path):
-    """mmpose names → official names: ``backbone.X`` → ``X``, ``head.final_layer`` → ``final_layer``."""
+    """mmpose names → official: ``backbone.X`` → ``X``, ``head.final_layer`` → ``final_layer``."""
     renamed = {}
     for key, value in state_dict.items():
         for prefix in ("backbone.", "head.", "keypoint_head."):
