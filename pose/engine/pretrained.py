@@ -36,9 +36,10 @@ TORCH_SUFFIXES = (".pth", ".pt", ".pth.tar")
 DEFAULT_INPUT_SIZE = (192, 256)  # (width, height), the official 256x192 models
 # Where the COCO configs expect the ImageNet checkpoints, and where they come from.
 PRETRAINED_SOURCE = (
-    "download it from the official HRNet-Image-Classification release "
-    "(https://github.com/HRNet/HRNet-Image-Classification, 'ImageNet pretrained models') "
-    "into that path, or train from scratch with --set train.init_weights=null")
+    "get it from the official HRNet model zoo (deep-high-resolution-net.pytorch README, "
+    "Google Drive / OneDrive folder imagenet/, from the HRNet-Image-Classification "
+    "release) and put it there, or train from scratch with --set train.init_weights=null; "
+    "see README 'Pretrained weights'")
 
 
 def is_torch_checkpoint(path):
