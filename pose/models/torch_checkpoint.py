@@ -16,7 +16,8 @@ can share one storage at different offsets (views).
 
 Unpickling runs whatever callable the file names, so this reader never resolves a global
 that is not on a short allow-list (the tensor rebuild functions, the typed storages of the
-common dtypes, ``collections.OrderedDict``, NumPy scalars of numeric dtypes): anything else
+common dtypes, ``collections.OrderedDict``, NumPy scalars of numeric dtypes, the
+``_codecs.encode`` that protocol 2 uses for bytes, latin-1 only): anything else
 raises ``UnsafeCheckpointError`` naming the global and the file before it can be called.
 """
 
@@ -108,6 +109,14 @@ def _numpy_dtype_factory(name, align=False, copy=False):
     return np.dtype(name, align, copy)
 
 
+def _latin1_bytes(text, encoding="utf-8"):
+    """Pickle protocol 2 writes ``bytes`` as ``_codecs.encode(str, "latin1")``."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafeCheckpointError(f"_codecs.encode of {type(text).__name__} with "
+                                    f"{encoding!r} is not allowed")
+    return text.encode("latin1")
+
+
 _ALLOWED_GLOBALS = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -117,6 +126,7 @@ _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
     ("numpy", "dtype"): _numpy_dtype_factory,
+    ("_codecs", "encode"): _latin1_bytes,
 }
 
 
@@ -254,7 +264,7 @@ def _load_legacy(f, path):
         if key not in storages:
             raise CheckpointError(f"{path}: storage {key!r} listed but never used")
         storage = storages[key]
-        (numel,) = struct.unpack("<q", f.read(8))
+        (numel,) = struct.unpack("<q" if byteorder == "little" else ">q", f.read(8))
         if numel != storage.numel:
             raise CheckpointError(f"{path}: storage {key!r} holds {numel} elements, the "
                                   f"pickle says {storage.numel}")

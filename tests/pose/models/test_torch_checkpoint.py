@@ -115,3 +115,23 @@ def test_unreadable_files_name_the_file(tmp_path, torch_checkpoint_writer):
         load_torch_checkpoint(overrun)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_torch_checkpoint(tmp_path / "missing.pth")
+
+
+def test_numpy_scalars_of_a_training_checkpoint(tmp_path, torch_checkpoint_writer):
+    # The official training checkpoint's "perf" is the np.float64 AP of COCOeval; torch
+    # pickles with protocol 2, which writes its bytes through _codecs.encode.
+    import pickle
+
+    w = torch_checkpoint_writer
+
+    def embedded(value):
+        return w.Raw(pickle.dumps(value, protocol=2)[2:-1])  # without PROTO and STOP
+
+    path = w.write(tmp_path / "perf.pth", {"perf": embedded(np.float64(0.731)),
+                                           "step": embedded(np.int64(7))}, {})
+    loaded = load_torch_checkpoint(path)
+    assert loaded["perf"] == 0.731 and loaded["perf"].dtype == np.float64
+    assert loaded["step"] == 7
+    evil = w.write(tmp_path / "obj.pth", {"x": embedded(np.array([None], object)[0:1])}, {})
+    with pytest.raises(UnsafeCheckpointError, match=r"obj\.pth.*numpy"):
+        load_torch_checkpoint(evil)
