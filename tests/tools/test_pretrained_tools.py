@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+from pose.engine.pretrained import convert_checkpoint
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -48,8 +50,7 @@ def test_infer_and_test_take_a_pth(official_hrnet_dir, coco_sample_dir, tmp_path
 
     # The same weights converted first give the same keypoints: .pth = conversion.
     converted = tmp_path / "tiny.keras"
-    assert _tool("convert.py", weights, "--out", converted, "--input-size", 64, 96
-                 ).returncode == 0
+    convert_checkpoint(weights, converted, input_size=(64, 96))
     run = _tool("infer.py", "--weights", converted, image, "--out", tmp_path / "again",
                 "--no-flip", "--quiet")
     assert run.returncode == 0, run.stderr[-2000:]
