@@ -97,7 +97,7 @@ class PretrainedCheckpoint:
         """``{Keras weight path: array}`` (``"stem_conv1/kernel"``), kernels in HWIO."""
         weights = {}
         for key, value in self.state_dict.items():
-            weights[keras_weight_path(key, self.path)] = _to_keras_array(key, value)
+            weights[keras_weight_path(key, self.path)] = _to_keras_array(value)
         return weights
 
     def architecture(self):
@@ -214,7 +214,7 @@ def keras_weight_path(key, path="checkpoint"):
     return f"{layer}/{role}"
 
 
-def _to_keras_array(key, value):
+def _to_keras_array(value):
     if value.ndim == 4:  # conv kernel OIHW → HWIO
         return np.ascontiguousarray(np.transpose(value, (2, 3, 1, 0)))
     return np.array(value)
@@ -239,14 +239,14 @@ def infer_architecture(state_dict, path="checkpoint"):
         return state_dict[key].shape
 
     stem_width = shape("conv1.weight")[0]
-    stage1_blocks = _count(state_dict, r"layer1\.(\d+)\.conv1\.weight")
+    stage1_blocks = _count(state_dict, r"layer1\.(\d+)\.conv1\.weight", path)
     if shape("layer1.0.conv1.weight")[0] != stem_width:
         raise CheckpointError(f"{path}: stage 1 bottlenecks of {shape('layer1.0.conv1.weight')[0]}"
                               f" planes after a stem of {stem_width}: not an official HRNet")
     width = shape("stage2.0.branches.0.0.conv1.weight")[0]
     stage_modules, stage_blocks = [], []
     for stage in (2, 3, 4):
-        modules = _count(state_dict, rf"stage{stage}\.(\d+)\.")
+        modules = _count(state_dict, rf"stage{stage}\.(\d+)\.", path)
         blocks = []
         for b in range(stage):
             expected = width * 2 ** b
@@ -254,7 +254,8 @@ def infer_architecture(state_dict, path="checkpoint"):
             if actual != expected:
                 raise CheckpointError(f"{path}: stage {stage} branch {b} is {actual} wide, "
                                       f"HRNet expects W*2^{b} = {expected} (W = {width})")
-            counts = {_count(state_dict, rf"stage{stage}\.{m}\.branches\.{b}\.(\d+)\.conv1\.weight")
+            counts = {_count(state_dict,
+                             rf"stage{stage}\.{m}\.branches\.{b}\.(\d+)\.conv1\.weight", path)
                       for m in range(modules)}
             if len(counts) != 1:
                 raise CheckpointError(f"{path}: stage {stage} branch {b} has different block "
@@ -280,12 +281,13 @@ def infer_architecture(state_dict, path="checkpoint"):
     return architecture
 
 
-def _count(state_dict, pattern):
+def _count(state_dict, pattern, path):
     """How many distinct indices ``(\\d+)`` in ``pattern`` the names hold (0..n-1 checked)."""
     regex = re.compile(pattern)
     indices = {int(m.group(1)) for k in state_dict if (m := regex.match(k))}
-    if indices != set(range(len(indices))):
-        raise CheckpointError(f"indices of {pattern!r} are not 0..n-1: {sorted(indices)}")
+    if not indices or indices != set(range(len(indices))):
+        raise CheckpointError(f"{path}: indices of {pattern!r} are not 0..n-1: "
+                              f"{sorted(indices)}")
     return len(indices)
 
 
