@@ -17,9 +17,11 @@ network: heatmap decoding and un-warping, rescoring + OKS-NMS, pycocotools COCOe
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
@@ -128,6 +130,7 @@ def main():
     scale.add_argument("--images", type=int, default=5000)
     scale.add_argument("--out", default="benchmark_eval_scale.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
     else:

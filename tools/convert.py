@@ -12,6 +12,7 @@ output_nhwc_fp64) and prints the max abs difference.
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -30,6 +31,7 @@ def main(argv=None):
     parser.add_argument("--check", metavar="REF.npz",
                         help="reference input_nhwc / output_nhwc_fp64 to compare against")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if not args.out.endswith(".keras"):
         print(f"error: --out must end in .keras, got {args.out!r}", file=sys.stderr)
         return 2

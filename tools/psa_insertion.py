@@ -9,6 +9,7 @@ pose/experiments/psa_insertion.py for the measures.
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -32,6 +33,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3, help="PSA initialisations per variant")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     import numpy as np
 

@@ -10,7 +10,9 @@ the file name, and the rest of the config is the COCO default unless --config is
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -18,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import resolve_config
 from pose.engine.pretrained import load_any_checkpoint
-from pose.evaluation.evaluator import evaluate
+from pose.evaluation.evaluator import evaluate_config
 
 
 def main():
@@ -38,13 +40,14 @@ def main():
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", required=True, help="folder for results and metrics.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     model, saved_config = load_any_checkpoint(args.weights, input_size=args.input_size)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    evaluate(model, config, out_dir=args.out, annotation_file=args.annotations,
-             image_dir=args.images, detections=args.boxes,
-             use_gt_boxes=True if args.gt_boxes else None,
-             flip_test=False if args.no_flip else None)
+    evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
+                    image_dir=args.images, detections=args.boxes,
+                    use_gt_boxes=True if args.gt_boxes else None,
+                    flip_test=False if args.no_flip else None)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
 
 
