@@ -10,6 +10,7 @@
                               epoch, validation AP/AR; never two rows for one epoch
     finished.json             written when the last epoch is done: re-running the same
                               command then says so and touches nothing (force=True retrains)
+    init_weights.json         with train.init_weights: the weights loaded, skipped, left fresh
     tensorboard/              scalars and predicted-vs-target heatmap images
     backup/                   BackupAndRestore state: re-running the same command after a
                               crash or kill resumes from the last finished epoch (and says so)
@@ -36,6 +37,7 @@ from datasets.transforms import Augmentation
 from pose.codec import codec_for_model
 from pose.config import ConfigError, config_to_dict, load_config, save_config
 from pose.engine.checkpoint import build_model, check_model_config, save_model
+from pose.engine.pretrained import initialize_from, require_init_weights
 from pose.errors import UserError
 from pose.evaluation.evaluator import evaluate
 from pose.evaluation.metrics import STAT_NAMES
@@ -250,6 +252,17 @@ def augmentation_from_config(data):
     return Augmentation(**{name: getattr(data, name) for name in names})
 
 
+def _initialize(model, train_config, workdir, verbose):
+    """Load ``train.init_weights`` into ``model``; write what happened to the workdir."""
+    report = initialize_from(model, train_config.init_weights,
+                             allow_partial=train_config.init_partial)
+    write_json(dict(source=os.path.abspath(train_config.init_weights), **report.as_dict()),
+               os.path.join(workdir, "init_weights.json"))
+    if verbose:
+        logger.info("initial weights from %s: %s (details in %s)", train_config.init_weights,
+                    report.summary(), os.path.join(workdir, "init_weights.json"))
+
+
 FINISHED_FILE = "finished.json"
 
 
@@ -373,6 +386,8 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
     coco = load_coco(data.resolve(data.train_annotations))
     config, meta = resolve_training_config(config, coco, source)
     data = config.data
+    if config.train.init_weights:  # before anything is written: a missing file fails at once
+        require_init_weights(config.train.init_weights)
     if force:
         clear_run(workdir)
     state, epochs_done = run_state(workdir, config)
@@ -411,6 +426,9 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
 
     os.makedirs(workdir, exist_ok=True)  # everything is checked: the first write
     save_config(config, os.path.join(workdir, "config.yaml"))
+    if config.train.init_weights:
+        with distribution.scope():
+            _initialize(model, config.train, workdir, verbose)
     log_path = os.path.join(workdir, "log.csv")
     trim_log(log_path, epochs_done)
     if state == "resume" and verbose:
