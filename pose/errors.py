@@ -28,14 +28,14 @@ class CheckpointError(UserError):
 def run_tool(main, argv=None):
     """Run a tool's ``main(argv)`` and turn a ``UserError`` into one line on stderr.
 
-    ``--debug`` among the arguments (each tool's parser also accepts it, for its help)
-    lets the error propagate with its traceback. Returns the exit code: ``main``'s return
-    value (None counts as 0), or 2 after a ``UserError``.
+    ``--debug`` among the arguments is taken out before ``main`` parses them and lets the
+    error propagate with its traceback (tools list it in their ``--help``). Returns the
+    exit code: ``main``'s return value (None counts as 0), or 2 after a ``UserError``.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        code = main(args)
+        code = main([a for a in args if a != "--debug"])
     except UserError as exc:
         if debug:
             raise

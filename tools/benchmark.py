@@ -113,7 +113,7 @@ def benchmark_eval_scale(args):
     print(f"wrote {args.out}")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
     model = sub.add_parser("model", help="parameters, MACs, latency of every PSA variant")
@@ -129,7 +129,7 @@ def main():
     scale = sub.add_parser("eval-scale", help="post-processing + COCOeval at val2017 size")
     scale.add_argument("--images", type=int, default=5000)
     scale.add_argument("--out", default="benchmark_eval_scale.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
@@ -138,4 +138,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

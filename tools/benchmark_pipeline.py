@@ -164,4 +164,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

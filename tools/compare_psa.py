@@ -46,7 +46,7 @@ def _variant_list(text):
     return variants
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML config of the experiment")
     parser.add_argument("--variants", type=_variant_list, default=list(VARIANTS),
@@ -59,7 +59,7 @@ def main():
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--workdir", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.checkpoints:
         config = load_config(args.config, args.overrides) if args.config else None
@@ -76,4 +76,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

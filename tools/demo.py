@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pose.experiments.demo import run_demo
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/demo/hrnet_small_128x96.yaml")
     parser.add_argument("--workdir", default="work/demo")
@@ -26,11 +26,13 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     run_demo(args.config, args.workdir, args.train, args.val, seed=args.seed,
              overrides=args.overrides)
 
 
 if __name__ == "__main__":
-    main()
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

@@ -23,11 +23,11 @@ COLUMNS = [("config", "config", "{}"), ("width", "W", "{}"), ("input", "input", 
            ("macs_g", "conv MACs (G)", "{:.3f}"), ("build_s", "build (s)", "{:.1f}")]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", help="YAML config files")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     rows = []
     for i, path in enumerate(args.configs, 1):
@@ -45,4 +45,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

@@ -51,4 +51,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pose.errors import run_tool
+
+    sys.exit(run_tool(main))

@@ -260,10 +260,26 @@ def test_cli_annotations_only(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", [str(TOOL), "--out", str(tmp_path), "--train", "3",
                                      "--val", "4", "--seed", "2", "--width", "160",
                                      "--height", "128", "--annotations-only"])
-    runpy.run_path(str(TOOL), run_name="__main__")
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(TOOL), run_name="__main__")
+    assert exit_.value.code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["train2017"]["images"] == 3 and summary["val2017"]["images"] == 4
     assert not list(tmp_path.rglob("*.jpg"))
     coco = COCO(str(tmp_path / "annotations" / "person_keypoints_val2017.json"))
     assert len(coco.getImgIds()) == 4
     assert coco.imgs[coco.getImgIds()[0]]["width"] == 160
+
+
+def test_select_keypoints_for_another_keypoint_set():
+    from datasets.synthetic import select_keypoints
+
+    coco = [0.0] * 51
+    coco[15:18] = [10.0, 20.0, 2]   # left_shoulder
+    coco[18:21] = [30.0, 40.0, 1]   # right_shoulder
+    coco[33:36] = [5.0, 6.0, 2]     # left_hip (right_hip unlabelled)
+    flat, labelled = select_keypoints(coco, ("neck", "left_shoulder", "pelvis"))
+    assert flat == [20.0, 30.0, 1, 10.0, 20.0, 2, 0, 0, 0]  # mean, lowest visibility
+    assert labelled == 2
+    with pytest.raises(ValueError, match="no keypoint 'tail'"):
+        select_keypoints(coco, ("tail",))
