@@ -92,3 +92,11 @@ def test_saved_config_reloads_identically_and_rebuilds_the_model(tmp_path):
     assert again == config
     assert count_trainable_params(build_model(again.model)) == \
         count_trainable_params(build_model(config.model))
+
+
+def test_data_paths_resolve_under_the_root():
+    from pose.config import DataConfig
+
+    data = DataConfig(root="data/coco")
+    assert data.resolve("annotations/a.json") == str(Path("data/coco/annotations/a.json"))
+    assert data.resolve("/abs/b.json") == "/abs/b.json"
