@@ -95,9 +95,11 @@ class DynamicBatchModel:
         return self._call(np.asarray(x, np.float32)).numpy()
 
 
-def load_network(path):
-    """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, or an export
-    of ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
+def load_network(path, input_size=None):
+    """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, a PyTorch
+    HRNet checkpoint (``.pth``, converted on the fly; ``input_size`` as
+    ``pose.engine.pretrained.model_from_torch_checkpoint``), or an export of
+    ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
 
     An export skips rebuilding the Keras model and tracing it, which is most of the
     start-up time (``tools/benchmark_startup.py``; numbers in BENCHMARKS.md). The config
@@ -108,11 +110,12 @@ def load_network(path):
         ``(model, config)``; ``model`` has ``predict_on_batch``.
     """
     from pose.config import load_config
-    from pose.engine.checkpoint import config_path_for, load_model
+    from pose.engine.checkpoint import config_path_for
+    from pose.engine.pretrained import is_torch_checkpoint, load_any_checkpoint
 
     path = os.fspath(path)
-    if path.endswith(".keras"):
-        return load_model(path)
+    if path.endswith(".keras") or is_torch_checkpoint(path):
+        return load_any_checkpoint(path, input_size=input_size)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model not found: {path}")
     from pose.apis.export import ExportedModel
