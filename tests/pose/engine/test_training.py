@@ -249,3 +249,14 @@ def test_a_workdir_of_another_config_is_not_silently_reused(tmp_path, tiny_confi
     with pytest.raises(UserError, match=r"holds a finished run with another config "
                        r"\(train.epochs: 1 -> 3\); pass --force to retrain"):
         run_state(str(tmp_path), longer)
+
+
+def test_augmentation_defaults_live_in_datasets_augmentation():
+    from datasets.transforms import Augmentation
+    from pose.config import DataConfig
+    from pose.engine.training import augmentation_from_config
+
+    assert augmentation_from_config(DataConfig()) == Augmentation()
+    custom = DataConfig(scale_factor=0.1, flip_prob=0.0, half_body_min_joints=3)
+    assert augmentation_from_config(custom) == Augmentation(scale_factor=0.1, flip_prob=0.0,
+                                                            half_body_min_joints=3)
