@@ -494,3 +494,12 @@ class HeatmapCodec:
         """
         coords, scores = self.decode_heatmap_coords(heatmaps)
         return self.heatmap_to_input(coords), scores
+
+
+def make_codec(config):
+    """The codec of an experiment (``pose.config.Config``): the model's input size,
+    heatmaps at 1/4, the data section's sigma and encoding, the test section's decoding."""
+    input_w, input_h = config.model.input_size
+    return HeatmapCodec(input_size=(input_w, input_h), heatmap_size=(input_w // 4, input_h // 4),
+                        sigma=config.data.sigma, encoding=config.data.encoding,
+                        decoding=config.test.decoding)

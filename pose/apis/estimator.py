@@ -31,6 +31,7 @@ from datasets.transforms import (
     normalize_image,
     warp_image,
 )
+from pose.codec import make_codec
 from pose.evaluation.metrics import oks_nms, rescore_instances, soft_oks_nms
 from pose.evaluation.predictor import Predictor
 
@@ -98,31 +99,68 @@ class DynamicBatchModel:
         return self._call(np.asarray(x, np.float32)).numpy()
 
 
-def load_network(path):
+def load_network(path, runtime="auto", threads=None):
     """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, or an export
     of ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
 
-    An export skips rebuilding the Keras model and tracing it, which is most of the
-    start-up time (W32 on 2 CPU cores, first overlay: ~25 s from a ``.keras``, ~14 s from
-    a ``.tflite``; ``tools/benchmark_startup.py``). The config is the ``NAME.yaml`` beside
-    either (``tools/export.py`` writes it), or None.
+    A ``.tflite`` runs on LiteRT and an ``.onnx`` on ONNX Runtime
+    (``pose.apis.runtimes``): neither imports TensorFlow or Keras, nor rebuilds or traces
+    the graph, which is most of the start-up time (``tools/benchmark_startup.py``). A
+    ``.keras`` checkpoint and a SavedModel run on TensorFlow. The config is the
+    ``NAME.yaml`` beside either (``tools/export.py`` writes it), or None.
+
+    Args:
+        path: the checkpoint or export.
+        runtime: "auto" (the format's runtime), "keras", "litert" or "onnx"; checked
+            against the format (``pose.apis.runtimes.choose_runtime``). Default "auto".
+        threads: int, the runtime's threads; None: the core count (TensorFlow's default
+            for ``keras``). For ``keras`` a number sets TensorFlow's intra- and inter-op
+            pools, which is process-wide. Default None.
 
     Returns:
-        ``(model, config)``; ``model`` has ``predict_on_batch``.
+        ``(model, config)``; ``model`` has ``predict_on_batch``, and ``runtime_description``
+        tells what runs it.
     """
-    from pose.config import load_config
-    from pose.engine.checkpoint import config_path_for, load_model
+    from pose.apis.runtimes import choose_runtime, open_network
+    from pose.config import config_path_for, load_config
 
     path = os.fspath(path)
+    chosen = choose_runtime(path, runtime)
+    if chosen == "keras" and threads is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
     if path.endswith(".keras"):
+        from pose.engine.checkpoint import load_model
+
         return load_model(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model not found: {path}")
-    from pose.apis.export import ExportedModel
+    if chosen == "keras":
+        from pose.apis.export import ExportedModel
 
-    model = ExportedModel(path.rstrip("/\\") if os.path.isdir(path) else path)
-    config_path = config_path_for(path.rstrip("/\\"))
+        model = ExportedModel(path.rstrip("/\\"), "saved_model")
+    else:
+        model = open_network(path, chosen, threads)
+    config_path = config_path_for(path)
     return model, load_config(config_path) if os.path.isfile(config_path) else None
+
+
+def runtime_description(model, threads=None):
+    """``runtime NAME (package version), N threads, precision P`` of a ``load_network``
+    model (the first line of ``tools/infer.py``)."""
+    if hasattr(model, "description"):  # pose.apis.runtimes networks
+        return model.description
+    import tensorflow as tf
+
+    from pose.apis.runtimes import default_threads
+
+    n = threads or tf.config.threading.get_intra_op_parallelism_threads() or default_threads()
+    precision = getattr(model, "precision", None) or getattr(
+        getattr(model, "dtype_policy", None), "name", "float32")
+    return (f"runtime keras (TensorFlow {tf.__version__}), {n} thread{'s' if n != 1 else ''}, "
+            f"precision {precision}")
 
 
 class PoseEstimator:
@@ -149,10 +187,6 @@ class PoseEstimator:
 
     def __init__(self, model, config, meta=None, flip=None, batch_size=None, padding=1.25,
                  batching="dynamic", max_pending=16):
-        from pose.evaluation.evaluator import (
-            make_codec,  # imports TensorFlow: only when a model is used
-        )
-
         self.config = config
         if meta is None:
             meta = DatasetMeta.coco()

@@ -18,7 +18,7 @@ import numpy as np
 from datasets.coco import load_coco, load_eval_records
 from datasets.metadata import DatasetMeta
 from datasets.pipeline import PipelineStats, build_eval_dataset
-from pose.codec import HeatmapCodec
+from pose.codec import make_codec
 from pose.evaluation.metrics import (
     evaluate_coco_keypoints,
     format_ap_table,
@@ -27,14 +27,6 @@ from pose.evaluation.metrics import (
 )
 from pose.evaluation.predictor import Predictor
 from pose.fileio import write_json
-
-
-def make_codec(config):
-    """The codec of an experiment: model input size, heatmaps at 1/4, data and test settings."""
-    input_w, input_h = config.model.input_size
-    return HeatmapCodec(input_size=(input_w, input_h), heatmap_size=(input_w // 4, input_h // 4),
-                        sigma=config.data.sigma, encoding=config.data.encoding,
-                        decoding=config.test.decoding)
 
 
 def data_path(config, relative):
