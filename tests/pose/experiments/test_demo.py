@@ -3,7 +3,7 @@
 import json
 import os
 
-from pose.experiments.demo import draw_results, ensure_synthetic_data
+from pose.experiments.demo import draw_results, ensure_synthetic_data, export_and_infer
 
 
 def test_synthetic_data_is_generated_once(tmp_path):
@@ -28,3 +28,20 @@ def test_overlays_from_ground_truth_results_on_the_real_sample(tmp_path, coco_sa
     written = draw_results(results_file, annotations, coco_sample_dir / "images",
                            tmp_path / "overlays", max_images=2)
     assert len(written) == 2 and all(os.path.getsize(p) > 0 for p in written)
+
+
+def test_export_and_infer_runs_the_tflite_through_the_tool(tmp_path, synthetic_coco,
+                                                           tiny_config, randomized, capsys):
+    from pose.engine.checkpoint import build_model, save_model
+
+    checkpoint = tmp_path / "tiny.keras"
+    save_model(randomized(build_model(tiny_config.model)), checkpoint, tiny_config)
+    startup = export_and_infer(checkpoint, synthetic_coco / "val2017",
+                               synthetic_coco / tiny_config.test.detections, tmp_path / "tfl")
+    assert startup.startswith("start-up: model ready") and "first overlay" in startup
+    printed = capsys.readouterr().out
+    assert "runtime litert (ai-edge-litert" in printed and "first overlay" in printed
+    images = sorted(os.listdir(synthetic_coco / "val2017"))
+    overlays = sorted(os.listdir(tmp_path / "tfl" / "overlays"))
+    overlays.remove("predictions.json")
+    assert overlays == images and (tmp_path / "tfl" / "model.yaml").is_file()
