@@ -5,7 +5,8 @@ a field below, with its meaning and default. An unknown key, a missing section's
 value of the wrong type is an error that names the key and the file. Command-line
 overrides (``--set train.lr=5e-4``) are parsed as YAML scalars and typed by the field.
 
-Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))``.
+Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))``,
+``evaluate(model, codec, meta, cfg.test, ...)``.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from datasets.transforms import Augmentation
 from pose.fileio import write_text
 
 
@@ -50,13 +52,18 @@ class DataConfig:
     sigma: float = 2.0  # Gaussian sigma in heatmap pixels
     encoding: str = "standard"  # standard (HRNet) | udp
     oks_sigmas: typing.Optional[tuple[float, ...]] = None  # None: COCO's 17 sigmas
-    scale_factor: float = 0.35
-    rotation_factor: float = 45.0
-    rotation_prob: float = 0.6
-    flip_prob: float = 0.5
-    half_body_prob: float = 0.3
-    half_body_min_joints: int = 8
+    # Augmentation (``datasets.transforms.Augmentation``, whose defaults are HRNet's).
+    scale_factor: float = Augmentation.scale_factor
+    rotation_factor: float = Augmentation.rotation_factor
+    rotation_prob: float = Augmentation.rotation_prob
+    flip_prob: float = Augmentation.flip_prob
+    half_body_prob: float = Augmentation.half_body_prob
+    half_body_min_joints: int = Augmentation.half_body_min_joints
     missing_images: str = "skip"  # skip | error
+
+    def resolve(self, relative):
+        """A data path of this section: absolute paths stay, others are under ``root``."""
+        return relative if os.path.isabs(relative) else os.path.join(self.root, relative)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,11 @@ on its config's validation set next to the float32 AP (``pose.experiments.runtim
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
@@ -138,7 +140,6 @@ def benchmark_runtimes(args):
     from pose.apis.export import calibration_crops
     from pose.config import load_config
     from pose.engine.checkpoint import build_model, load_model, save_model
-    from pose.evaluation.evaluator import data_path
     from pose.experiments.runtime_benchmark import (
         evaluate_variants,
         export_variants,
@@ -150,8 +151,8 @@ def benchmark_runtimes(args):
     model, config = load_model(args.weights)
     if config is None:
         raise SystemExit(f"error: {args.weights} has no config beside it")
-    ann = data_path(config, config.data.train_annotations)
-    images = data_path(config, config.data.train_images)
+    ann = config.data.resolve(config.data.train_annotations)
+    images = config.data.resolve(config.data.train_images)
     h, w = model.input_shape[1:3]
     print(f"accuracy model {args.weights}: exports, then AP on its validation set", flush=True)
     crops = calibration_crops(ann, images, (w, h), count=args.calibration_count)
@@ -238,6 +239,7 @@ def main():
     runtimes.add_argument("--workdir", default="work/runtimes")
     runtimes.add_argument("--out", default="benchmark_runtimes.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
     elif args.benchmark == "runtimes":

@@ -9,7 +9,9 @@ DIR/comparison.json and DIR/comparison.png (bars with error bars).
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -58,6 +60,7 @@ def main():
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.checkpoints:
         config = load_config(args.config, args.overrides) if args.config else None
         rows = compare_checkpoints(args.checkpoints, config=config, out_dir=args.workdir)

@@ -25,6 +25,7 @@ relative RMS difference printed; --tolerance, when given, bounds it. ONNX needs 
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -64,9 +65,8 @@ def _calibration_files(args, config):
         return args.calibration, args.calibration_images
     if config is None:
         return None
-    root = config.data.root
-    return (os.path.join(root, config.data.train_annotations),
-            os.path.join(root, config.data.train_images))
+    return (config.data.resolve(config.data.train_annotations),
+            config.data.resolve(config.data.train_images))
 
 
 def _calibration(args, config, model):
@@ -92,6 +92,7 @@ def _calibration(args, config, model):
 
 def main(argv=None):
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     from pose.apis.export import ExportError, check_export
 
     try:  # before loading anything: a missing package or an unsupported mode

@@ -17,6 +17,7 @@ and, per video, DIR/<stem>.mp4 and DIR/<stem>.jsonl. See ``pose.apis``.
 """
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -71,6 +72,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     parser, args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     # Fast, model-free checks first, so a typo costs no TensorFlow start-up.
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
     from pose.apis.inputs import InputError, collect_inputs
@@ -105,8 +107,9 @@ def main(argv=None):
     print(runtime_description(model, args.threads), flush=True)
     print(f"person boxes: {source.name} ({why})", flush=True)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    estimator = PoseEstimator(model, config, flip=False if args.no_flip else None,
-                              batch_size=args.batch_size, batching=args.batching)
+    estimator = PoseEstimator.from_config(model, config,
+                                          flip=False if args.no_flip else None,
+                                          batch_size=args.batch_size, batching=args.batching)
     ready = time.perf_counter() - _START
     try:
         report = run_inference(estimator, inputs, args.out, source,

@@ -7,7 +7,9 @@ The config defaults to the one saved beside the checkpoint (RUN/best.yaml).
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -15,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import resolve_config
 from pose.engine.checkpoint import load_model
-from pose.evaluation.evaluator import evaluate
+from pose.evaluation.evaluator import evaluate_config
 
 
 def main():
@@ -32,13 +34,14 @@ def main():
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", required=True, help="folder for results and metrics.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     model, saved_config = load_model(args.weights)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    evaluate(model, config, out_dir=args.out, annotation_file=args.annotations,
-             image_dir=args.images, detections=args.boxes,
-             use_gt_boxes=True if args.gt_boxes else None,
-             flip_test=False if args.no_flip else None)
+    evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
+                    image_dir=args.images, detections=args.boxes,
+                    use_gt_boxes=True if args.gt_boxes else None,
+                    flip_test=False if args.no_flip else None)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
 
 

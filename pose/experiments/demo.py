@@ -11,6 +11,7 @@
 
 import collections
 import json
+import logging
 import os
 import time
 
@@ -21,8 +22,10 @@ from datasets.metadata import DatasetMeta
 from datasets.synthetic import generate_coco
 from pose.config import load_config
 from pose.experiments.comparison import comparison_markdown, run_comparison, write_comparison
-from pose.fileio import save_image
+from pose.fileio import save_image, write_json
 from pose.visualization import draw_pose, plot_training_curves
+
+logger = logging.getLogger(__name__)
 
 
 def ensure_synthetic_data(root, num_train, num_val, seed, image_size=(640, 480)):
@@ -37,15 +40,14 @@ def ensure_synthetic_data(root, num_train, num_val, seed, image_size=(640, 480))
                                       for name in wanted):
         with open(marker, encoding="utf-8") as f:
             if json.load(f) == request:
-                print(f"using the generated data in {root}", flush=True)
+                logger.info("using the generated data in %s", root)
                 return
-    print(f"generating {num_train} training and {num_val} validation images in {root} ...",
-          flush=True)
+    logger.info("generating %d training and %d validation images in %s ...", num_train,
+                num_val, root)
     summary = generate_coco(root, num_train, num_val, seed, image_size=image_size,
                             workers=os.cpu_count() or 1)
-    print(f"  done in {summary['seconds']:.0f} s", flush=True)
-    with open(marker, "w", encoding="utf-8") as f:
-        json.dump(request, f)
+    logger.info("  done in %.0f s", summary["seconds"])
+    write_json(request, marker)
 
 
 def draw_results(results_file, annotation_file, image_dir, out_dir, max_images=6,
@@ -95,8 +97,8 @@ def export_and_infer(checkpoint, image_dir, detections, out_dir):
         raise RuntimeError(f"tools/infer.py on {tflite} failed:\n{done.stderr[-3000:]}")
     lines = done.stdout.splitlines()
     startup = next((line for line in lines if line.startswith("start-up:")), "")
-    print(f"tools/infer.py on {tflite} ({lines[0]}): {startup[len('start-up: '):]}; "
-          f"{time.perf_counter() - start:.1f} s in all for {image_dir}", flush=True)
+    logger.info("tools/infer.py on %s (%s): %s; %.1f s in all for %s", tflite, lines[0],
+                startup[len("start-up: "):], time.perf_counter() - start, image_dir)
     return startup
 
 
@@ -113,8 +115,8 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
                           if config.model.psa_placement != "none" else "branch", seeds=1)
     paths = write_comparison(rows, comparison_dir)
 
-    annotation_file = os.path.join(data_root, config.data.val_annotations)
-    image_dir = os.path.join(data_root, config.data.val_images)
+    annotation_file = config.data.resolve(config.data.val_annotations)
+    image_dir = config.data.resolve(config.data.val_images)
     overlays = {}
     for variant in ("none", "parallel"):
         run_dir = os.path.join(comparison_dir, variant, "seed0")
@@ -127,14 +129,15 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
     export_and_infer(os.path.join(comparison_dir, "parallel", "seed0", "last.keras"), image_dir,
                      os.path.join(data_root, config.test.detections),
                      os.path.join(workdir, "tflite"))
-    print("\n" + comparison_markdown(rows))
-    print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min. Outputs:")
-    print(f"  data set (COCO format):   {data_root}")
-    print(f"  comparison table / chart: {paths['md']}  {paths['png']}")
+    logger.info("\n%s", comparison_markdown(rows))
+    logger.info("demo finished in %.1f min. Outputs:", (time.perf_counter() - start) / 60)
+    logger.info("  data set (COCO format):   %s", data_root)
+    logger.info("  comparison table / chart: %s  %s", paths["md"], paths["png"])
     for variant in overlays:
         run_dir = os.path.join(comparison_dir, variant, "seed0")
-        print(f"  {variant:>8} PSA model:     {run_dir}/last.keras  (log.csv, "
-              "training_curves.png, tensorboard/, test/metrics.json)")
-        print(f"  {variant:>8} PSA overlays:  {os.path.join(workdir, 'overlays', variant)}")
+        logger.info("  %8s PSA model:     %s/last.keras  (log.csv, training_curves.png, "
+                    "tensorboard/, test/metrics.json)", variant, run_dir)
+        logger.info("  %8s PSA overlays:  %s", variant,
+                    os.path.join(workdir, "overlays", variant))
     return {"comparison": paths, "overlays": overlays}
 

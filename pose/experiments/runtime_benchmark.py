@@ -9,13 +9,14 @@ and int8 exports) ``tools/benchmark.py runtimes``:
   Keras worker gets TensorFlow's defaults), in alternating rounds so that the load of a
   shared machine spreads over all variants alike;
 - exports the accuracy model (a trained checkpoint, e.g. the demo's) the same way and
-  evaluates every export with ``pose.evaluation.evaluator.evaluate`` (the config's
+  evaluates every export with ``pose.evaluation.evaluator.evaluate_config`` (the config's
   validation set, boxes and test settings), so the AP cost of a precision is measured.
 
 int8 exports are calibrated on real crops (``pose.apis.export.calibration_crops``).
 """
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -28,6 +29,8 @@ import numpy as np
 VARIANTS = (("keras", None), ("tflite", None), ("onnx", None), ("tflite", "float16"),
             ("tflite", "dynamic"), ("onnx", "dynamic"), ("tflite", "int8"), ("onnx", "int8"))
 RUNTIME_OF = {"keras": "keras", "tflite": "litert", "onnx": "onnx"}
+
+logger = logging.getLogger(__name__)
 
 
 def variant_name(fmt, quantize):
@@ -48,7 +51,7 @@ def export_variants(model, config, out_dir, stem, calibration, variants=VARIANTS
         if not os.path.isfile(path):
             start = time.perf_counter()
             export_model(model, path, fmt, quantize=quantize, calibration=calibration)
-            print(f"  exported {path} in {time.perf_counter() - start:.0f} s", flush=True)
+            logger.info("  exported %s in %.0f s", path, time.perf_counter() - start)
         save_config(config, config_path_for(path))
         paths[(fmt, quantize)] = path
     return paths
@@ -96,9 +99,9 @@ def time_variants(paths, rounds=2, repeats=10, threads=None):
         for key, path in paths.items():
             result = latency_in_subprocess(path, RUNTIME_OF[key[0]], repeats, threads)
             runs[key].append(result)
-            print(f"  round {round_index + 1}: {variant_name(*key)}: batch 1 "
-                  f"{result['batch1']['median_s'] * 1e3:.0f} ms, batch 8 "
-                  f"{result['batch8']['median_s'] * 1e3:.0f} ms", flush=True)
+            logger.info("  round %d: %s: batch 1 %.0f ms, batch 8 %.0f ms", round_index + 1,
+                        variant_name(*key), result["batch1"]["median_s"] * 1e3,
+                        result["batch8"]["median_s"] * 1e3)
     summary = {}
     for key, results in runs.items():
         summary[key] = {
@@ -114,14 +117,14 @@ def time_variants(paths, rounds=2, repeats=10, threads=None):
 def evaluate_variants(model, config, paths, threads=None):
     """COCO AP of the Keras model and of every export on the config's validation set."""
     from pose.apis.runtimes import open_network
-    from pose.evaluation.evaluator import evaluate
+    from pose.evaluation.evaluator import evaluate_config
 
     results = {}
     for key in [("keras", None), *paths]:
         network = model if key[0] == "keras" else open_network(paths[key], threads=threads)
-        stats = evaluate(network, config, verbose=0)
+        stats = evaluate_config(network, config, verbose=0)
         results[key] = {k: stats[k] for k in ("AP", "AP50", "AP75", "AR")}
-        print(f"  {variant_name(*key)}: AP {stats['AP']:.4f}", flush=True)
+        logger.info("  %s: AP %.4f", variant_name(*key), stats["AP"])
     return results
 
 

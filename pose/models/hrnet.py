@@ -25,10 +25,9 @@ and ``stage3.1.fuse_layers.2.0.1.0`` is ``stage3_m1_fuse_2_0_down1_conv``.
 
 import keras
 
-from psa import PolarizedSelfAttention
+from psa import PSA_MODES, PolarizedSelfAttention
 
 PSA_PLACEMENTS = ("none", "branch", "block")
-PSA_MODES = ("parallel", "sequential")
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 weights the new batch; Keras weights the old).
 _BN_MOMENTUM = 0.9

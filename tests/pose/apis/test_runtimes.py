@@ -94,8 +94,8 @@ def test_estimator_on_an_export_matches_keras(exported, fmt):
     image = np.random.default_rng(3).integers(0, 255, (90, 70, 3), np.uint8)
     boxes = [[5, 5, 50, 70], [20, 10, 40, 60], [0, 0, 70, 90], [30, 30, 30, 50],
              [1, 2, 60, 80]]  # 5 boxes, batch 4: calls of 4 and 1 crops (x2 for the flip)
-    want = PoseEstimator(model, config).predict_image(image, boxes)
-    got = PoseEstimator(network, loaded_config).predict_image(image, boxes)
+    want = PoseEstimator.from_config(model, config).predict_image(image, boxes)
+    got = PoseEstimator.from_config(network, loaded_config).predict_image(image, boxes)
     assert len(got) == len(want) > 0
     np.testing.assert_allclose(got.keypoint_scores, want.keypoint_scores, atol=1e-4)
     assert np.abs(got.keypoints - want.keypoints).max() <= 0.5
