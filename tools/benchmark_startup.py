@@ -1,7 +1,8 @@
 """Start-up time of tools/infer.py: process start → first overlay on disk, per model.
 
     python tools/benchmark_startup.py [--configs CFG ...] [--images DIR] [--boxes DET.json]
-                                      [--repeats 2] [--workdir work/startup] [--json OUT]
+                                      [--repeats 2] [--formats keras tflite onnx tflite:int8]
+                                      [--export-args "..."] [--workdir work/startup] [--json OUT]
 
 For every config a checkpoint with random weights is saved once (its start-up cost is the
 same as a trained one's), then ``tools/infer.py`` runs in a fresh process and this script
@@ -43,14 +44,17 @@ def make_checkpoint(config_path, workdir):
     return path
 
 
-def make_export(weights, fmt):
-    """``tools/export.py`` of ``weights`` to ``fmt`` beside it (made once); its path."""
-    path = Path(weights).with_suffix({"tflite": ".tflite", "onnx": ".onnx"}.get(fmt, ""))
+def make_export(weights, fmt, quantize=None, export_args=()):
+    """``tools/export.py`` of ``weights`` to ``fmt`` (``quantize``: its ``--quantize``)
+    beside it, made once; its path (``NAME[_QUANTIZE].EXT``)."""
+    stem = Path(weights).stem + (f"_{quantize}" if quantize else "")
+    path = Path(weights).with_name(stem + {"tflite": ".tflite", "onnx": ".onnx"}.get(fmt, ""))
     if fmt == "saved_model":
         path = path.with_name(path.name + "_saved_model")
     if not path.exists():
+        extra = ["--quantize", quantize, *export_args] if quantize else []
         subprocess.run([sys.executable, str(REPO / "tools" / "export.py"), "--weights",
-                        str(weights), "--format", fmt, "--out", str(path)], check=True,
+                        str(weights), "--format", fmt, "--out", str(path), *extra], check=True,
                        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
                        stdout=subprocess.DEVNULL)
     return path
@@ -98,8 +102,11 @@ def main(argv=None):
                         help="detections for --boxes ('' for whole-image boxes)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--formats", nargs="+", default=["keras", "tflite", "onnx"],
-                        choices=["keras", "saved_model", "tflite", "onnx"],
-                        help="what --weights is: the checkpoint or an export of it")
+                        help="what --weights is: keras (the checkpoint), saved_model, tflite "
+                             "or onnx, the last two optionally quantized as FORMAT:MODE "
+                             "(e.g. tflite:int8, with --export-args for its calibration)")
+    parser.add_argument("--export-args", default="",
+                        help="extra arguments for tools/export.py of quantized formats")
     parser.add_argument("--workdir", default="work/startup")
     parser.add_argument("--json", default=None, help="default: WORKDIR/startup.json")
     parser.add_argument("--infer-args", default="", help="extra arguments for infer.py")
@@ -116,7 +123,8 @@ def main(argv=None):
         weights = make_checkpoint(REPO / config if not os.path.isabs(config) else config,
                                   workdir)
         if fmt != "keras":
-            weights = make_export(weights, fmt)
+            base, _, quantize = fmt.partition(":")
+            weights = make_export(weights, base, quantize or None, args.export_args.split())
         runs = [time_first_overlay(weights, args.images, workdir / "out", extra)
                 for _ in range(args.repeats)]
         row = {"config": config, "weights": fmt, "runs": runs}
