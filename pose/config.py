@@ -38,6 +38,16 @@ class ModelConfig:
     num_blocks: int = 4
     stage1_blocks: int = 4
     stem_width: int = 64
+    # Basic blocks per branch of stages 2, 3, 4 (official NUM_BLOCKS), overriding
+    # num_blocks: [[1, 1], [2, 2, 2], [1, 1, 1, 1]]. null: num_blocks everywhere.
+    stage_blocks: typing.Optional[tuple[tuple[int, ...], ...]] = None
+
+    def __post_init__(self):
+        if self.stage_blocks is not None and (
+                tuple(len(counts) for counts in self.stage_blocks) != (2, 3, 4)
+                or min(n for counts in self.stage_blocks for n in counts) < 1):
+            raise ConfigError("model.stage_blocks must list 2, 3 and 4 positive counts "
+                              f"(stages 2, 3, 4), got {self.stage_blocks!r}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,11 @@ class TrainConfig:
     val_every: int = 10  # epochs between validation AP runs
     mixed_precision: bool = False  # float16 compute; head, loss and decoding stay float32
     ohkm_topk: typing.Optional[int] = None  # online hard keypoint mining: joints kept
+    # Pretrained weights loaded by name and shape before training: a PyTorch .pth (official
+    # pose, training, mmpose or ImageNet-classification HRNet) or a .keras; relative paths
+    # are from the working directory. None: random initialisation.
+    init_weights: typing.Optional[str] = None
+    init_partial: bool = False  # leave layers of another shape fresh instead of failing
 
 
 @dataclass(frozen=True)
@@ -223,7 +238,10 @@ def _build(cls, tree, path, prefix):
                                   prefix=f"{name}.")
         else:
             values[name] = _coerce(value, hint, f"{path}: {prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def _coerce(value, hint, where):

@@ -34,14 +34,18 @@ def parse_args(argv=None):
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders, glob patterns or video files")
     parser.add_argument("--weights", required=True,
-                        help="a .keras checkpoint, or an export of tools/export.py (.tflite, "
-                             ".onnx: fast start-up without TensorFlow; SavedModel folder)")
+                        help="a .keras checkpoint, a PyTorch HRNet .pth (official model zoo, "
+                             "mmpose), or an export of tools/export.py (.tflite, .onnx: fast "
+                             "start-up without TensorFlow; SavedModel folder)")
     parser.add_argument("--runtime", choices=["auto", "keras", "litert", "onnx"],
                         default="auto",
                         help="what runs --weights: auto (default) picks the format's runtime "
-                             "(.keras/SavedModel: keras, .tflite: litert, .onnx: onnx)")
+                             "(.keras/.pth/SavedModel: keras, .tflite: litert, .onnx: onnx)")
     parser.add_argument("--threads", type=int,
                         help="runtime threads (default: the core count)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
+                        help="input size of a .pth model (default: from its file name, e.g. "
+                             "..._256x192.pth is 192 256)")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
     parser.add_argument("--out", required=True, help="output folder")
     boxes = parser.add_mutually_exclusive_group()
@@ -103,7 +107,8 @@ def main(argv=None):
     from pose.apis.runner import run_inference
     from pose.config import resolve_config
 
-    model, saved_config = load_network(args.weights, args.runtime, args.threads)
+    model, saved_config = load_network(args.weights, args.runtime, args.threads,
+                                       input_size=args.input_size)
     print(runtime_description(model, args.threads), flush=True)
     print(f"person boxes: {source.name} ({why})", flush=True)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)

@@ -95,9 +95,11 @@ class DynamicBatchModel:
         return self._call(np.asarray(x, np.float32)).numpy()
 
 
-def load_network(path, runtime="auto", threads=None):
-    """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, or an export
-    of ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
+def load_network(path, runtime="auto", threads=None, input_size=None):
+    """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, a PyTorch
+    HRNet checkpoint (``.pth``, converted on the fly; ``input_size`` as
+    ``pose.engine.pretrained.model_from_torch_checkpoint``), or an export of
+    ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
 
     A ``.tflite`` runs on LiteRT and an ``.onnx`` on ONNX Runtime
     (``pose.apis.runtimes``): neither imports TensorFlow or Keras, nor rebuilds or traces
@@ -112,6 +114,7 @@ def load_network(path, runtime="auto", threads=None):
         threads: int, the runtime's threads; None: the core count (TensorFlow's default
             for ``keras``). For ``keras`` a number sets TensorFlow's intra- and inter-op
             pools, which is process-wide. Default None.
+        input_size: ``(w, h)`` of a ``.pth`` model; None: from its file name. Default None.
 
     Returns:
         ``(model, config)``; ``model`` has ``predict_on_batch``, and ``runtime_description``
@@ -127,10 +130,10 @@ def load_network(path, runtime="auto", threads=None):
 
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-    if path.endswith(".keras"):
-        from pose.engine.checkpoint import load_model
+    if chosen == "keras" and not os.path.isdir(path):  # .keras, .pth
+        from pose.engine.pretrained import load_any_checkpoint
 
-        return load_model(path)
+        return load_any_checkpoint(path, input_size=input_size)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model not found: {path}")
     if chosen == "keras":

@@ -13,6 +13,7 @@ Which runtime runs which file (``--runtime`` of ``tools/infer.py``):
 format          runtime
 =============== ================================================
 ``.keras``      ``keras`` (TensorFlow)
+``.pth``        ``keras`` (converted to Keras on load)
 SavedModel      ``keras`` (TensorFlow's ``tf.saved_model.load``)
 ``.tflite``     ``litert`` (``ai-edge-litert``, XNNPACK on CPU)
 ``.onnx``       ``onnx`` (ONNX Runtime, CPU execution provider)
@@ -38,7 +39,10 @@ import numpy as np
 
 RUNTIMES = ("auto", "keras", "litert", "onnx")
 # The runtime of each format (see the table above).
-FORMAT_RUNTIME = {"keras": "keras", "saved_model": "keras", "tflite": "litert", "onnx": "onnx"}
+FORMAT_RUNTIME = {"keras": "keras", "pth": "keras", "saved_model": "keras", "tflite": "litert",
+                  "onnx": "onnx"}
+# PyTorch HRNet checkpoints (pose.engine.pretrained.TORCH_SUFFIXES, which imports Keras).
+TORCH_SUFFIXES = (".pth", ".pt", ".pth.tar")
 
 
 class RuntimeChoiceError(ValueError):
@@ -46,10 +50,13 @@ class RuntimeChoiceError(ValueError):
 
 
 def model_format(path):
-    """``keras``, ``saved_model``, ``tflite`` or ``onnx`` from ``path``; None if unknown."""
+    """``keras``, ``pth``, ``saved_model``, ``tflite`` or ``onnx`` from ``path``; None if
+    unknown."""
     path = os.fspath(path)
     if os.path.isdir(path):
         return "saved_model"
+    if path.lower().endswith(TORCH_SUFFIXES):
+        return "pth"
     for suffix, fmt in ((".keras", "keras"), (".tflite", "tflite"), (".onnx", "onnx")):
         if path.lower().endswith(suffix):
             return fmt
@@ -65,7 +72,8 @@ def choose_runtime(path, runtime="auto"):
     fmt = model_format(path)
     if fmt is None:
         raise RuntimeChoiceError(f"cannot tell the format of {os.fspath(path)!r}: expected a "
-                                 ".keras checkpoint, a SavedModel folder, .tflite or .onnx")
+                                 ".keras or .pth checkpoint, a SavedModel folder, .tflite "
+                                 "or .onnx")
     if runtime not in RUNTIMES:
         raise RuntimeChoiceError(f"unknown runtime {runtime!r}; choose one of "
                                  f"{', '.join(RUNTIMES)}")

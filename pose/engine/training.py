@@ -7,6 +7,7 @@
     best.keras / best.yaml    model with the best validation AP so far
     best.json                 that AP and its epoch (read back when a run resumes)
     log.csv                   one row per epoch: loss, learning rate, validation AP/AR
+    init_weights.json         with train.init_weights: the weights loaded, skipped, left fresh
     tensorboard/              scalars and predicted-vs-target heatmap images
     backup/                   BackupAndRestore state: re-running the same command after a
                               crash or kill resumes from the last finished epoch
@@ -30,6 +31,7 @@ from datasets.transforms import Augmentation
 from pose.codec import codec_for_model
 from pose.config import save_config
 from pose.engine.checkpoint import build_model, save_model
+from pose.engine.pretrained import initialize_from, require_init_weights
 from pose.evaluation.evaluator import evaluate
 from pose.evaluation.metrics import STAT_NAMES
 from pose.evaluation.predictor import forward
@@ -230,6 +232,17 @@ def augmentation_from_config(data):
     return Augmentation(**{name: getattr(data, name) for name in names})
 
 
+def _initialize(model, train_config, workdir, verbose):
+    """Load ``train.init_weights`` into ``model``; write what happened to the workdir."""
+    report = initialize_from(model, train_config.init_weights,
+                             allow_partial=train_config.init_partial)
+    write_json(dict(source=os.path.abspath(train_config.init_weights), **report.as_dict()),
+               os.path.join(workdir, "init_weights.json"))
+    if verbose:
+        logger.info("initial weights from %s: %s (details in %s)", train_config.init_weights,
+                    report.summary(), os.path.join(workdir, "init_weights.json"))
+
+
 def train(config, workdir, strategy="default", verbose=1, validate=True):
     """Train the config's model on its training set; returns the Keras ``History``.
 
@@ -256,6 +269,8 @@ def train(config, workdir, strategy="default", verbose=1, validate=True):
 
 
 def _train(config, workdir, strategy, verbose, validate):
+    if config.train.init_weights:  # before the data loads: a missing file fails at once
+        require_init_weights(config.train.init_weights)
     os.makedirs(workdir, exist_ok=True)
     save_config(config, os.path.join(workdir, "config.yaml"))
     keras.utils.set_random_seed(config.train.seed)
@@ -265,6 +280,8 @@ def _train(config, workdir, strategy, verbose, validate):
     data = config.data
     with distribution.scope():
         model = build_model(config.model)
+        if config.train.init_weights:
+            _initialize(model, config.train, workdir, verbose)
     codec = codec_for_model(model, sigma=data.sigma, encoding=data.encoding,
                             decoding=config.test.decoding)
     coco = load_coco(data.resolve(data.train_annotations))

@@ -42,9 +42,14 @@ def exported(tmp_path_factory, tiny_hrnet, randomized):
 
 
 def test_choose_runtime(tmp_path):
+    from pose.apis.runtimes import TORCH_SUFFIXES as RUNTIME_TORCH_SUFFIXES
+    from pose.engine.pretrained import TORCH_SUFFIXES
+
+    assert RUNTIME_TORCH_SUFFIXES == TORCH_SUFFIXES  # kept apart: pretrained imports Keras
     assert choose_runtime("m.tflite") == "litert"
     assert choose_runtime("m.onnx", "onnx") == "onnx"
     assert choose_runtime("run/best.keras") == "keras"
+    assert choose_runtime("pose_hrnet_w32_256x192.pth") == "keras"  # converted on load
     assert choose_runtime(tmp_path) == "keras"  # a SavedModel folder
     with pytest.raises(RuntimeChoiceError, match=r"'onnx' cannot run 'm.tflite'.*--format onnx"):
         choose_runtime("m.tflite", "onnx")

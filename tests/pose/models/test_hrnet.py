@@ -173,7 +173,25 @@ def test_psa_counts_at_w32():
     (dict(input_size=(190, 256)), "(190, 256)"),
     (dict(width=0), "0"),
     (dict(stage_modules=(1, 4)), "(1, 4)"),
+    (dict(stage_blocks=((1, 1), (1, 1), (1, 1, 1, 1))), "((1, 1), (1, 1), (1, 1, 1, 1))"),
+    (dict(stage_blocks=((1, 0), (1, 1, 1), (1, 1, 1, 1))), "((1, 0), (1, 1, 1), (1, 1, 1, 1))"),
 ])
 def test_bad_arguments_name_the_received_value(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         HRNet(**kwargs)
+
+
+def test_blocks_per_stage_and_branch(tiny_hrnet):
+    # The official configs give NUM_BLOCKS per stage and branch (the fixtures: 1, 2, 1).
+    uniform = HRNet(psa_placement="none", **dict(tiny_hrnet, num_blocks=2))
+    explicit = HRNet(psa_placement="none", **dict(
+        tiny_hrnet, num_blocks=4, stage_blocks=((2, 2), (2, 2, 2), (2, 2, 2, 2))))
+    assert [w.path for w in explicit.weights] == [w.path for w in uniform.weights]
+    mixed = HRNet(psa_placement="branch", **dict(
+        tiny_hrnet, stage_blocks=[[1, 1], [1, 3, 1], [2, 1, 1, 1]]))
+    names = {layer.name for layer in mixed.layers}
+    assert {"stage3_m0_b1_block2_conv1", "stage4_m0_b0_block1_conv2"} <= names
+    assert not {"stage3_m0_b0_block1_conv1", "stage4_m0_b1_block1_conv1"} & names
+    assert mixed.get_config()["stage_blocks"] == ((1, 1), (1, 3, 1), (2, 1, 1, 1))
+    rebuilt = HRNet.from_config(mixed.get_config())
+    assert [w.path for w in rebuilt.weights] == [w.path for w in mixed.weights]
