@@ -60,8 +60,6 @@ def parse_args(argv=None):
 def _calibration_files(args, config):
     """(annotations, images) for the calibration crops, or None when there are none."""
     if args.calibration:
-        if not args.calibration_images:
-            raise ValueError("--calibration needs --calibration-images DIR (its images)")
         return args.calibration, args.calibration_images
     if config is None:
         return None
@@ -101,6 +99,8 @@ def main(argv=None):
             raise ValueError(f"--calibration-count must be >= 1, got {args.calibration_count}")
         if args.calibration and not os.path.isfile(args.calibration):
             raise ValueError(f"--calibration {args.calibration}: no such file")
+        if args.calibration and not args.calibration_images:
+            raise ValueError("--calibration needs --calibration-images DIR (its images)")
     except (ExportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -176,4 +176,12 @@ def test_export_tool_refuses_before_loading(tmp_path):
     assert run.returncode == 2, run.stderr
     assert "error: onnx export cannot be quantized to float16" in run.stderr
     assert "--format tflite --quantize float16" in run.stderr
-    assert os.listdir(tmp_path) == []
+    annotations = tmp_path / "ann.json"
+    annotations.write_text("{}")
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "export.py"), "--weights",
+                          str(tmp_path / "absent.keras"), "--format", "tflite", "--quantize",
+                          "int8", "--calibration", str(annotations), "--out",
+                          str(tmp_path / "m.tflite")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 2 and "--calibration-images DIR" in run.stderr, run.stderr
+    assert sorted(os.listdir(tmp_path)) == ["ann.json"]
