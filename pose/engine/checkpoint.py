@@ -13,7 +13,7 @@ import zipfile
 
 import keras
 
-from pose.config import ConfigError, load_config, save_config
+from pose.config import ConfigError, config_path_for, load_config, save_config
 from pose.errors import CheckpointError
 from pose.fileio import save_keras
 from pose.models.hrnet import HRNet, check_arguments
@@ -34,12 +34,6 @@ def check_model_config(model_config, source="config"):
         check_arguments(**dataclasses.asdict(model_config))
     except ValueError as exc:
         raise ConfigError(f"{source}: model: {exc}") from None
-
-
-def config_path_for(checkpoint_path):
-    """``run/best.keras`` → ``run/best.yaml``: where a checkpoint's config lives."""
-    root, _ = os.path.splitext(os.fspath(checkpoint_path))
-    return root + ".yaml"
 
 
 def save_model(model, path, config=None):
