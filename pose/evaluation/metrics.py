@@ -39,6 +39,7 @@ __all__ = [
     "rescore_instances",
     "postprocess_predictions",
     "write_coco_results",
+    "run_cocoeval",
     "evaluate_coco_keypoints",
     "format_ap_table",
 ]
@@ -343,6 +344,42 @@ def _load_gt(annotations):
         return COCO(os.fspath(annotations))
 
 
+def run_cocoeval(annotations, results, sigmas, *, image_ids=None, verbose: bool = False):
+    """pycocotools' ``COCOeval(iouType="keypoints")`` after its per-image matching.
+
+    ``evaluate()`` has run (``evalImgs`` holds every image's matches), ``accumulate()`` and
+    ``summarize()`` have not: :func:`evaluate_coco_keypoints` runs them once, the bootstrap
+    (:mod:`pose.evaluation.bootstrap`) re-accumulates resampled images from ``evalImgs``.
+
+    Args:
+        annotations, results, sigmas, image_ids, verbose: as in
+            :func:`evaluate_coco_keypoints`; ``results`` must not be empty (``loadRes``
+            cannot load an empty list).
+
+    Returns:
+        ``pycocotools.cocoeval.COCOeval``.
+    """
+    from pycocotools.cocoeval import COCOeval
+
+    if isinstance(results, (str, os.PathLike)):
+        with open(results) as f:
+            results = json.load(f)
+    results = copy.deepcopy(list(results))
+    if len(results) == 0:
+        raise ValueError("COCOeval needs at least one result; got none")
+    gt = _load_gt(annotations)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out) if not verbose else contextlib.nullcontext():
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, iouType="keypoints")
+        ev.params.useSegm = None
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+        if image_ids is not None:
+            ev.params.imgIds = sorted(int(i) for i in image_ids)
+        ev.evaluate()
+    return ev
+
+
 def evaluate_coco_keypoints(annotations, results, sigmas, *, image_ids=None,
                             verbose: bool = False) -> dict:
     """COCO keypoint AP/AR with pycocotools' ``COCOeval(iouType="keypoints")``.
@@ -361,24 +398,13 @@ def evaluate_coco_keypoints(annotations, results, sigmas, *, image_ids=None,
         AR75, ARM, ARL). Empty results give all zeros. A value of -1 is pycocotools' "no
         ground truth in this area range".
     """
-    from pycocotools.cocoeval import COCOeval
-
     if isinstance(results, (str, os.PathLike)):
         with open(results) as f:
             results = json.load(f)
-    results = copy.deepcopy(list(results))
     if len(results) == 0:
         return {name: 0.0 for name in STAT_NAMES}
-    gt = _load_gt(annotations)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out) if not verbose else contextlib.nullcontext():
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, iouType="keypoints")
-        ev.params.useSegm = None
-        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-        if image_ids is not None:
-            ev.params.imgIds = sorted(int(i) for i in image_ids)
-        ev.evaluate()
+    ev = run_cocoeval(annotations, results, sigmas, image_ids=image_ids, verbose=verbose)
+    with contextlib.redirect_stdout(io.StringIO()) if not verbose else contextlib.nullcontext():
         ev.accumulate()
         ev.summarize()
     return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}
