@@ -79,10 +79,10 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
     config = load_config(config_path, [f"data.root={data_root}", *overrides])
 
     comparison_dir = os.path.join(workdir, "comparison")
-    rows = run_comparison(config, comparison_dir, variants=("none", "parallel"),
-                          placement=config.model.psa_placement
-                          if config.model.psa_placement != "none" else "branch", seeds=1)
-    paths = write_comparison(rows, comparison_dir)
+    comparison = run_comparison(config, comparison_dir, variants=("none", "parallel"),
+                                placement=config.model.psa_placement
+                                if config.model.psa_placement != "none" else "branch", seeds=1)
+    paths = write_comparison(comparison, comparison_dir)
 
     annotation_file = os.path.join(data_root, config.data.val_annotations)
     image_dir = os.path.join(data_root, config.data.val_images)
@@ -95,7 +95,7 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
         plot_training_curves(os.path.join(run_dir, "log.csv"),
                              os.path.join(run_dir, "training_curves.png"))
 
-    print("\n" + comparison_markdown(rows))
+    print("\n" + comparison_markdown(comparison))
     print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min. Outputs:")
     print(f"  data set (COCO format):   {data_root}")
     print(f"  comparison table / chart: {paths['md']}  {paths['png']}")
