@@ -19,11 +19,12 @@ How the weighted accumulation stays exact: in ``accumulate`` only the precision 
 positives is ever read (the recall thresholds are first crossed at a true positive, and the
 precision envelope is never raised by a false positive), so per OKS threshold it suffices to
 know, at each true positive in score order, the weighted counts of true and false positives
-so far: two cumulative sums of image counts. Detections with equal scores in *one* image
-drawn several times are ordered detection-major (pycocotools, fed the duplicated image
-list, would order them copy-major); this is the only place where a resample can differ from
-pycocotools on a duplicated ``evalImgs`` list, and only when a tie mixes matched and
-unmatched detections.
+so far: cumulative sums of image counts (the false positives as the counted detections so
+far minus the true positives, which keeps the per-threshold work to the true positives).
+Detections with equal scores in *one* image drawn several times are ordered
+detection-major (pycocotools, fed the duplicated image list, would order them copy-major);
+this is the only place where a resample can differ from pycocotools on a duplicated
+``evalImgs`` list, and only when a tie mixes matched and unmatched detections.
 
 Seeds: with several training seeds per variant, each bootstrap replicate also draws the
 seeds with replacement (a second resampling level) and averages the variant's stat over the
@@ -51,11 +52,26 @@ INTERVAL_STATS = ("AP", "AP50", "AP75", "APM", "APL", "AR")
 
 @dataclasses.dataclass(frozen=True)
 class RankedMatches:
-    """True and false positives of one (area range, OKS threshold) in global score order."""
+    """The true positives of one (area range, OKS threshold), in global score order.
+
+    The false positives ranked before a true positive are the counted detections before it
+    (``AreaMatches.counted_images``: those not ignored at every threshold) minus the ones
+    ignored at this threshold (``ignored_images``) minus the true positives before it, so
+    only the few detections whose status changes with the threshold are listed here.
+    """
 
     tp_images: np.ndarray  # (P,) image index of each true positive
-    fp_images: np.ndarray  # (F,) image index of each false positive
-    fp_before: np.ndarray  # (P,) number of false positives ranked before each true positive
+    tp_counted_before: np.ndarray  # (P,) counted detections ranked before each one
+    ignored_images: np.ndarray  # (D,) counted detections that this threshold ignores
+    tp_ignored_before: np.ndarray  # (P,) of those, the ones ranked before each true positive
+
+
+@dataclasses.dataclass(frozen=True)
+class AreaMatches:
+    """One area range: its counted detections and the matches at every OKS threshold."""
+
+    counted_images: np.ndarray  # (C,) image of each detection not ignored at every threshold
+    thresholds: tuple  # T RankedMatches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +81,7 @@ class PerImageMatches:
     Attributes:
         image_ids: (I,) the evaluated image ids (``params.imgIds``), the resampling units.
         positives: (A, I) non-ignored ground-truth people per area range and image.
-        ranked: A tuples of T :class:`RankedMatches` (area range × OKS threshold).
+        ranked: A :class:`AreaMatches`, one per area range.
         iou_thresholds: (T,) OKS thresholds; recall_thresholds: (R,) recall points.
         area_labels: the A area-range names (``all``, ``medium``, ``large``).
     """
@@ -115,18 +131,28 @@ def _rank_area(entries, positives, max_det, num_thresholds):
         images.append(np.full(n, i, np.int64))
     if not scores:
         empty = np.zeros(0, np.int64)
-        return tuple(RankedMatches(empty, empty, empty) for _ in range(num_thresholds))
+        return AreaMatches(empty, tuple(RankedMatches(empty, empty, empty, empty)
+                                        for _ in range(num_thresholds)))
     order = np.argsort(-np.concatenate(scores), kind="mergesort")
     dt_matched = np.concatenate(matched, axis=1)[:, order] != 0  # (T, N)
     dt_ignored = np.concatenate(ignored, axis=1)[:, order] != 0  # (T, N)
     det_images = np.concatenate(images)[order]  # (N,)
+    counted_at = np.flatnonzero(~dt_ignored.all(axis=0))
     per_threshold = []
     for t in range(num_thresholds):
         tp_at = np.flatnonzero(dt_matched[t] & ~dt_ignored[t])
-        fp_at = np.flatnonzero(~dt_matched[t] & ~dt_ignored[t])
-        per_threshold.append(RankedMatches(det_images[tp_at], det_images[fp_at],
-                                           np.searchsorted(fp_at, tp_at)))
-    return tuple(per_threshold)
+        ignored_at = np.flatnonzero(dt_ignored[t] & ~dt_ignored.all(axis=0))
+        per_threshold.append(RankedMatches(
+            det_images[tp_at], np.searchsorted(counted_at, tp_at),
+            det_images[ignored_at], np.searchsorted(ignored_at, tp_at)))
+    return AreaMatches(det_images[counted_at], tuple(per_threshold))
+
+
+def _running(counts_by_image, images):
+    """(n+1, B): row j is the weighted count of the first j listed detections."""
+    running = np.zeros((len(images) + 1, counts_by_image.shape[1]), np.int32)
+    np.cumsum(counts_by_image[images], axis=0, out=running[1:])
+    return running
 
 
 def _first_count_reaching(cumulative, needed):
@@ -141,17 +167,18 @@ def _first_count_reaching(cumulative, needed):
     return found - (np.arange(columns) * length)[:, None]  # (B, R)
 
 
-def _accumulate_threshold(ranked, counts_by_image, npig, recall_thresholds):
-    """``accumulate`` for one (area, threshold): precision at recall points (B, R), recall (B,)."""
+def _accumulate_threshold(ranked, counts_by_image, counted_before, npig, recall_thresholds):
+    """``accumulate`` for one (area, threshold): precision at recall points (B, R), recall (B,).
+
+    ``counted_before`` (C+1, B): weighted counted detections before each counted rank."""
     columns = counts_by_image.shape[1]
     num_tp = len(ranked.tp_images)
     if num_tp == 0:
         return np.zeros((columns, len(recall_thresholds))), np.zeros(columns)
-    tp = np.cumsum(counts_by_image[ranked.tp_images], axis=0)  # (P, B) weighted TPs so far
-    fp_running = np.cumsum(counts_by_image[ranked.fp_images], axis=0)  # (F, B)
-    fp = np.zeros_like(tp)
-    has_fp = ranked.fp_before > 0
-    fp[has_fp] = fp_running[ranked.fp_before[has_fp] - 1]
+    weights = counts_by_image[ranked.tp_images]  # (P, B)
+    tp = np.cumsum(weights, axis=0)  # (P, B) weighted TPs so far, this one included
+    fp = (counted_before[ranked.tp_counted_before] - (tp - weights)
+          - _running(counts_by_image, ranked.ignored_images)[ranked.tp_ignored_before])
     tp_f, fp_f = tp.astype(np.float64), fp.astype(np.float64)
     precision = tp_f / (fp_f + tp_f + np.spacing(1))  # (P, B), as accumulate
     envelope = np.maximum.accumulate(precision[::-1], axis=0)[::-1]
@@ -187,13 +214,14 @@ def resampled_stats(matches, counts):
     num_resamples = counts.shape[0]
     thresholds = len(matches.iou_thresholds)
     precision, recall = [], []
-    for a, per_threshold in enumerate(matches.ranked):
+    for a, area in enumerate(matches.ranked):
         npig = counts.astype(np.int64) @ matches.positives[a]  # (B,)
+        counted_before = _running(counts_by_image, area.counted_images)
         q = np.empty((num_resamples, thresholds, len(matches.recall_thresholds)))
         r = np.empty((num_resamples, thresholds))
-        for t, ranked in enumerate(per_threshold):
-            q[:, t], r[:, t] = _accumulate_threshold(ranked, counts_by_image, npig,
-                                                     matches.recall_thresholds)
+        for t, ranked in enumerate(area.thresholds):
+            q[:, t], r[:, t] = _accumulate_threshold(ranked, counts_by_image, counted_before,
+                                                     npig, matches.recall_thresholds)
         undefined = npig == 0
         q[undefined], r[undefined] = -1.0, -1.0
         precision.append(q)
