@@ -43,22 +43,15 @@ makes every worker decode every image, so there pass ``input_context`` instead::
 
 which shards the record indices before the map and batches per replica.
 
-Backend choice, OpenCV vs TF-native, by measurement (``tools/benchmark_pipeline.py``: this
-project's 2 shared CPU cores, 117 person crops from 64 synthetic 640×480 JPEGs, crop
-192×256, batch 32, ``num_parallel_calls=AUTOTUNE``; median samples/s of 5 passes after a
-warm-up, the paths interleaved; two runs, TF 2.21, OpenCV 5.0)::
-
-    decode + warp, OpenCV (cv2.imdecode + cv2.warpAffine in a numpy_function)   432 / 367
-    decode + warp, TF (tf.io.decode_jpeg + ImageProjectiveTransformV3)          297 / 280
-    full pipeline (OpenCV + augmentation sampling + codec.encode, 64×48 maps)   313 / 279
-
-(The two crops agree to 1.3 grey levels on average: different IDCT and bilinear rounding.)
-OpenCV is used: it is 1.3-1.5× faster here; one ``imdecode`` flag set reads grey, palette,
-RGBA and 16-bit images as RGB while ignoring EXIF orientation (``datasets.coco``); its
-``warpAffine`` is the one the reference implementations use; and the codec
-and augmentation sampling are NumPy anyway, so a TF-native image path would still need a
-``numpy_function`` per sample. Per sample (one core): decode ≈ 1.0 ms, warp 0.23 ms,
-codec 0.25 ms.
+Backend choice, OpenCV vs TF-native, by measurement (``tools/benchmark_pipeline.py``;
+the numbers and the machine are in BENCHMARKS.md, "Data pipeline"): OpenCV decoding and
+warping in a ``numpy_function`` was faster than ``tf.io.decode_jpeg`` +
+``ImageProjectiveTransformV3`` on this project's CPUs (the two crops agree to about a grey
+level: different IDCT and bilinear rounding). Besides, one ``imdecode`` flag set reads
+grey, palette, RGBA and 16-bit images as RGB while ignoring EXIF orientation
+(``datasets.coco``); its ``warpAffine`` is the one the reference implementations use;
+and the codec and augmentation sampling are NumPy anyway, so a TF-native image path would
+still need a ``numpy_function`` per sample.
 """
 
 import logging
@@ -71,9 +64,9 @@ import tensorflow as tf
 from datasets.coco import ImageDecodeError, read_image_rgb
 from datasets.metadata import COCO_KEYPOINT_NAMES, DatasetMeta
 from datasets.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     Augmentation,
+    crop_image,
+    normalize_image,
     sample_augmentation,
     warp_sample,
 )
@@ -193,7 +186,6 @@ class _EvalSampler:
         self.input_size = tuple(int(v) for v in input_size)
         self.udp = udp
         self.stats = stats
-        self.no_flip = np.arange(records.num_keypoints)
         self.empty = (np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8),
                       np.False_)
 
@@ -202,15 +194,14 @@ class _EvalSampler:
         image = _load_image(self.paths[i], self.stats)
         if image is None:
             return self.empty
-        crop, _, _ = warp_sample(image, np.zeros((0, 2)), self.centers[i], self.scales[i],
-                                 0.0, False, self.input_size, self.no_flip, self.udp)
+        crop, _ = crop_image(image, self.centers[i], self.scales[i], self.input_size,
+                             udp=self.udp)
         return crop, np.True_
 
 
 def normalize_batch(images):
-    """uint8 RGB images → float32 ``(x / 255 - mean) / std`` with ImageNet statistics (TF)."""
-    images = tf.cast(images, tf.float32) * (1.0 / 255.0)
-    return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+    """uint8 RGB batches → float32 in TF: ``datasets.transforms.normalize_image``."""
+    return normalize_image(tf.cast(images, tf.float32))
 
 
 def _options(deterministic):

@@ -291,6 +291,50 @@ def warp_image(image, matrix, output_size):
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def crop_image(image, center, scale, output_size, rotation_deg=0.0, flip=False, udp=False):
+    """The project's one crop: the region ``center``/``scale`` of ``image`` → ``output_size``.
+
+    Training (``warp_sample``), the evaluation pipeline, inference (``crop_boxes``) and the
+    pipeline benchmark all crop through here: one matrix (``crop_matrix``, flip and rotation
+    folded in) and one ``cv2.warpAffine``.
+
+    Args:
+        image: (H, W, C) image.
+        center, scale: (2,) the crop region in image pixels (see the module docstring).
+        output_size: ``(w, h)`` of the crop.
+        rotation_deg: float, rotation in degrees. Default 0.
+        flip: bool, mirror horizontally. Default False.
+        udp: bool, the UDP warp. Default False.
+
+    Returns:
+        ``(crop (h, w, C), matrix (2, 3) image → crop)``.
+    """
+    matrix = crop_matrix(center, scale, rotation_deg, flip, image.shape[1], output_size, udp)
+    return warp_image(image, matrix, output_size), matrix
+
+
+def crop_boxes(image, boxes, output_size, padding=1.25, udp=False):
+    """Centred crops of person boxes: ``box_to_center_scale`` then ``crop_image`` per box.
+
+    Args:
+        image: (H, W, 3) uint8 image.
+        boxes: (M, 4) ``x, y, w, h``.
+        output_size: ``(w, h)`` of the crops (the model input).
+        padding: float, box enlargement. Default 1.25 (as evaluation).
+        udp: bool, the UDP warp. Default False.
+
+    Returns:
+        ``(crops (M, h, w, 3) uint8, center (M, 2), scale (M, 2))`` float32 centres/scales.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    w, h = (int(v) for v in output_size)
+    center, scale = box_to_center_scale(boxes, w / h, padding)
+    crops = np.empty((len(boxes), h, w, 3), np.uint8)
+    for i in range(len(boxes)):
+        crops[i], _ = crop_image(image, center[i], scale[i], (w, h), udp=udp)
+    return crops, center, scale
+
+
 def warp_sample(image, keypoints, center, scale, rotation_deg, flip, output_size, flip_index,
                 udp=False):
     """Crop one sample with one affine warp and move its keypoints into the crop.
@@ -308,9 +352,7 @@ def warp_sample(image, keypoints, center, scale, rotation_deg, flip, output_size
         ``(crop (h, w, C), keypoints (K, C) in crop coordinates, matrix (2, 3) image → crop)``.
         A flipped sample's keypoint ``k`` is the image's joint ``flip_index[k]``.
     """
-    width = image.shape[1]
-    matrix = crop_matrix(center, scale, rotation_deg, flip, width, output_size, udp)
-    crop = warp_image(image, matrix, output_size)
+    crop, matrix = crop_image(image, center, scale, output_size, rotation_deg, flip, udp)
     kpts = np.array(keypoints, np.float64)
     if flip:
         kpts = kpts[np.asarray(flip_index, np.int64)]
@@ -319,6 +361,14 @@ def warp_sample(image, keypoints, center, scale, rotation_deg, flip, output_size
 
 
 def normalize_image(image):
-    """uint8 RGB (..., 3) → float32, ``(x / 255 - mean) / std`` with ImageNet statistics."""
-    image = np.asarray(image, np.float32)
+    """RGB pixels (..., 3) → float32 ``(x / 255 - mean) / std`` with ImageNet statistics.
+
+    The project's one normalization, for NumPy and for the tf.data pipeline alike: an
+    array that is not float32 is converted with NumPy; a float32 TensorFlow tensor (the
+    pipeline casts its uint8 batches first) goes through the same arithmetic as TF ops,
+    so this module needs no TensorFlow. It stays outside the model: checkpoints and
+    exports take normalized crops (see the README).
+    """
+    if getattr(getattr(image, "dtype", None), "name", None) != "float32":
+        image = np.asarray(image, np.float32)
     return (image * (1.0 / 255.0) - IMAGENET_MEAN) / IMAGENET_STD

@@ -54,6 +54,7 @@ DECODINGS = ("quarter_offset", "dark", "udp")
 
 __all__ = [
     "HeatmapCodec",
+    "codec_for_model",
     "flip_heatmaps",
     "dark_blur_kernel_size",
     "blur_heatmaps",
@@ -494,3 +495,46 @@ class HeatmapCodec:
         """
         coords, scores = self.decode_heatmap_coords(heatmaps)
         return self.heatmap_to_input(coords), scores
+
+
+def codec_for_model(model, sigma: float = 2.0, encoding: str = "standard",
+                    decoding: str = "quarter_offset", input_size=None) -> HeatmapCodec:
+    """The ``HeatmapCodec`` of a heatmap model, its heatmap size read from the model itself.
+
+    The one place a codec is made for a model: the heatmap size (hence the output stride)
+    is the model's real output size, never an assumed 1/4. Works with anything that has
+    ``predict_on_batch`` (a Keras model, an exported runtime); nothing here imports
+    TensorFlow.
+
+    Args:
+        model: a Keras model (``input_shape`` (B, H, W, 3) and ``output_shape``
+            (B, H_hm, W_hm, K) are read) or a runtime without them, which is then run once
+            on a blank crop of ``input_size`` to read its output size.
+        sigma: float, Gaussian sigma in heatmap pixels (``data.sigma``). Default 2.0.
+        encoding: "standard" or "udp" (``data.encoding``). Default "standard".
+        decoding: "quarter_offset", "dark" or "udp" (``test.decoding``). Default
+            "quarter_offset".
+        input_size: ``(w, h)`` crop size for a model that does not declare one
+            (``model.input_size`` of the config). Default None.
+
+    Returns:
+        ``HeatmapCodec``.
+
+    Example:
+        >>> codec = codec_for_model(model, sigma=config.data.sigma,
+        ...                         encoding=config.data.encoding,
+        ...                         decoding=config.test.decoding)
+    """
+    declared = getattr(model, "input_shape", None)
+    if declared is not None and None not in tuple(declared[1:3]):
+        input_size = (int(declared[2]), int(declared[1]))
+    if input_size is None:
+        raise ValueError(f"{type(model).__name__} declares no fixed input size; pass "
+                         "input_size=(w, h)")
+    width, height = (int(v) for v in input_size)
+    output = getattr(model, "output_shape", None) if declared is not None else None
+    if output is None or None in tuple(output[1:3]):
+        blank = np.zeros((1, height, width, 3), np.float32)
+        output = np.shape(model.predict_on_batch(blank))
+    return HeatmapCodec(input_size=(width, height), heatmap_size=(int(output[2]), int(output[1])),
+                        sigma=sigma, encoding=encoding, decoding=decoding)

@@ -5,7 +5,8 @@ a field below, with its meaning and default. An unknown key, a missing section's
 value of the wrong type is an error that names the key and the file. Command-line
 overrides (``--set train.lr=5e-4``) are parsed as YAML scalars and typed by the field.
 
-Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))``.
+Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))``,
+``evaluate(model, codec, meta, cfg.test, ...)``.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from datasets.transforms import Augmentation
 from pose.fileio import write_text
 
 
@@ -36,6 +38,16 @@ class ModelConfig:
     num_blocks: int = 4
     stage1_blocks: int = 4
     stem_width: int = 64
+    # Basic blocks per branch of stages 2, 3, 4 (official NUM_BLOCKS), overriding
+    # num_blocks: [[1, 1], [2, 2, 2], [1, 1, 1, 1]]. null: num_blocks everywhere.
+    stage_blocks: typing.Optional[tuple[tuple[int, ...], ...]] = None
+
+    def __post_init__(self):
+        if self.stage_blocks is not None and (
+                tuple(len(counts) for counts in self.stage_blocks) != (2, 3, 4)
+                or min(n for counts in self.stage_blocks for n in counts) < 1):
+            raise ConfigError("model.stage_blocks must list 2, 3 and 4 positive counts "
+                              f"(stages 2, 3, 4), got {self.stage_blocks!r}")
 
 
 @dataclass(frozen=True)
@@ -50,13 +62,18 @@ class DataConfig:
     sigma: float = 2.0  # Gaussian sigma in heatmap pixels
     encoding: str = "standard"  # standard (HRNet) | udp
     oks_sigmas: typing.Optional[tuple[float, ...]] = None  # None: COCO's 17 sigmas
-    scale_factor: float = 0.35
-    rotation_factor: float = 45.0
-    rotation_prob: float = 0.6
-    flip_prob: float = 0.5
-    half_body_prob: float = 0.3
-    half_body_min_joints: int = 8
+    # Augmentation (``datasets.transforms.Augmentation``, whose defaults are HRNet's).
+    scale_factor: float = Augmentation.scale_factor
+    rotation_factor: float = Augmentation.rotation_factor
+    rotation_prob: float = Augmentation.rotation_prob
+    flip_prob: float = Augmentation.flip_prob
+    half_body_prob: float = Augmentation.half_body_prob
+    half_body_min_joints: int = Augmentation.half_body_min_joints
     missing_images: str = "skip"  # skip | error
+
+    def resolve(self, relative):
+        """A data path of this section: absolute paths stay, others are under ``root``."""
+        return relative if os.path.isabs(relative) else os.path.join(self.root, relative)
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,11 @@ class TrainConfig:
     val_every: int = 10  # epochs between validation AP runs
     mixed_precision: bool = False  # float16 compute; head, loss and decoding stay float32
     ohkm_topk: typing.Optional[int] = None  # online hard keypoint mining: joints kept
+    # Pretrained weights loaded by name and shape before training: a PyTorch .pth (official
+    # pose, training, mmpose or ImageNet-classification HRNet) or a .keras; relative paths
+    # are from the working directory. None: random initialisation.
+    init_weights: typing.Optional[str] = None
+    init_partial: bool = False  # leave layers of another shape fresh instead of failing
 
 
 @dataclass(frozen=True)
@@ -209,7 +231,10 @@ def _build(cls, tree, path, prefix):
                                   prefix=f"{name}.")
         else:
             values[name] = _coerce(value, hint, f"{path}: {prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def _coerce(value, hint, where):

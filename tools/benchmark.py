@@ -22,9 +22,11 @@ re-accumulated resamples of the images (``pose.evaluation.bootstrap``).
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
@@ -158,6 +160,7 @@ def main():
     intervals.add_argument("--resamples", type=int, default=1000)
     intervals.add_argument("--out", default="benchmark_bootstrap.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
     elif args.benchmark == "eval-scale":

@@ -16,9 +16,11 @@ Each runs with ``num_parallel_calls=AUTOTUNE``, batches, normalizes, and is time
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 
@@ -32,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from datasets.coco import load_train_records, read_image_rgb
 from datasets.pipeline import build_dataset, normalize_batch
 from datasets.synthetic import generate_coco
-from datasets.transforms import get_affine_transform, warp_image
+from datasets.transforms import crop_image, get_affine_transform
 from pose.codec import HeatmapCodec
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,8 +46,8 @@ def opencv_dataset(records, input_size, batch_size):
 
     def load(i):
         i = int(i)
-        m = get_affine_transform(records.centers[i], records.scales[i], 0.0, input_size)
-        return warp_image(read_image_rgb(paths[i]), m, input_size)
+        return crop_image(read_image_rgb(paths[i]), records.centers[i], records.scales[i],
+                          input_size)[0]
 
     def tf_load(i):
         image = tf.numpy_function(load, [i], tf.uint8, stateful=False)
@@ -111,6 +113,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="reuse/generate data here (default: temp)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or tmp

@@ -13,6 +13,7 @@ table and writes JSON.
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -101,6 +102,7 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="default: WORKDIR/startup.json")
     parser.add_argument("--infer-args", default="", help="extra arguments for infer.py")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

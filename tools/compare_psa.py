@@ -11,7 +11,9 @@ with error bars beside a forest plot of the differences).
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -64,6 +66,7 @@ def main():
                         help="seed of the bootstrap resampling (default 0)")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)

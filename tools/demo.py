@@ -6,7 +6,9 @@ Re-running reuses the generated data and finished models, and resumes interrupte
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -25,6 +27,7 @@ def main():
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     run_demo(args.config, args.workdir, args.train, args.val, seed=args.seed,
              overrides=args.overrides)
 

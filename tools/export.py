@@ -14,6 +14,7 @@ without them the tool says so and exits with status 2.
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -31,6 +32,7 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest acceptable max abs difference (default 1e-4)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     from pose.apis.export import ExportError, missing_dependencies
 

@@ -14,6 +14,7 @@ and, per video, DIR/<stem>.mp4 and DIR/<stem>.jsonl. See ``pose.apis``.
 """
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -30,8 +31,12 @@ def parse_args(argv=None):
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders, glob patterns or video files")
     parser.add_argument("--weights", required=True,
-                        help="a .keras checkpoint, or an export of tools/export.py (SavedModel "
-                             "folder, .tflite: faster start-up)")
+                        help="a .keras checkpoint, a PyTorch HRNet .pth (official model zoo, "
+                             "mmpose), or an export of tools/export.py (SavedModel folder, "
+                             ".tflite: faster start-up)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
+                        help="input size of a .pth model (default: from its file name, e.g. "
+                             "..._256x192.pth is 192 256)")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
     parser.add_argument("--out", required=True, help="output folder")
     boxes = parser.add_mutually_exclusive_group()
@@ -62,6 +67,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     parser, args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     # Fast, model-free checks first, so a typo costs no TensorFlow start-up.
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
     from pose.apis.inputs import InputError, collect_inputs
@@ -88,10 +94,11 @@ def main(argv=None):
     from pose.apis.runner import run_inference
     from pose.config import resolve_config
 
-    model, saved_config = load_network(args.weights)
+    model, saved_config = load_network(args.weights, input_size=args.input_size)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    estimator = PoseEstimator(model, config, flip=False if args.no_flip else None,
-                              batch_size=args.batch_size, batching=args.batching)
+    estimator = PoseEstimator.from_config(model, config,
+                                          flip=False if args.no_flip else None,
+                                          batch_size=args.batch_size, batching=args.batching)
     ready = time.perf_counter() - _START
     try:
         report = run_inference(estimator, inputs, args.out, source,

@@ -9,6 +9,8 @@ Example:
 
 import argparse
 import json
+import logging
+import sys
 
 from datasets.synthetic import SyntheticConfig, generate_coco
 
@@ -35,6 +37,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     summary = generate_coco(
         args.out, args.train, args.val, args.seed, image_size=(args.width, args.height),
         write_images=not args.annotations_only, workers=args.workers,

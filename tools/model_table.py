@@ -5,7 +5,9 @@
 
 import argparse
 import json
+import logging
 import os
+import sys
 import time
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
@@ -26,6 +28,7 @@ def main():
     parser.add_argument("configs", nargs="+", help="YAML config files")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     rows = []
     for i, path in enumerate(args.configs, 1):
         config = load_config(path)

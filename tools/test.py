@@ -3,24 +3,32 @@
     python tools/test.py --weights RUN/best.keras [--config CFG] [--gt-boxes | --boxes DET.json]
                          [--no-flip] [--set k=v ...] --out DIR
 
-The config defaults to the one saved beside the checkpoint (RUN/best.yaml).
+The config defaults to the one saved beside the checkpoint (RUN/best.yaml). --weights may
+also be a PyTorch HRNet checkpoint (pose_hrnet_w32_256x192.pth of the official model zoo,
+or an mmpose one): the architecture is read from it, the input size from --input-size or
+the file name, and the rest of the config is the COCO default unless --config is given.
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import resolve_config
-from pose.engine.checkpoint import load_model
-from pose.evaluation.evaluator import evaluate
+from pose.engine.pretrained import load_any_checkpoint
+from pose.evaluation.evaluator import evaluate_config
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, help="a .keras checkpoint")
+    parser.add_argument("--weights", required=True,
+                        help="a .keras checkpoint or a PyTorch HRNet .pth")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
+                        help="input size of a .pth model (default: from its file name)")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--gt-boxes", action="store_true", help="use ground-truth person boxes")
@@ -32,13 +40,14 @@ def main():
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", required=True, help="folder for results and metrics.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
-    model, saved_config = load_model(args.weights)
+    model, saved_config = load_any_checkpoint(args.weights, input_size=args.input_size)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    evaluate(model, config, out_dir=args.out, annotation_file=args.annotations,
-             image_dir=args.images, detections=args.boxes,
-             use_gt_boxes=True if args.gt_boxes else None,
-             flip_test=False if args.no_flip else None)
+    evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
+                    image_dir=args.images, detections=args.boxes,
+                    use_gt_boxes=True if args.gt_boxes else None,
+                    flip_test=False if args.no_flip else None)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
 
 

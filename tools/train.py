@@ -4,7 +4,9 @@ Re-running the same command after an interruption resumes from the last finished
 """
 
 import argparse
+import logging
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
@@ -25,6 +27,7 @@ def main():
     parser.add_argument("--no-validate", action="store_true",
                         help="skip the validation AP runs during training")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     config = load_config(args.config, args.overrides)
     train(config, args.workdir, strategy=args.strategy, validate=not args.no_validate)
 

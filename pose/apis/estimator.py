@@ -25,13 +25,10 @@ import os
 import numpy as np
 
 from datasets.metadata import DatasetMeta
-from datasets.transforms import (
-    box_to_center_scale,
-    get_affine_transform,
-    normalize_image,
-    warp_image,
-)
-from pose.evaluation.metrics import oks_nms, rescore_instances, soft_oks_nms
+from datasets.transforms import crop_boxes, normalize_image
+from pose.codec import codec_for_model
+from pose.config import TestConfig
+from pose.evaluation.metrics import rescore_and_nms
 from pose.evaluation.predictor import Predictor
 
 
@@ -98,24 +95,27 @@ class DynamicBatchModel:
         return self._call(np.asarray(x, np.float32)).numpy()
 
 
-def load_network(path):
-    """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, or an export
-    of ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
+def load_network(path, input_size=None):
+    """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, a PyTorch
+    HRNet checkpoint (``.pth``, converted on the fly; ``input_size`` as
+    ``pose.engine.pretrained.model_from_torch_checkpoint``), or an export of
+    ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
 
     An export skips rebuilding the Keras model and tracing it, which is most of the
-    start-up time (W32 on 2 CPU cores, first overlay: ~25 s from a ``.keras``, ~14 s from
-    a ``.tflite``; ``tools/benchmark_startup.py``). The config is the ``NAME.yaml`` beside
+    start-up time (``tools/benchmark_startup.py``; numbers in BENCHMARKS.md). The config
+    is the ``NAME.yaml`` beside
     either (``tools/export.py`` writes it), or None.
 
     Returns:
         ``(model, config)``; ``model`` has ``predict_on_batch``.
     """
     from pose.config import load_config
-    from pose.engine.checkpoint import config_path_for, load_model
+    from pose.engine.checkpoint import config_path_for
+    from pose.engine.pretrained import is_torch_checkpoint, load_any_checkpoint
 
     path = os.fspath(path)
-    if path.endswith(".keras"):
-        return load_model(path)
+    if path.endswith(".keras") or is_torch_checkpoint(path):
+        return load_any_checkpoint(path, input_size=input_size)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model not found: {path}")
     from pose.apis.export import ExportedModel
@@ -129,13 +129,14 @@ class PoseEstimator:
     """Top-down pose estimation of many images at once, batched across images.
 
     Args:
-        model: heatmap model (crops (B, H, W, 3) → heatmaps (B, H/4, W/4, K)).
-        config: ``pose.config.Config``: codec (``model.input_size``, ``data``), flip shift,
-            rescoring and OKS-NMS (``test``).
-        meta: ``DatasetMeta``; default COCO's (K must then be 17).
-        flip: bool, flip test; None takes ``config.test.flip_test``. Default None.
+        model: heatmap model (crops (B, H, W, 3) → heatmaps (B, H_hm, W_hm, K)).
+        codec: the model's ``HeatmapCodec`` (``pose.codec.codec_for_model``).
+        meta: ``DatasetMeta`` (flip pairs, OKS sigmas); None takes COCO's (K = 17).
+        test_cfg: ``pose.config.TestConfig``: flip test and shift, batch size, rescoring
+            and OKS-NMS; None takes the defaults (HRNet's). Default None.
+        flip: bool, flip test; None takes ``test_cfg.flip_test``. Default None.
         batch_size: int, crops per model call (doubled by the flip test); None takes
-            ``config.test.batch_size``. Default None.
+            ``test_cfg.batch_size``. Default None.
         padding: float, box enlargement before cropping (as evaluation). Default 1.25.
         batching: "dynamic" (one trace with a dynamic batch dimension, no padding, first
             image flushed at once) or "padded" (every batch zero-padded to ``batch_size``,
@@ -143,28 +144,23 @@ class PoseEstimator:
         max_pending: int, most images held while a batch fills. Default 16.
 
     Example:
-        >>> estimator = PoseEstimator(model, config)
+        >>> codec = codec_for_model(model, config.data.sigma, config.data.encoding,
+        ...                         config.test.decoding)
+        >>> estimator = PoseEstimator(model, codec, DatasetMeta.coco(), config.test)
         >>> people = estimator.predict_image(image, boxes, box_scores)
     """
 
-    def __init__(self, model, config, meta=None, flip=None, batch_size=None, padding=1.25,
-                 batching="dynamic", max_pending=16):
-        from pose.evaluation.evaluator import (
-            make_codec,  # imports TensorFlow: only when a model is used
-        )
-
-        self.config = config
-        if meta is None:
-            meta = DatasetMeta.coco()
-            if config.data.oks_sigmas is not None:
-                meta = DatasetMeta(meta.keypoint_names, meta.skeleton, config.data.oks_sigmas)
-        self.meta = meta
-        if self.meta.num_keypoints != config.model.num_keypoints:
-            raise ValueError(f"the model predicts {config.model.num_keypoints} keypoints but "
+    def __init__(self, model, codec, meta=None, test_cfg=None, flip=None, batch_size=None,
+                 padding=1.25, batching="dynamic", max_pending=16):
+        self.test_cfg = test_cfg if test_cfg is not None else TestConfig()
+        self.meta = meta if meta is not None else DatasetMeta.coco()
+        output = getattr(model, "output_shape", None)
+        if output is not None and output[-1] != self.meta.num_keypoints:
+            raise ValueError(f"the model predicts {output[-1]} keypoints but "
                              f"the metadata has {self.meta.num_keypoints}; pass meta=")
-        self.codec = make_codec(config)
-        self.flip = config.test.flip_test if flip is None else bool(flip)
-        self.batch_size = int(batch_size or config.test.batch_size)
+        self.codec = codec
+        self.flip = self.test_cfg.flip_test if flip is None else bool(flip)
+        self.batch_size = int(batch_size or self.test_cfg.batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         self.padding = float(padding)
@@ -176,23 +172,26 @@ class PoseEstimator:
             network = DynamicBatchModel(model)
         self.predictor = Predictor(network, self.codec,
                                    flip_index=self.meta.flip_index_array if self.flip else None,
-                                   shift_heatmap=config.test.shift_heatmap)
+                                   shift_heatmap=self.test_cfg.shift_heatmap)
         self.udp = self.codec.encoding == "udp"
-        w, h = self.codec.input_size
-        self.aspect_ratio = w / h
         self.max_pending = max(1, int(max_pending))
         self.model_calls = 0
 
+    @classmethod
+    def from_config(cls, model, config, **kwargs):
+        """The estimator of an experiment config: codec from the model and ``data``/``test``,
+        COCO's keypoints with ``data.oks_sigmas``, ``test``; ``kwargs`` as the constructor."""
+        codec = codec_for_model(model, sigma=config.data.sigma, encoding=config.data.encoding,
+                                decoding=config.test.decoding,
+                                input_size=config.model.input_size)
+        meta = DatasetMeta.coco()
+        if config.data.oks_sigmas is not None:
+            meta = DatasetMeta(meta.keypoint_names, meta.skeleton, config.data.oks_sigmas)
+        return cls(model, codec, meta, config.test, **kwargs)
+
     def crops(self, image, boxes):
         """uint8 crops (M, h, w, 3) of ``boxes`` and their centres and scales (M, 2)."""
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        center, scale = box_to_center_scale(boxes, self.aspect_ratio, self.padding)
-        w, h = self.codec.input_size
-        crops = np.empty((len(boxes), h, w, 3), np.uint8)
-        for i in range(len(boxes)):
-            matrix = get_affine_transform(center[i], scale[i], 0.0, (w, h), udp=self.udp)
-            crops[i] = warp_image(image, matrix, (w, h))
-        return crops, center, scale
+        return crop_boxes(image, boxes, self.codec.input_size, self.padding, self.udp)
 
     def _predict_batch(self, crops, center, scale):
         """Predictor on ``crops`` (zero-padded to ``batch_size`` with ``batching="padded"``)."""
@@ -208,17 +207,13 @@ class PoseEstimator:
         return keypoints[:n], scores[:n]
 
     def postprocess(self, keypoints, keypoint_scores, boxes, box_scores, scale):
-        """Rescoring and OKS-NMS of one image's instances (as ``postprocess_predictions``)."""
-        test = self.config.test
-        scores = rescore_instances(box_scores, keypoint_scores, test.keypoint_score_threshold)
-        if len(scores) == 0:
-            keep = np.zeros(0, np.int64)
-        else:
-            full = np.concatenate([keypoints, keypoint_scores[..., None]], axis=2)
-            areas = np.prod(np.asarray(scale, np.float64), axis=1)
-            nms = soft_oks_nms if test.soft_nms else oks_nms
-            keep = nms(full, scores, areas, self.meta.sigmas_array,
-                       threshold=test.oks_nms_threshold)
+        """Rescoring and OKS-NMS of one image's instances (evaluation's ``rescore_and_nms``)."""
+        test = self.test_cfg
+        areas = np.prod(np.asarray(scale, np.float64).reshape(-1, 2), axis=1)
+        keep, scores = rescore_and_nms(
+            keypoints, keypoint_scores, box_scores, areas, self.meta.sigmas_array,
+            score_threshold=test.keypoint_score_threshold,
+            nms_threshold=test.oks_nms_threshold, soft_nms=test.soft_nms)
         return People(np.asarray(keypoints, np.float64)[keep],
                       np.asarray(keypoint_scores, np.float64)[keep], scores[keep],
                       np.asarray(boxes, np.float64)[keep], np.asarray(box_scores)[keep])

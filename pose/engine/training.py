@@ -7,6 +7,7 @@
     best.keras / best.yaml    model with the best validation AP so far
     best.json                 that AP and its epoch (read back when a run resumes)
     log.csv                   one row per epoch: loss, learning rate, validation AP/AR
+    init_weights.json         with train.init_weights: the weights loaded, skipped, left fresh
     tensorboard/              scalars and predicted-vs-target heatmap images
     backup/                   BackupAndRestore state: re-running the same command after a
                               crash or kill resumes from the last finished epoch
@@ -21,8 +22,10 @@ reads, as for Keras's own multi-worker backups).
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -36,15 +39,19 @@ from datasets.coco import load_coco, load_train_records
 from datasets.metadata import DatasetMeta
 from datasets.pipeline import PipelineStats, build_dataset
 from datasets.transforms import Augmentation
+from pose.codec import codec_for_model
 from pose.config import save_config
 from pose.engine.checkpoint import build_model, save_model
-from pose.evaluation.evaluator import data_path, evaluate, make_codec
+from pose.engine.pretrained import initialize_from, require_init_weights
+from pose.evaluation.evaluator import evaluate
 from pose.evaluation.metrics import STAT_NAMES
 from pose.evaluation.predictor import forward
 from pose.fileio import write_json
 from pose.models.losses import JointsMSELoss
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+
+logger = logging.getLogger(__name__)
 
 
 @keras.saving.register_keras_serializable(package="pose")
@@ -231,14 +238,14 @@ class FirstStepNotice(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
         self._seen = False
-        print("Tracing and compiling the training step; this takes a while on a CPU "
-              "(about 2 minutes for a full W32, seconds for the demo model) ...", flush=True)
+        logger.info("Tracing and compiling the training step; this takes a while on a CPU "
+                    "(minutes for a full W32, seconds for the demo model) ...")
 
     def on_train_batch_end(self, batch, logs=None):
         if not self._seen:
             self._seen = True
-            print(f"\nfirst training step done after {time.perf_counter() - self._start:.0f} s",
-                  flush=True)
+            logger.info("\nfirst training step done after %.0f s",
+                        time.perf_counter() - self._start)
 
 
 class ValidationAP(keras.callbacks.Callback):
@@ -246,15 +253,35 @@ class ValidationAP(keras.callbacks.Callback):
 
     Adds ``val_AP`` ... ``val_ARL`` to the epoch logs (NaN on epochs without evaluation,
     so the CSV columns stay fixed) before the logging and checkpoint callbacks read them.
+
+    Args:
+        codec: the model's ``HeatmapCodec``.
+        meta: ``DatasetMeta`` (flip pairs, OKS sigmas).
+        test_cfg: ``pose.config.TestConfig``.
+        annotation_file, image_dir: the validation set; the annotations are read once.
+        every: int, epochs between evaluations.
+        epochs: int, the run's last epoch (always evaluated).
+        out_dir: str, ``epoch_NNN/`` folders of results and metrics go here.
+        detections: a detection-results JSON, or None for ground-truth boxes.
+        missing_images: "skip" or "error". Default "skip".
+        verbose: 0 silent, 1 progress bar and messages.
     """
 
-    def __init__(self, config, every, epochs, out_dir, verbose=1):
+    def __init__(self, codec, meta, test_cfg, annotation_file, image_dir, every, epochs,
+                 out_dir, detections=None, missing_images="skip", verbose=1):
         super().__init__()
-        self.config = config
+        self.codec = codec
+        self.meta = meta
+        self.test_cfg = test_cfg
+        self.annotation_file = annotation_file
+        self.image_dir = image_dir
+        self.detections = detections
+        self.missing_images = missing_images
         self.every = max(1, int(every))
         self.epochs = epochs
         self.out_dir = out_dir
         self.verbose = verbose
+        self._coco = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -263,8 +290,12 @@ class ValidationAP(keras.callbacks.Callback):
             logs.update({f"val_{name}": math.nan for name in STAT_NAMES})
             return
         if self.verbose:
-            print(f"\nvalidation AP after epoch {epoch + 1}:", flush=True)
-        report = evaluate(self.model, self.config,
+            logger.info("\nvalidation AP after epoch %d:", epoch + 1)
+        if self._coco is None:
+            self._coco = load_coco(self.annotation_file)
+        report = evaluate(self.model, self.codec, self.meta, self.test_cfg, self._coco,
+                          self.image_dir, self.detections,
+                          missing_images=self.missing_images,
                           out_dir=os.path.join(self.out_dir, f"epoch_{epoch + 1:03d}"),
                           verbose=self.verbose)
         logs.update({f"val_{name}": float(report[name]) for name in STAT_NAMES})
@@ -321,10 +352,21 @@ class HeatmapImages(keras.callbacks.Callback):
 
 
 def augmentation_from_config(data):
-    return Augmentation(scale_factor=data.scale_factor, rotation_factor=data.rotation_factor,
-                        rotation_prob=data.rotation_prob, flip_prob=data.flip_prob,
-                        half_body_prob=data.half_body_prob,
-                        half_body_min_joints=data.half_body_min_joints)
+    """The ``Augmentation`` of a ``DataConfig``: its fields of the same names (the
+    defaults of both are ``Augmentation``'s)."""
+    names = [f.name for f in dataclasses.fields(Augmentation) if hasattr(data, f.name)]
+    return Augmentation(**{name: getattr(data, name) for name in names})
+
+
+def _initialize(model, train_config, workdir, verbose):
+    """Load ``train.init_weights`` into ``model``; write what happened to the workdir."""
+    report = initialize_from(model, train_config.init_weights,
+                             allow_partial=train_config.init_partial)
+    write_json(dict(source=os.path.abspath(train_config.init_weights), **report.as_dict()),
+               os.path.join(workdir, "init_weights.json"))
+    if verbose:
+        logger.info("initial weights from %s: %s (details in %s)", train_config.init_weights,
+                    report.summary(), os.path.join(workdir, "init_weights.json"))
 
 
 def train(config, workdir, strategy="default", verbose=1, validate=True):
@@ -353,6 +395,8 @@ def train(config, workdir, strategy="default", verbose=1, validate=True):
 
 
 def _train(config, workdir, strategy, verbose, validate):
+    if config.train.init_weights:  # before the data loads: a missing file fails at once
+        require_init_weights(config.train.init_weights)
     keras.utils.set_random_seed(config.train.seed)
     distribution = make_strategy(strategy)
     chief, task = worker_role(distribution)
@@ -360,8 +404,8 @@ def _train(config, workdir, strategy, verbose, validate):
         return _fit(config, workdir, distribution, verbose, validate)
     with worker_scratch(workdir, task) as scratch:
         if verbose:
-            print(f"{task}: not the chief; writing into {scratch} (removed at the end)",
-                  flush=True)
+            logger.info("%s: not the chief; writing into %s (removed at the end)", task,
+                        scratch)
         return _fit(config, scratch, distribution, verbose, validate)
 
 
@@ -370,13 +414,18 @@ def _fit(config, workdir, distribution, verbose, validate):
     save_config(config, os.path.join(workdir, "config.yaml"))
     global_batch = config.train.batch_size * distribution.num_replicas_in_sync
 
-    coco = load_coco(data_path(config, config.data.train_annotations))
-    meta = DatasetMeta.from_coco(coco, sigmas=config.data.oks_sigmas)
-    codec = make_codec(config)
-    records = load_train_records(coco, data_path(config, config.data.train_images),
-                                 codec.input_size, missing_images=config.data.missing_images)
-    if verbose:
-        print(records.report.summary(), flush=True)
+    data = config.data
+    with distribution.scope():
+        model = build_model(config.model)
+        if config.train.init_weights:
+            _initialize(model, config.train, workdir, verbose)
+    codec = codec_for_model(model, sigma=data.sigma, encoding=data.encoding,
+                            decoding=config.test.decoding)
+    coco = load_coco(data.resolve(data.train_annotations))
+    meta = DatasetMeta.from_coco(coco, sigmas=data.oks_sigmas)
+    records = load_train_records(coco, data.resolve(data.train_images),
+                                 codec.input_size, missing_images=data.missing_images)
+    # datasets.coco logs the records' load report (INFO, or WARNING with problems).
     steps_per_epoch = len(records) // global_batch
     if steps_per_epoch < 1:
         raise ValueError(f"{len(records)} training records make no batch of {global_batch} "
@@ -388,7 +437,6 @@ def _fit(config, workdir, distribution, verbose, validate):
                             augmentation=augmentation_from_config(config.data), stats=stats)
 
     with distribution.scope():
-        model = build_model(config.model)
         schedule = EpochStepDecay(config.train.lr, steps_per_epoch, config.train.lr_steps,
                                   config.train.lr_factor, config.train.warmup_epochs)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
@@ -403,8 +451,13 @@ def _fit(config, workdir, distribution, verbose, validate):
         LearningRateLogger(),
     ]
     if validate:
-        callbacks.append(ValidationAP(config, config.train.val_every, config.train.epochs,
-                                      os.path.join(workdir, "eval"), verbose=verbose))
+        detections = (None if config.test.use_gt_boxes
+                      else data.resolve(config.test.detections))
+        callbacks.append(ValidationAP(
+            codec, meta, config.test, data.resolve(data.val_annotations),
+            data.resolve(data.val_images), config.train.val_every, config.train.epochs,
+            os.path.join(workdir, "eval"), detections=detections,
+            missing_images=data.missing_images, verbose=verbose))
     callbacks += [
         SafeCheckpoints(workdir, config),
         keras.callbacks.CSVLogger(os.path.join(workdir, "log.csv"), append=True),
@@ -414,14 +467,14 @@ def _fit(config, workdir, distribution, verbose, validate):
     ]
     if verbose:
         callbacks.insert(0, FirstStepNotice())
-        print(f"training {len(records)} instances, {steps_per_epoch} steps/epoch of "
-              f"{global_batch} on {distribution.num_replicas_in_sync} replica(s), "
-              f"{config.train.epochs} epochs -> {workdir}", flush=True)
+        logger.info("training %d instances, %d steps/epoch of %d on %d replica(s), "
+                    "%d epochs -> %s", len(records), steps_per_epoch, global_batch,
+                    distribution.num_replicas_in_sync, config.train.epochs, workdir)
     # Repeated, so that an image skipped as unreadable never cuts an epoch short.
     history = model.fit(dataset.repeat(), epochs=config.train.epochs,
                         steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
     if verbose and stats.skipped:
-        print(f"skipped unreadable images: {stats.as_dict()}", flush=True)
+        logger.info("skipped unreadable images: %s", stats.as_dict())
     if verbose:
-        print(f"final weights sha256 {weights_digest(model)}", flush=True)
+        logger.info("final weights sha256 %s", weights_digest(model))
     return history

@@ -9,6 +9,7 @@
 
 import dataclasses
 import importlib.metadata
+import logging
 import os
 import time
 
@@ -18,7 +19,7 @@ import numpy as np
 from datasets.coco import load_coco, load_eval_records
 from datasets.metadata import DatasetMeta
 from datasets.pipeline import PipelineStats, build_eval_dataset
-from pose.codec import HeatmapCodec
+from pose.codec import codec_for_model
 from pose.evaluation.metrics import (
     evaluate_coco_keypoints,
     format_ap_table,
@@ -28,18 +29,7 @@ from pose.evaluation.metrics import (
 from pose.evaluation.predictor import Predictor
 from pose.fileio import write_json
 
-
-def make_codec(config):
-    """The codec of an experiment: model input size, heatmaps at 1/4, data and test settings."""
-    input_w, input_h = config.model.input_size
-    return HeatmapCodec(input_size=(input_w, input_h), heatmap_size=(input_w // 4, input_h // 4),
-                        sigma=config.data.sigma, encoding=config.data.encoding,
-                        decoding=config.test.decoding)
-
-
-def data_path(config, relative):
-    """A data path of the config: absolute paths stay, others are under ``data.root``."""
-    return relative if os.path.isabs(relative) else os.path.join(config.data.root, relative)
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -81,55 +71,62 @@ def predict_records(model, records, codec, batch_size, flip_index=None, shift_he
     ), stats
 
 
-def evaluate(model, config, out_dir=None, annotation_file=None, image_dir=None,
-             detections=None, use_gt_boxes=None, flip_test=None, verbose=1):
-    """Evaluate ``model`` on the config's validation set (or the files given) with COCOeval.
+def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=None, *,
+             use_gt_boxes=None, flip_test=None, missing_images="skip", out_dir=None,
+             verbose=1):
+    """Evaluate ``model`` on a COCO-format set with pycocotools' COCOeval.
 
     Args:
         model: the heatmap model.
-        config: ``pose.config.Config``; ``data`` gives the files and codec, ``test`` the
-            flip test, boxes, thresholds and NMS.
+        codec: ``pose.codec.HeatmapCodec`` of the model (``codec_for_model``).
+        meta: ``DatasetMeta`` (flip pairs, OKS sigmas), or None to read it from the
+            annotations' person category with COCO's sigmas.
+        test_cfg: ``pose.config.TestConfig``: flip test, batch size, box source, thresholds
+            and NMS.
+        annotations: a COCO keypoint annotation file, or the ``COCO`` object
+            ``datasets.coco.load_coco`` made of it (read once by a caller that evaluates often).
+        image_dir: the images' folder.
+        detections: a detection-results JSON of person boxes (the config's
+            ``data.resolve(test.detections)``), or None.
+        use_gt_boxes: bool or None (None: ``test_cfg.use_gt_boxes``, or True when no
+            ``detections`` are given).
+        flip_test: bool or None (None: ``test_cfg.flip_test``).
+        missing_images: "skip" or "error" (``data.missing_images``). Default "skip".
         out_dir: str or None; when given, ``keypoints_results.json`` (COCO results) and
             ``metrics.json`` (the 10 stats with box source, flip setting, pycocotools
             version, skipped images) are written there.
-        annotation_file, image_dir: override the config's validation files.
-        detections: a detection-results JSON overriding ``test.detections``.
-        use_gt_boxes: bool or None (None: ``test.use_gt_boxes``, or True when no detection
-            file is configured).
-        flip_test: bool or None (None: ``test.flip_test``).
-        verbose: 0 silent, 1 progress bar and table.
+        verbose: 0 silent, 1 progress bar, and the box summary and AP table logged.
 
     Returns:
         dict with the 10 stats (AP, AP50, ..., ARL) and the run's settings.
     """
-    test = config.test
-    annotation_file = annotation_file or data_path(config, config.data.val_annotations)
-    image_dir = image_dir or data_path(config, config.data.val_images)
-    flip_test = test.flip_test if flip_test is None else flip_test
+    flip_test = test_cfg.flip_test if flip_test is None else flip_test
     if use_gt_boxes is None:
-        use_gt_boxes = test.use_gt_boxes and detections is None
-    box_file = None if use_gt_boxes else (detections or data_path(config, test.detections))
+        use_gt_boxes = test_cfg.use_gt_boxes or detections is None
+    if not use_gt_boxes and detections is None:
+        raise ValueError("evaluate: use_gt_boxes=False needs a detections file")
+    box_file = None if use_gt_boxes else detections
 
-    coco = load_coco(annotation_file)  # read once: metadata, records and COCOeval share it
-    meta = DatasetMeta.from_coco(coco, sigmas=config.data.oks_sigmas)
-    codec = make_codec(config)
+    # Read once: metadata, records and COCOeval share it.
+    coco = load_coco(annotations) if isinstance(annotations, (str, os.PathLike)) else annotations
+    annotation_file = getattr(coco, "annotation_file", None) or "(COCO object)"
+    meta = meta if meta is not None else DatasetMeta.from_coco(coco)
     records = load_eval_records(coco, image_dir, codec.input_size,
                                 detections=box_file,
-                                score_threshold=test.box_score_threshold,
-                                missing_images=config.data.missing_images)
-    if verbose:
-        print(records.report.summary(), flush=True)
+                                score_threshold=test_cfg.box_score_threshold,
+                                missing_images=missing_images)
+    # datasets.coco logs the records' load report (INFO, or WARNING with problems).
     start = time.perf_counter()
     if len(records):
         predictions, stats = predict_records(
-            model, records, codec, test.batch_size,
+            model, records, codec, test_cfg.batch_size,
             flip_index=meta.flip_index_array if flip_test else None,
-            shift_heatmap=test.shift_heatmap, verbose=verbose)
+            shift_heatmap=test_cfg.shift_heatmap, verbose=verbose)
         results = postprocess_predictions(
             predictions.keypoints, predictions.scores, predictions.image_ids,
             predictions.box_scores, predictions.areas, meta.sigmas_array,
-            score_threshold=test.keypoint_score_threshold,
-            nms_threshold=test.oks_nms_threshold, soft_nms=test.soft_nms)
+            score_threshold=test_cfg.keypoint_score_threshold,
+            nms_threshold=test_cfg.oks_nms_threshold, soft_nms=test_cfg.soft_nms)
         skipped = stats.as_dict()
     else:
         results, skipped = [], {}
@@ -148,7 +145,7 @@ def evaluate(model, config, out_dir=None, annotation_file=None, image_dir=None,
         "annotations": os.fspath(annotation_file),
     }
     if verbose:
-        print(format_ap_table(metrics), flush=True)
+        logger.info(format_ap_table(metrics))
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         write_coco_results(results, os.path.join(out_dir, "keypoints_results.json"))
@@ -156,3 +153,32 @@ def evaluate(model, config, out_dir=None, annotation_file=None, image_dir=None,
     return report
 
 
+def evaluate_config(model, config, out_dir=None, annotation_file=None, image_dir=None,
+                    detections=None, use_gt_boxes=None, flip_test=None, verbose=1):
+    """``evaluate`` with the slices of an experiment ``Config`` (what ``tools/test.py`` and
+    the PSA comparison run): the codec from the model and ``data``/``test``, the validation
+    files and detections of ``data``/``test`` unless given, the metadata from the
+    annotations with ``data.oks_sigmas``.
+
+    Args:
+        model: the heatmap model.
+        config: ``pose.config.Config``.
+        out_dir, use_gt_boxes, flip_test, verbose: as ``evaluate``.
+        annotation_file, image_dir: override the config's validation files.
+        detections: a detection-results JSON overriding ``test.detections`` (and then used
+            unless ``use_gt_boxes`` is True).
+
+    Returns:
+        ``evaluate``'s report.
+    """
+    data, test = config.data, config.test
+    codec = codec_for_model(model, sigma=data.sigma, encoding=data.encoding,
+                            decoding=test.decoding, input_size=config.model.input_size)
+    coco = load_coco(annotation_file or data.resolve(data.val_annotations))
+    meta = DatasetMeta.from_coco(coco, sigmas=data.oks_sigmas)
+    if use_gt_boxes is None and detections is not None:
+        use_gt_boxes = False
+    return evaluate(model, codec, meta, test, coco, image_dir or data.resolve(data.val_images),
+                    detections or data.resolve(test.detections), use_gt_boxes=use_gt_boxes,
+                    flip_test=flip_test, missing_images=data.missing_images, out_dir=out_dir,
+                    verbose=verbose)

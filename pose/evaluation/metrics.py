@@ -37,6 +37,7 @@ __all__ = [
     "oks_nms",
     "soft_oks_nms",
     "rescore_instances",
+    "rescore_and_nms",
     "postprocess_predictions",
     "write_coco_results",
     "run_cocoeval",
@@ -254,15 +255,50 @@ def rescore_instances(box_scores, keypoint_scores, threshold: float = 0.2) -> np
     return box * mean
 
 
+def rescore_and_nms(keypoints, keypoint_scores, box_scores, areas, sigmas, *,
+                    score_threshold: float = 0.2, nms_threshold: float = 0.9,
+                    soft_nms: bool = False, vis_threshold: float | None = None):
+    """One image's post-processing: :func:`rescore_instances`, then OKS-NMS on the result.
+
+    Evaluation (:func:`postprocess_predictions`, image by image) and inference
+    (``pose.apis.estimator.PoseEstimator``) both call this, so they keep the same people.
+    Soft NMS (as in HRNet) only selects: the returned scores are the rescored values.
+
+    Args:
+        keypoints: (N, K, 2) x, y in image pixels.
+        keypoint_scores: (N, K) per-keypoint confidences.
+        box_scores: (N,) detector scores.
+        areas: (N,) instance areas for OKS (HRNet: area of the padded box).
+        sigmas: (K,) OKS sigmas.
+        score_threshold: float, keypoint score threshold of the rescoring. Default 0.2.
+        nms_threshold: float, OKS-NMS threshold (soft-NMS decay parameter). Default 0.9.
+        soft_nms: bool, use soft OKS-NMS. Default False.
+        vis_threshold: float or None, passed to the NMS OKS. Default None (as HRNet).
+
+    Returns:
+        ``(keep, scores)``: int64 kept indices in NMS order and float64 (N,) instance scores
+        of all instances.
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    ks = np.asarray(keypoint_scores, dtype=np.float64)
+    scores = rescore_instances(box_scores, ks, score_threshold)
+    full = np.concatenate([kp, ks[..., None]], axis=2)  # (N, K, 3)
+    nms = soft_oks_nms if soft_nms else oks_nms
+    keep = nms(full, scores, areas, sigmas, threshold=nms_threshold,
+               vis_threshold=vis_threshold)
+    return keep, scores
+
+
 def postprocess_predictions(keypoints, keypoint_scores, image_ids, box_scores, areas, sigmas,
                             *, score_threshold: float = 0.2, nms_threshold: float = 0.9,
                             soft_nms: bool = False, vis_threshold: float | None = None,
                             category_id: int = 1) -> list[dict]:
     """Per-image rescoring and OKS-NMS into a COCO keypoint results list (HRNet's evaluate).
 
-    For every instance the score becomes :func:`rescore_instances`; then, image by image,
-    :func:`oks_nms` (or :func:`soft_oks_nms` with ``soft_nms=True``, which as in HRNet
-    only selects, keeping the rescored values) runs on the rescored instances.
+    Image by image, :func:`rescore_and_nms`: every instance's score becomes
+    :func:`rescore_instances`, then :func:`oks_nms` (or :func:`soft_oks_nms` with
+    ``soft_nms=True``, which as in HRNet only selects, keeping the rescored values) runs
+    on the rescored instances.
 
     Args:
         keypoints: (N, K, 2) x, y in original-image pixels.
@@ -296,7 +332,6 @@ def postprocess_predictions(keypoints, keypoint_scores, image_ids, box_scores, a
         if arr.shape[0] != n:
             raise ValueError(f"{name} has {arr.shape[0]} entries for {n} instances")
     sig = _check_sigmas(sigmas, k)
-    inst_scores = rescore_instances(box, ks, score_threshold)
     full = np.concatenate([kp, ks[..., None]], axis=2)  # (N, K, 3)
 
     groups: OrderedDict = OrderedDict()
@@ -306,18 +341,16 @@ def postprocess_predictions(keypoints, keypoint_scores, image_ids, box_scores, a
     results = []
     for img, members in groups.items():
         members = np.asarray(members, dtype=np.int64)
-        if soft_nms:
-            keep = soft_oks_nms(full[members], inst_scores[members], area[members], sig,
-                                threshold=nms_threshold, vis_threshold=vis_threshold)
-        else:
-            keep = oks_nms(full[members], inst_scores[members], area[members], sig,
-                           threshold=nms_threshold, vis_threshold=vis_threshold)
-        for j in members[keep]:
+        keep, scores = rescore_and_nms(
+            kp[members], ks[members], box[members], area[members], sig,
+            score_threshold=score_threshold, nms_threshold=nms_threshold, soft_nms=soft_nms,
+            vis_threshold=vis_threshold)
+        for j in keep:
             results.append({
                 "image_id": int(img),
                 "category_id": int(category_id),
-                "keypoints": [float(v) for v in full[j].reshape(-1)],
-                "score": float(inst_scores[j]),
+                "keypoints": [float(v) for v in full[members[j]].reshape(-1)],
+                "score": float(scores[j]),
             })
     return results
 

@@ -2,7 +2,8 @@
 
 Runtime settings that TensorFlow reads once per process (oneDNN, thread pools) cannot be
 changed after start-up, so ``tools/benchmark.py`` runs each setting in a fresh
-subprocess that calls ``measure_model`` and prints one JSON line.
+subprocess (``python -m pose.experiments.benchmark_worker``, see ``measure_in_subprocess``)
+that calls ``measure_model`` and prints one JSON line.
 
 Runners:
     predict_on_batch: Keras's own inference entry point (``model.predict_on_batch``).
@@ -122,7 +123,7 @@ def measure_in_subprocess(setting, model_kwargs, batch_sizes=(1, 8), repeats=5, 
     request = {"setting": dataclasses.asdict(setting), "model": model_kwargs,
                "batch_sizes": list(batch_sizes), "repeats": repeats}
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting.onednn, TF_CPP_MIN_LOG_LEVEL="2")
-    completed = subprocess.run([sys.executable, "-m", "pose.experiments.benchmark",
+    completed = subprocess.run([sys.executable, "-m", "pose.experiments.benchmark_worker",
                                 json.dumps(request)],
                                env=env, capture_output=True, text=True, timeout=timeout)
     if completed.returncode != 0:
@@ -131,25 +132,6 @@ def measure_in_subprocess(setting, model_kwargs, batch_sizes=(1, 8), repeats=5, 
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     result["setting"] = dataclasses.asdict(setting)
     return result
-
-
-def _worker(request_json):
-    import json
-
-    request = json.loads(request_json)
-    setting = RuntimeSetting(**request["setting"])
-    configure_threads(setting.intra_op, setting.inter_op)
-    model_kwargs = dict(request["model"])
-    model_kwargs["input_size"] = tuple(model_kwargs["input_size"])
-    result = measure_model(model_kwargs, batch_sizes=request["batch_sizes"],
-                           runner=setting.runner, repeats=request["repeats"])
-    print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    import sys
-
-    _worker(sys.argv[1])
 
 
 def _timed(timings, name, fn, *args, **kwargs):

@@ -2,8 +2,9 @@
 
 ``run_comparison`` trains every variant (none / parallel / sequential PSA) for every seed
 with ``pose.engine.training.train`` (a finished run is reused, an interrupted one resumes),
-evaluates the final model of each with ``pose.evaluation.evaluator.evaluate``, and summarises AP/AR
-as mean ± std over seeds next to parameters, MACs and batch-1 latency, and every pair of
+evaluates the final model of each with ``pose.evaluation.evaluator.evaluate_config``, and
+summarises AP/AR as mean ± std over seeds next to parameters, MACs and batch-1 latency, and
+every pair of
 variants by its AP/AR differences with paired 95% bootstrap intervals over the validation
 images (``pose.evaluation.bootstrap``; seeds, when there are several, are resampled too).
 ``compare_checkpoints`` does the same for models trained elsewhere (e.g. on full COCO).
@@ -11,6 +12,7 @@ images (``pose.evaluation.bootstrap``; seeds, when there are several, are resamp
 
 import csv
 import dataclasses
+import logging
 import os
 import tempfile
 
@@ -21,11 +23,13 @@ from datasets.metadata import DatasetMeta
 from pose.engine.checkpoint import load_model
 from pose.engine.training import train
 from pose.evaluation.bootstrap import INTERVAL_STATS, PerImageMatches, paired_differences
-from pose.evaluation.evaluator import evaluate
+from pose.evaluation.evaluator import evaluate_config
 from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
 from pose.experiments.benchmark import make_forward, time_forward
 from pose.fileio import write_json, write_text
 from pose.models.complexity import describe_model, format_table
+
+logger = logging.getLogger(__name__)
 
 VARIANTS = ("none", "parallel", "sequential")
 PLACEMENTS = ("branch", "block")
@@ -75,7 +79,7 @@ def _per_image_matches(results_file, annotation_file, oks_sigmas):
 
 
 def _evaluate_run(label, model, config, out_dir, verbose):
-    metrics = evaluate(model, config, out_dir=out_dir, verbose=verbose)
+    metrics = evaluate_config(model, config, out_dir=out_dir, verbose=verbose)
     matches = _per_image_matches(os.path.join(out_dir, "keypoints_results.json"),
                                  metrics["annotations"], config.data.oks_sigmas)
     return {"variant": label, **describe_model(model),
@@ -94,7 +98,7 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
             run_config = variant_config(config, variant, placement, seed)
             run_dir = os.path.join(workdir, variant, f"seed{seed}")
             if verbose:
-                print(f"\n=== {variant} PSA, seed {seed} -> {run_dir}", flush=True)
+                logger.info("\n=== %s PSA, seed %d -> %s", variant, seed, run_dir)
             if not _finished(run_dir, run_config.train.epochs):
                 train(run_config, run_dir, verbose=verbose, validate=False)
             model, _ = load_model(os.path.join(run_dir, "last.keras"))

@@ -9,6 +9,7 @@
 
 import collections
 import json
+import logging
 import os
 import time
 
@@ -19,8 +20,10 @@ from datasets.metadata import DatasetMeta
 from datasets.synthetic import generate_coco
 from pose.config import load_config
 from pose.experiments.comparison import comparison_markdown, run_comparison, write_comparison
-from pose.fileio import save_image
+from pose.fileio import save_image, write_json
 from pose.visualization import draw_pose, plot_training_curves
+
+logger = logging.getLogger(__name__)
 
 
 def ensure_synthetic_data(root, num_train, num_val, seed, image_size=(640, 480)):
@@ -35,15 +38,14 @@ def ensure_synthetic_data(root, num_train, num_val, seed, image_size=(640, 480))
                                       for name in wanted):
         with open(marker, encoding="utf-8") as f:
             if json.load(f) == request:
-                print(f"using the generated data in {root}", flush=True)
+                logger.info("using the generated data in %s", root)
                 return
-    print(f"generating {num_train} training and {num_val} validation images in {root} ...",
-          flush=True)
+    logger.info("generating %d training and %d validation images in %s ...", num_train,
+                num_val, root)
     summary = generate_coco(root, num_train, num_val, seed, image_size=image_size,
                             workers=os.cpu_count() or 1)
-    print(f"  done in {summary['seconds']:.0f} s", flush=True)
-    with open(marker, "w", encoding="utf-8") as f:
-        json.dump(request, f)
+    logger.info("  done in %.0f s", summary["seconds"])
+    write_json(request, marker)
 
 
 def draw_results(results_file, annotation_file, image_dir, out_dir, max_images=6,
@@ -84,8 +86,8 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
                                 if config.model.psa_placement != "none" else "branch", seeds=1)
     paths = write_comparison(comparison, comparison_dir)
 
-    annotation_file = os.path.join(data_root, config.data.val_annotations)
-    image_dir = os.path.join(data_root, config.data.val_images)
+    annotation_file = config.data.resolve(config.data.val_annotations)
+    image_dir = config.data.resolve(config.data.val_images)
     overlays = {}
     for variant in ("none", "parallel"):
         run_dir = os.path.join(comparison_dir, variant, "seed0")
@@ -95,14 +97,15 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
         plot_training_curves(os.path.join(run_dir, "log.csv"),
                              os.path.join(run_dir, "training_curves.png"))
 
-    print("\n" + comparison_markdown(comparison))
-    print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min. Outputs:")
-    print(f"  data set (COCO format):   {data_root}")
-    print(f"  comparison table / chart: {paths['md']}  {paths['png']}")
+    logger.info("\n%s", comparison_markdown(comparison))
+    logger.info("demo finished in %.1f min. Outputs:", (time.perf_counter() - start) / 60)
+    logger.info("  data set (COCO format):   %s", data_root)
+    logger.info("  comparison table / chart: %s  %s", paths["md"], paths["png"])
     for variant in overlays:
         run_dir = os.path.join(comparison_dir, variant, "seed0")
-        print(f"  {variant:>8} PSA model:     {run_dir}/last.keras  (log.csv, "
-              "training_curves.png, tensorboard/, test/metrics.json)")
-        print(f"  {variant:>8} PSA overlays:  {os.path.join(workdir, 'overlays', variant)}")
+        logger.info("  %8s PSA model:     %s/last.keras  (log.csv, training_curves.png, "
+                    "tensorboard/, test/metrics.json)", variant, run_dir)
+        logger.info("  %8s PSA overlays:  %s", variant,
+                    os.path.join(workdir, "overlays", variant))
     return {"comparison": paths, "overlays": overlays}
 

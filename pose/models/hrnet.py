@@ -25,10 +25,9 @@ and ``stage3.1.fuse_layers.2.0.1.0`` is ``stage3_m1_fuse_2_0_down1_conv``.
 
 import keras
 
-from psa import PolarizedSelfAttention
+from psa import PSA_MODES, PolarizedSelfAttention
 
 PSA_PLACEMENTS = ("none", "branch", "block")
-PSA_MODES = ("parallel", "sequential")
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 weights the new batch; Keras weights the old).
 _BN_MOMENTUM = 0.9
@@ -164,11 +163,16 @@ def apply_fusion(branches, num_outputs, name):
 
 def apply_hr_module(branches, num_blocks, name, multi_scale_output=True,
                     psa_placement="none", psa_mode="parallel"):
-    """One high-resolution module: basic blocks on every branch, then fusion."""
+    """One high-resolution module: basic blocks on every branch, then fusion.
+
+    ``num_blocks`` is an int (every branch) or one count per branch.
+    """
+    if isinstance(num_blocks, int):
+        num_blocks = (num_blocks,) * len(branches)
     block_psa = psa_mode if psa_placement == "block" else None
     processed = []
     for b, x in enumerate(branches):
-        for k in range(num_blocks):
+        for k in range(num_blocks[b]):
             x = apply_basic_block(x, x.shape[-1], f"{name}_b{b}_block{k}", psa_mode=block_psa)
         if psa_placement == "branch":
             x = PolarizedSelfAttention(mode=psa_mode, name=f"{name}_b{b}_psa")(x)
@@ -199,6 +203,9 @@ class HRNet(keras.Model):
         stage_modules: int triple, high-resolution modules in stages 2, 3, 4. Default
             (1, 4, 3) as the official models.
         num_blocks: int, basic blocks per branch in every module. Default 4.
+        stage_blocks: None, or basic blocks per branch for stages 2, 3, 4 (2, 3 and 4
+            counts, as the official ``NUM_BLOCKS`` of each stage), overriding
+            ``num_blocks``: ``((1, 1), (2, 2, 2), (1, 1, 1, 1))``. Default None.
         stage1_blocks: int, bottleneck blocks in stage 1. Default 4.
         stem_width: int, channels of the stem; stage 1 widens to 4× this. Default 64.
 
@@ -209,9 +216,11 @@ class HRNet(keras.Model):
 
     def __init__(self, width=32, num_keypoints=17, input_size=(192, 256),
                  psa_placement="branch", psa_mode="parallel", stage_modules=(1, 4, 3),
-                 num_blocks=4, stage1_blocks=4, stem_width=64, name="hrnet", **kwargs):
+                 num_blocks=4, stage1_blocks=4, stem_width=64, stage_blocks=None,
+                 name="hrnet", **kwargs):
         _check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
                          stage_modules, num_blocks, stage1_blocks, stem_width)
+        stage_blocks = _check_stage_blocks(stage_blocks)
         input_w, input_h = input_size if input_size is not None else (None, None)
         image = keras.Input(shape=(input_h, input_w, 3), name="image")
 
@@ -230,7 +239,8 @@ class HRNet(keras.Model):
             for m in range(num_modules):
                 last_module_of_network = stage == 4 and m == num_modules - 1
                 branches = apply_hr_module(
-                    branches, num_blocks, f"stage{stage}_m{m}",
+                    branches, num_blocks if stage_blocks is None else stage_blocks[stage - 2],
+                    f"stage{stage}_m{m}",
                     multi_scale_output=not last_module_of_network,
                     psa_placement=psa_placement, psa_mode=psa_mode)
 
@@ -248,6 +258,7 @@ class HRNet(keras.Model):
         self.num_blocks = num_blocks
         self.stage1_blocks = stage1_blocks
         self.stem_width = stem_width
+        self.stage_blocks = stage_blocks
 
     def get_config(self):
         return {
@@ -261,6 +272,7 @@ class HRNet(keras.Model):
             "num_blocks": self.num_blocks,
             "stage1_blocks": self.stage1_blocks,
             "stem_width": self.stem_width,
+            "stage_blocks": self.stage_blocks,
         }
 
     @classmethod
@@ -290,3 +302,19 @@ def _check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
                            for s in input_size)):
             raise ValueError(f"HRNet input_size must be (width, height), each a positive "
                              f"multiple of {_INPUT_MULTIPLE}, got {input_size!r}")
+
+
+def _check_stage_blocks(stage_blocks):
+    """``stage_blocks`` as a tuple of per-branch tuples (None stays None)."""
+    if stage_blocks is None:
+        return None
+    try:
+        blocks = tuple(tuple(counts) for counts in stage_blocks)
+    except TypeError:
+        blocks = None
+    if (blocks is None or tuple(len(b) for b in blocks) != (2, 3, 4)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                       for counts in blocks for n in counts)):
+        raise ValueError("HRNet stage_blocks must hold 2, 3 and 4 positive integers (basic "
+                         f"blocks per branch in stages 2, 3, 4), got {stage_blocks!r}")
+    return blocks

@@ -101,3 +101,19 @@ def test_from_coco_on_the_real_sample(coco_sample_dir):
 
     assert DatasetMeta.from_coco(sample_json) == DatasetMeta.coco()
     assert DatasetMeta.from_coco(load_coco(sample_json)) == DatasetMeta.coco()
+
+
+# The COCO keypoint sigmas as published (cocodataset.org keypoint evaluation; Ronchi &
+# Perona 2017), written out here so that a changed constant fails.
+PUBLISHED_COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07,
+                                  1.07, .87, .87, .89, .89]) / 10.0
+
+
+def test_coco_sigmas_are_the_published_ones():
+    from pycocotools.cocoeval import Params
+
+    np.testing.assert_allclose(COCO_SIGMAS, PUBLISHED_COCO_SIGMAS, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(DatasetMeta.coco().sigmas_array, PUBLISHED_COCO_SIGMAS,
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(Params(iouType="keypoints").kpt_oks_sigmas,
+                               PUBLISHED_COCO_SIGMAS, rtol=0, atol=1e-12)

@@ -11,6 +11,8 @@ from datasets.transforms import (
     Augmentation,
     affine_points,
     box_to_center_scale,
+    crop_boxes,
+    crop_image,
     crop_matrix,
     fliplr_joints,
     get_affine_transform,
@@ -211,3 +213,33 @@ def test_normalize_image():
     img = np.array([[[0, 128, 255]]], np.uint8)
     expect = (np.array([0, 128, 255]) / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
     np.testing.assert_allclose(normalize_image(img)[0, 0], expect, rtol=1e-5)
+
+
+def test_normalize_image_gives_the_same_numbers_on_tensorflow_tensors():
+    import tensorflow as tf
+
+    img = np.random.default_rng(0).integers(0, 256, (2, 5, 4, 3), np.uint8)
+    in_tf = normalize_image(tf.cast(tf.constant(img), tf.float32)).numpy()
+    np.testing.assert_array_equal(in_tf, normalize_image(img))
+
+
+@pytest.mark.parametrize("udp", [False, True])
+def test_crop_boxes_is_the_box_region_warped_by_its_affine(udp):
+    # Independent of crop_image: HRNet's 3-point affine of the padded box, then warpAffine.
+    image = np.random.default_rng(1).integers(0, 256, (90, 120, 3), np.uint8)
+    boxes = np.array([[10.0, 20.0, 30.0, 50.0], [60.0, 5.0, 50.0, 40.0]])
+    crops, center, scale = crop_boxes(image, boxes, OUT, padding=1.25, udp=udp)
+    assert crops.shape == (2, 64, 48, 3) and crops.dtype == np.uint8
+    for i in range(2):
+        c, s = box_to_center_scale(boxes[i], OUT[0] / OUT[1], 1.25)
+        np.testing.assert_allclose(center[i], c)
+        np.testing.assert_allclose(scale[i], s)
+        matrix = get_affine_transform(c, s, 0.0, OUT, udp=udp)
+        if not udp:
+            np.testing.assert_allclose(matrix, hrnet_affine(c, s, 0.0, OUT), atol=1e-6)
+        expected = cv2.warpAffine(image, matrix, OUT, flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        np.testing.assert_array_equal(crops[i], expected)
+        crop, used = crop_image(image, c, s, OUT, udp=udp)
+        np.testing.assert_array_equal(crop, expected)
+        np.testing.assert_allclose(used, matrix)

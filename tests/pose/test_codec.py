@@ -10,6 +10,7 @@ import pytest
 from pose.codec import (
     HeatmapCodec,
     blur_heatmaps,
+    codec_for_model,
     dark_blur_kernel_size,
     flip_heatmaps,
     refine_dark,
@@ -353,3 +354,27 @@ def test_flip_test_udp_is_exact_without_shift():
     back = flip_heatmaps(hm_m[None], [1, 0], shift=codec.flip_shift)[0]
     np.testing.assert_allclose(back, hm, atol=1e-5)
     assert not codec.flip_shift and HeatmapCodec(INPUT, HEATMAP).flip_shift
+
+
+def test_codec_for_model_reads_the_heatmap_size_from_the_model(tiny_hrnet):
+    import keras
+
+    from pose.models.hrnet import HRNet
+
+    model = HRNet(psa_placement="none", **tiny_hrnet)  # input 32x64 → heatmaps 8x16
+    codec = codec_for_model(model, sigma=1.5, encoding="udp", decoding="dark")
+    assert (codec.input_size, codec.heatmap_size) == ((32, 64), (8, 16))
+    assert (codec.sigma, codec.encoding, codec.decoding) == (1.5, "udp", "dark")
+
+    # A stride-2 'model' gets stride-2 heatmaps: nothing assumes 1/4.
+    inputs = keras.Input((64, 32, 3))
+    half = keras.Model(inputs, keras.layers.Conv2D(17, 1, strides=2)(inputs))
+    assert codec_for_model(half).heatmap_size == (16, 32)
+
+    class Runtime:  # an exported model: no shapes, only predict_on_batch
+        def predict_on_batch(self, x):
+            return np.zeros((len(x), x.shape[1] // 4, x.shape[2] // 4, 17), np.float32)
+
+    assert codec_for_model(Runtime(), input_size=(48, 64)).heatmap_size == (12, 16)
+    with pytest.raises(ValueError, match="input_size"):
+        codec_for_model(Runtime())

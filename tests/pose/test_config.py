@@ -33,6 +33,11 @@ def test_every_shipped_config_loads_and_names_its_architecture():
             assert config.model.psa_placement == ("branch" if expected_mode else "none")
             if expected_mode:
                 assert config.model.psa_mode == expected_mode
+            # Official experiments start from ImageNet-pretrained HRNet of the same width.
+            checkpoint = {32: "hrnet_w32-36af842e.pth", 48: "hrnet_w48-8ef0771d.pth"}
+            assert config.train.init_weights == f"data/pretrained/{checkpoint[int(width[1:])]}"
+        else:
+            assert config.train.init_weights is None  # no pretrained file fits the demo
 
 
 def test_values_are_typed_and_frozen(tmp_path):
@@ -92,3 +97,14 @@ def test_saved_config_reloads_identically_and_rebuilds_the_model(tmp_path):
     assert again == config
     assert count_trainable_params(build_model(again.model)) == \
         count_trainable_params(build_model(config.model))
+
+
+def test_blocks_per_stage_and_branch_are_checked(tmp_path):
+    config = load_config(_write(tmp_path, "model:\n  stage_blocks: [[1, 1], [2, 2, 2], "
+                                          "[1, 1, 1, 1]]\n"))
+    assert config.model.stage_blocks == ((1, 1), (2, 2, 2), (1, 1, 1, 1))
+    with pytest.raises(ConfigError, match=r"exp\.yaml: model\.stage_blocks must list 2, 3 "
+                                          r"and 4 positive counts"):
+        load_config(_write(tmp_path, "model:\n  stage_blocks: [[1, 1], [2, 2]]\n"))
+    with pytest.raises(ConfigError, match="model.stage_blocks"):
+        apply_overrides(config, ["model.stage_blocks=[[1, 1], [2, 2, 0], [1, 1, 1, 1]]"])

@@ -69,8 +69,8 @@ def test_tflite_parity(model, tmp_path, tiny_hrnet):
     assert loaded_config == config
     image = np.random.default_rng(3).integers(0, 255, (90, 70, 3), np.uint8)
     boxes = [[5, 5, 50, 70], [20, 10, 40, 60], [0, 0, 70, 90]]
-    want = PoseEstimator(model, config).predict_image(image, boxes)
-    got = PoseEstimator(exported, loaded_config).predict_image(image, boxes)
+    want = PoseEstimator.from_config(model, config).predict_image(image, boxes)
+    got = PoseEstimator.from_config(exported, loaded_config).predict_image(image, boxes)
     np.testing.assert_allclose(got.keypoint_scores, want.keypoint_scores, atol=1e-4)
     np.testing.assert_allclose(got.keypoints, want.keypoints, atol=1e-2)
 

@@ -37,7 +37,7 @@ def checkpoint(tmp_path_factory, tiny_hrnet, randomized):
 @pytest.fixture(scope="module")
 def estimator(checkpoint):
     _, model, config = checkpoint
-    return PoseEstimator(model, config)
+    return PoseEstimator.from_config(model, config)
 
 
 def _write_image(path, image):
@@ -140,7 +140,7 @@ def test_batching_across_images_matches_one_at_a_time(checkpoint, estimator):
     assert [f.key for f, _ in batched] == [0, 1, 2, 3]  # input order kept
     # the first image's 3 crops at once (a quick first result), then the other 7 together
     assert estimator.model_calls - calls == 2
-    single = PoseEstimator(model, config, batch_size=1, batching="padded")
+    single = PoseEstimator.from_config(model, config, batch_size=1, batching="padded")
     for frame, people in batched:
         alone = single.predict_image(frame.image, frame.boxes, frame.box_scores)
         assert len(alone) == len(people) <= len(frame.boxes)
@@ -158,7 +158,7 @@ def test_sample_images_match_evaluation_and_load_in_pycocotools(coco_sample_dir,
     from pycocotools.coco import COCO
 
     from datasets.coco import load_eval_records
-    from pose.evaluation.evaluator import make_codec, predict_records
+    from pose.evaluation.evaluator import predict_records
     from pose.evaluation.metrics import postprocess_predictions
 
     _, model, config = checkpoint
@@ -187,7 +187,7 @@ def test_sample_images_match_evaluation_and_load_in_pycocotools(coco_sample_dir,
     assert len(loaded.anns) == len(results)
 
     # The same boxes through the evaluation path give the same people.
-    codec = make_codec(config)
+    codec = estimator.codec
     records = load_eval_records(str(coco_sample_dir / "person_keypoints_sample.json"),
                                 str(images), codec.input_size, detections=str(det))
     predictions, _ = predict_records(model, records, codec, 16,

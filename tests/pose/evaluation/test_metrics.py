@@ -19,6 +19,7 @@ from pose.evaluation.metrics import (
     oks_matrix,
     oks_nms,
     postprocess_predictions,
+    rescore_and_nms,
     rescore_instances,
     soft_oks_nms,
     write_coco_results,
@@ -115,6 +116,23 @@ def test_rescore_instances():
     ks = np.array([[0.1, 0.5, 0.7], [0.1, 0.2, 0.15], [0.3, 0.3, 0.9]])
     # 0.2 is not above the 0.2 threshold; no confident keypoint -> score 0 (HRNet)
     np.testing.assert_allclose(rescore_instances(box, ks, 0.2), [0.9 * 0.6, 0.0, 0.5])
+
+
+# HRNet's TEST.IN_VIS_THRE (lib/config/default.py and the COCO configs).
+HRNET_IN_VIS_THRE = 0.2
+
+
+def test_rescoring_threshold_defaults_to_hrnets_in_vis_thre():
+    from pose.config import TestConfig
+
+    assert TestConfig().keypoint_score_threshold == HRNET_IN_VIS_THRE
+    # Scores just either side of 0.2: only 0.21 and 0.9 count → box · (0.21 + 0.9) / 2.
+    box = np.array([0.8])
+    ks = np.array([[0.19, 0.21, 0.9]])
+    np.testing.assert_allclose(rescore_instances(box, ks), [0.8 * 0.555], rtol=1e-12)
+    results = postprocess_predictions(np.zeros((1, 3, 2)), ks, [7], box, [100.0],
+                                      sigmas=[0.1, 0.1, 0.1])
+    assert results[0]["score"] == pytest.approx(0.8 * 0.555, rel=1e-12)
 
 
 def test_postprocess_predictions_groups_rescores_and_nms():
@@ -238,3 +256,18 @@ def test_perturbed_predictions_match_pycocotools_directly(sample_annotations):
     # the sigmas argument is used: wider sigmas forgive the same errors
     wide = evaluate_coco_keypoints(gt, results, COCO_SIGMAS * 3)
     assert wide["AP"] > stats["AP"]
+
+
+@pytest.mark.parametrize("soft_nms", [False, True])
+def test_rescore_and_nms_is_postprocess_predictions_of_one_image(soft_nms):
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0, 100, size=(1, 17, 2))
+    kp = base + rng.normal(scale=[[[0.5]], [[0.5]], [[30.0]], [[1.0]]], size=(4, 17, 2))
+    ks = rng.uniform(0, 1, size=(4, 17))
+    box, areas = rng.uniform(0.5, 1, 4), rng.uniform(800, 1200, 4)
+    keep, scores = rescore_and_nms(kp, ks, box, areas, COCO_SIGMAS, soft_nms=soft_nms)
+    np.testing.assert_allclose(scores, rescore_instances(box, ks))
+    results = postprocess_predictions(kp, ks, [9] * 4, box, areas, COCO_SIGMAS,
+                                      soft_nms=soft_nms)
+    assert [r["score"] for r in results] == [float(scores[j]) for j in keep]
+    assert len(keep) == (4 if soft_nms else 3)  # hard NMS drops the near-duplicate

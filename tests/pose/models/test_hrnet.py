@@ -95,13 +95,49 @@ def test_fusion_paths_follow_the_official_make_fuse_layers(tiny_models):
     # Up 2 → 0: a 1x1 conv to width 8, then nearest upsampling by 4.
     assert model.get_layer("stage3_m0_fuse_0_2_conv").kernel_size == (1, 1)
     assert out_shape("stage3_m0_fuse_0_2_up") == (16, 8, 8)
-    assert model.get_layer("stage3_m0_fuse_0_2_up").interpolation == "nearest"
 
 
-def test_batch_norm_and_bias_match_pytorch_defaults(tiny_models):
+def test_fusion_upsampling_is_nearest_neighbour(tiny_models):
+    # PyTorch's nn.Upsample(scale_factor=4, mode="nearest") repeats every pixel 4x4 times.
+    layer = tiny_models["none"].get_layer("stage3_m0_fuse_0_2_up")
+    x = np.random.default_rng(3).normal(size=(2, 4, 2, 8)).astype("float32")
+    expected = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)  # (2, 16, 8, 8)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), expected)
+
+
+def _numpy_batch_norm(x, gamma, beta, mean, variance, epsilon=1e-5):
+    """PyTorch's BatchNorm2d in inference: (x - mean) / sqrt(var + eps) · gamma + beta."""
+    return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
+
+
+def test_batch_norm_matches_pytorch_numerically(tiny_models):
+    # PyTorch defaults: eps 1e-5 and momentum 0.1 (Keras' momentum 0.9 is 1 - 0.1). Small
+    # variances make the epsilon visible: Keras' default 1e-3 would change the output ~100x.
     model = tiny_models["none"]
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and all(layer.momentum == 0.9 and layer.epsilon == 1e-5 for layer in norms)
+    assert norms
+    rng = np.random.default_rng(4)
+    for layer in norms:
+        channels = layer.gamma.shape[0]
+        gamma, beta = rng.normal(size=(2, channels)).astype("float32")
+        mean = rng.normal(size=channels).astype("float32")
+        variance = rng.uniform(1e-6, 1e-5, size=channels).astype("float32")
+        saved = [w.numpy() for w in layer.weights]
+        layer.set_weights([gamma, beta, mean, variance])
+        x = (mean + rng.normal(size=(2, 3, 3, channels)) * 1e-3).astype("float32")
+        got = keras.ops.convert_to_numpy(layer(x, training=False))
+        np.testing.assert_allclose(got, _numpy_batch_norm(x, gamma, beta, mean, variance),
+                                   rtol=1e-4, atol=1e-4)
+        # One training step moves the running mean 0.1 of the way to the batch mean.
+        layer(x, training=True)
+        np.testing.assert_allclose(layer.moving_mean.numpy(),
+                                   0.9 * mean + 0.1 * x.mean(axis=(0, 1, 2)), rtol=1e-5,
+                                   atol=1e-6)
+        layer.set_weights(saved)
+
+
+def test_only_the_final_layer_has_a_bias(tiny_models):
+    model = tiny_models["none"]
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [layer.name for layer in convs if layer.use_bias] == ["final_layer"]
 
@@ -137,7 +173,25 @@ def test_psa_counts_at_w32():
     (dict(input_size=(190, 256)), "(190, 256)"),
     (dict(width=0), "0"),
     (dict(stage_modules=(1, 4)), "(1, 4)"),
+    (dict(stage_blocks=((1, 1), (1, 1), (1, 1, 1, 1))), "((1, 1), (1, 1), (1, 1, 1, 1))"),
+    (dict(stage_blocks=((1, 0), (1, 1, 1), (1, 1, 1, 1))), "((1, 0), (1, 1, 1), (1, 1, 1, 1))"),
 ])
 def test_bad_arguments_name_the_received_value(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         HRNet(**kwargs)
+
+
+def test_blocks_per_stage_and_branch(tiny_hrnet):
+    # The official configs give NUM_BLOCKS per stage and branch (the fixtures: 1, 2, 1).
+    uniform = HRNet(psa_placement="none", **dict(tiny_hrnet, num_blocks=2))
+    explicit = HRNet(psa_placement="none", **dict(
+        tiny_hrnet, num_blocks=4, stage_blocks=((2, 2), (2, 2, 2), (2, 2, 2, 2))))
+    assert [w.path for w in explicit.weights] == [w.path for w in uniform.weights]
+    mixed = HRNet(psa_placement="branch", **dict(
+        tiny_hrnet, stage_blocks=[[1, 1], [1, 3, 1], [2, 1, 1, 1]]))
+    names = {layer.name for layer in mixed.layers}
+    assert {"stage3_m0_b1_block2_conv1", "stage4_m0_b0_block1_conv2"} <= names
+    assert not {"stage3_m0_b0_block1_conv1", "stage4_m0_b1_block1_conv1"} & names
+    assert mixed.get_config()["stage_blocks"] == ((1, 1), (1, 3, 1), (2, 1, 1, 1))
+    rebuilt = HRNet.from_config(mixed.get_config())
+    assert [w.path for w in rebuilt.weights] == [w.path for w in mixed.weights]

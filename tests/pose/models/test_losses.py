@@ -64,3 +64,18 @@ def test_fit_uses_target_weights_as_sample_weight(batch):
 def test_bad_topk_is_rejected():
     with pytest.raises(ValueError, match="got 0"):
         JointsMSELoss(ohkm_topk=0)
+
+
+def test_fractional_target_weight_is_squared_as_hrnet():
+    # One sample, a 1x2 heatmap, two joints; target 0. Joint 0 predicts (1, 3): pixel MSE
+    # (1 + 9) / 2 = 5, weight 0.5 → 5 · 0.5² = 1.25. Joint 1 predicts (2, 2): MSE 4,
+    # weight 1 → 4. Loss = 0.5 · (1.25 + 4) / 2 = 1.3125 (weighting once would give 1.625).
+    pred = np.array([[[[1.0, 2.0], [3.0, 2.0]]]], "float32")  # (B=1, H=1, W=2, K=2)
+    target = np.zeros_like(pred)
+    weight = np.array([[0.5, 1.0]], "float32")
+    assert float(JointsMSELoss()(target, pred, weight)) == pytest.approx(1.3125, rel=1e-6)
+    inputs = keras.Input((1, 2, 2))
+    model = keras.Model(inputs, keras.layers.Identity()(inputs))
+    model.compile(loss=JointsMSELoss())
+    logs = model.evaluate(pred, target, sample_weight=weight, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(1.3125, rel=1e-6)

@@ -1,0 +1,147 @@
+"""Official HRNet checkpoints → HRNet: layouts, architecture from the file, exact outputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pose.models.conversion import (
+    PretrainedCheckpoint,
+    assign_weights,
+    infer_architecture,
+    keras_weight_path,
+    load_pretrained_into,
+    read_pretrained,
+)
+from pose.models.hrnet import HRNet
+from pose.models.torch_checkpoint import CheckpointError, load_torch_checkpoint
+
+TINY_ARCHITECTURE = dict(width=6, num_keypoints=17, stage_modules=(1, 1, 2), stage1_blocks=4,
+                         stem_width=64, num_blocks=4,
+                         stage_blocks=((1, 1), (2, 2, 2), (1, 1, 1, 1)))  # fixture README
+LAYOUTS = {"pose_hrnet_tiny.pth": "official-pose", "pose_hrnet_tiny_legacy.pth": "official-pose",
+           "checkpoint_dataparallel.pth": "official-training", "mmpose_style_tiny.pth": "mmpose",
+           "imagenet_style_tiny.pth": "imagenet-classification"}
+
+
+@pytest.fixture(scope="module")
+def tiny_pose(official_hrnet_dir):
+    return read_pretrained(official_hrnet_dir / "pose_hrnet_tiny.pth")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(official_hrnet_dir, tiny_pose):
+    """The tiny official network at the reference input size (W 64, H 96), converted."""
+    model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+    load_pretrained_into(model, tiny_pose)
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_every_layout_is_recognised_with_the_same_weights(official_hrnet_dir, tiny_pose, name):
+    checkpoint = read_pretrained(official_hrnet_dir / name)
+    assert checkpoint.layout == LAYOUTS[name]
+    assert checkpoint.counters == 79  # num_batches_tracked of every BatchNorm
+    backbone = {k: v for k, v in tiny_pose.state_dict.items() if not k.startswith("final_layer")}
+    expected = tiny_pose.state_dict if name != "imagenet_style_tiny.pth" else backbone
+    assert checkpoint.state_dict.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(checkpoint.state_dict[key], value, err_msg=key)
+    architecture = checkpoint.architecture()
+    if name == "imagenet_style_tiny.pth":
+        assert architecture == dict(TINY_ARCHITECTURE, num_keypoints=None)
+    else:
+        assert architecture == TINY_ARCHITECTURE
+
+
+def test_tiny_official_output_is_reproduced(official_hrnet_dir, tiny_model):
+    reference = np.load(official_hrnet_dir / "io.npz")
+    output = np.asarray(tiny_model(reference["input_nhwc"], training=False))
+    # Fixture README: a float32 forward agrees with the float64 official output to 1e-3.
+    assert np.abs(output - reference["output_nhwc_fp64"]).max() <= 1e-3
+    assert reference["output_nhwc_fp64"].std() > 5  # the comparison is not between zeros
+
+
+def test_imagenet_checkpoint_loads_its_backbone_and_lists_the_head(official_hrnet_dir,
+                                                                    tiny_pose):
+    path = official_hrnet_dir / "imagenet_style_tiny.pth"
+    content = load_torch_checkpoint(path)
+    head = [k for k in content if k.startswith(("incre_modules.", "downsamp_modules.",
+                                                 "final_layer.", "classifier."))]
+    checkpoint = read_pretrained(path)
+    assert sorted(checkpoint.skipped) == sorted(head) and "classifier.weight" in head
+    model = HRNet(input_size=(64, 96), psa_placement="none",
+                  **dict(checkpoint.architecture(), num_keypoints=17))
+    report = load_pretrained_into(model, checkpoint)
+    assert report.fresh == ["final_layer/kernel", "final_layer/bias"]
+    np.testing.assert_array_equal(
+        model.get_layer("stage4_m1_fuse_0_3_bn").moving_variance.numpy(),
+        tiny_pose.state_dict["stage4.1.fuse_layers.0.3.1.running_var"])
+
+
+def test_imagenet_multi_scale_fusion_of_the_last_module_is_skipped(tmp_path, tiny_pose,
+                                                                   torch_checkpoint_writer):
+    # HRNet-Image-Classification's last stage-4 module keeps all four outputs; the pose
+    # network only the first. Those extra fusion tensors belong to the classifier.
+    w = torch_checkpoint_writer
+    state = {k: v for k, v in tiny_pose.state_dict.items() if not k.startswith("final_layer")}
+    state["stage4.1.fuse_layers.1.0.0.0.weight"] = np.ones((12, 6, 3, 3), np.float32)
+    state["classifier.weight"] = np.ones((10, 4), np.float32)
+    storages = {str(i): np.ascontiguousarray(v).ravel() for i, v in enumerate(state.values())}
+    tensors = {k: w.Tensor(str(i), 0, v.shape, tuple(s // v.itemsize for s in
+                                                     np.ascontiguousarray(v).strides))
+               for i, (k, v) in enumerate(state.items())}
+    checkpoint = read_pretrained(w.write(tmp_path / "cls.pth", tensors, storages))
+    assert checkpoint.layout == "imagenet-classification"
+    assert sorted(checkpoint.skipped) == ["classifier.weight",
+                                          "stage4.1.fuse_layers.1.0.0.0.weight"]
+
+
+@pytest.mark.parametrize("manifest", ["w32_256x192", "w48_256x192"])
+def test_full_official_key_manifests_map_onto_hrnet(official_hrnet_dir, manifest):
+    keys = json.loads((official_hrnet_dir / "official_keys.json").read_text())[manifest]
+    # Only shapes matter: zero-strided stand-ins cost no memory.
+    state_dict = {k: np.broadcast_to(np.float32(0), shape) for k, shape in keys.items()
+                  if not k.endswith("num_batches_tracked")}
+    architecture = infer_architecture(state_dict)
+    width = int(manifest[1:3])
+    assert architecture == dict(width=width, num_keypoints=17, stage_modules=(1, 4, 3),
+                                stage1_blocks=4, stem_width=64, num_blocks=4, stage_blocks=None)
+    model = HRNet(psa_placement="none", **architecture)  # built, never run
+    model_shapes = {v.path: tuple(v.shape) for v in model.weights}
+    mapped = {}
+    for key, shape in state_dict.items():
+        path = keras_weight_path(key)
+        assert path not in mapped, f"{key} and {mapped.get(path)} both map to {path}"
+        mapped[path] = key
+        expected = (shape.shape[2], shape.shape[3], shape.shape[1], shape.shape[0]) \
+            if shape.ndim == 4 else shape.shape
+        assert model_shapes[path] == expected, key
+    assert set(mapped) == set(model_shapes)  # every Keras weight receives one tensor
+
+
+def test_unknown_missing_and_mismatched_tensors_are_errors(tiny_pose):
+    model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+    with pytest.raises(CheckpointError, match="stage2.0.branches.0.0.conv3.weight"):
+        keras_weight_path("stage2.0.branches.0.0.conv3.weight", "x.pth")
+    missing = {k: v for k, v in tiny_pose.state_dict.items() if k != "bn1.running_var"}
+    with pytest.raises(CheckpointError, match=r"x\.pth: 1 Keras weights have no tensor: "
+                                              r"stem_bn1/moving_variance"):
+        load_pretrained_into(model, PretrainedCheckpoint("x.pth", "official-pose", missing,
+                                                         (), 0))
+    mismatched = dict(tiny_pose.state_dict, **{"bn1.weight": np.zeros(3, np.float32)})
+    with pytest.raises(CheckpointError, match=r"stem_bn1/gamma: \(3,\) in x\.pth, \(64,\)"):
+        load_pretrained_into(model, PretrainedCheckpoint("x.pth", "official-pose", mismatched,
+                                                         (), 0))
+
+
+def test_partial_assignment_lists_what_it_left(tiny_pose):
+    model = HRNet(input_size=(64, 96), psa_placement="branch",
+                  **dict(tiny_pose.architecture(), num_keypoints=5))
+    report = assign_weights(model, tiny_pose.keras_weights(), "x.pth", allow_partial=True)
+    assert report.mismatched == ["final_layer/kernel: (1, 1, 6, 17) in x.pth, (1, 1, 6, 5) in "
+                                 "the model", "final_layer/bias: (17,) in x.pth, (5,) in the model"]
+    assert report.fresh and all("_psa" in p for p in report.fresh)
+    assert report.skipped == [] and len(report.loaded) == len(tiny_pose.state_dict) - 2
+    with pytest.raises(ValueError, match="final_layer/kernel"):
+        assign_weights(model, tiny_pose.keras_weights(), "x.pth")

@@ -1,0 +1,54 @@
+"""Measure what fresh PSA layers do at step 0 to a pretrained HRNet's heatmaps.
+
+    python tools/psa_insertion.py CHECKPOINT.pth --reference io.npz [--seeds 3] [--json OUT]
+
+Inserts parallel and sequential PSA (after each branch, inside each block) into the
+converted checkpoint, keeps every HRNet weight, and compares the heatmaps on the
+reference inputs (input_nhwc of the .npz) with the PSA-free network's; see
+pose/experiments/psa_insertion.py for the measures.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
+# own output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+COLUMNS = [("placement", "PSA placement", "{}"), ("mode", "mode", "{}"),
+           ("batchnorm", "BatchNorm statistics", "{}"),
+           ("rel_l2", "rel. L2 change", "{:.3f}"), ("rel_l2_std", "± (seeds)", "{:.3f}"),
+           ("norm_ratio", "norm ratio", "{:.3f}"),
+           ("argmax_agreement", "argmax agreement", "{:.3f}"),
+           ("argmax_agreement_std", "± (seeds)", "{:.3f}")]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a PyTorch HRNet pose checkpoint")
+    parser.add_argument("--reference", required=True,
+                        help=".npz with input_nhwc (normalised network inputs)")
+    parser.add_argument("--seeds", type=int, default=3, help="PSA initialisations per variant")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+
+    import numpy as np
+
+    from pose.experiments.psa_insertion import measure_psa_insertion
+    from pose.fileio import write_json
+    from pose.models.complexity import format_table
+
+    with np.load(args.reference) as data:
+        images = data["input_nhwc"]
+    rows = measure_psa_insertion(args.checkpoint, images, seeds=tuple(range(args.seeds)))
+    print(format_table(rows, COLUMNS))
+    if args.json:
+        write_json(rows, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
