@@ -68,6 +68,32 @@ def time_forward(forward, batch, repeats=5, warmup=1):
                          median_s=statistics.median(times), min_s=min(times), repeats=repeats)
 
 
+#: The yardstick model of ``speed_reference_ms``: HRNet-W32 at 256×192 without PSA, whose
+#: batch-1 forward time BENCHMARKS.md lists for the machine every timing there was taken on.
+SPEED_REFERENCE_MODEL = dict(width=32, input_size=(192, 256), psa_placement="none")
+
+
+def speed_reference_ms(model_kwargs=None, repeats=5):
+    """Median batch-1 forward time (ms) of the yardstick model, measured now.
+
+    Timings of long jobs (the demo, training) vary 2-2.5x between days on shared
+    machines; printed beside one, this tells a slow machine from a slow job: compare it
+    with the yardstick's time in BENCHMARKS.md. Builds the model (HRNet-W32: about 10 s
+    with its first call), times ``repeats`` ``predict_on_batch`` calls after one warm-up.
+
+    Args:
+        model_kwargs: ``HRNet`` keyword arguments; default ``SPEED_REFERENCE_MODEL``.
+        repeats: int, timed calls. Default 5.
+    """
+    from pose.models.hrnet import HRNet
+
+    model = HRNet(**(model_kwargs or SPEED_REFERENCE_MODEL))
+    width, height = model.input_size
+    image = np.random.default_rng(0).normal(size=(1, height, width, 3)).astype("float32")
+    return time_forward(make_forward(model, "predict_on_batch"), image,
+                        repeats=repeats).median_s * 1e3
+
+
 def peak_memory_mib():
     """This process's peak resident memory so far (Linux ``ru_maxrss`` is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
