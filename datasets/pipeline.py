@@ -223,6 +223,9 @@ def build_dataset(records, codec, batch_size, training, seed=0, meta=None, augme
                   input_context=None):
     """The training (or validation-loss) dataset of crops and heatmap targets.
 
+    (One function on purpose: its body is the single linear tf.data chain, index →
+    sample → filter → batch → normalize, that the module docstring describes.)
+
     Args:
         records: ``datasets.coco.PoseRecords``.
         codec: ``pose.codec.HeatmapCodec`` (``input_size``, ``heatmap_size``, ``encode``).

@@ -150,6 +150,33 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
             report.first_output_seconds = time.perf_counter() - start
 
     # ---- images: one stream, crops batched across images
+    if images:
+        report.predictions_file = _run_images(estimator, images, out_dir, names, box_source,
+                                              draw, report, progress, mark_first_output)
+
+    # ---- videos: one stream per video, overlay video + JSON lines
+    for item in videos:
+        video_path, lines_path = _run_video(estimator, item, names, box_source, draw,
+                                            report, progress, mark_first_output)
+        report.videos.append((video_path, lines_path))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _image_id(box_source, item, position):
+    """The detection entry's id by file name, a COCO-style name's number, or the position."""
+    image_id = None
+    if hasattr(box_source, "image_id_for"):
+        image_id = box_source.image_id_for(item.path)
+    if image_id is None:
+        image_id = image_id_from_name(item.path)
+    return position if image_id is None else image_id
+
+
+def _run_images(estimator, images, out_dir, names, box_source, draw, report, progress,
+                mark_first_output):
+    """The images of a run as one stream (crops batched across images): an overlay per
+    image and ``predictions.json``, whose path is returned."""
     results = []
 
     def image_frames():
@@ -160,13 +187,7 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
                 report.skipped.append((item.path, str(exc).replace(item.path + ": ", "")))
                 progress.add()
                 continue
-            image_id = None
-            if hasattr(box_source, "image_id_for"):
-                image_id = box_source.image_id_for(item.path)
-            if image_id is None:
-                image_id = image_id_from_name(item.path)
-            if image_id is None:
-                image_id = position
+            image_id = _image_id(box_source, item, position)
             boxes, scores = box_source(image, file_name=item.path, image_id=image_id)
             if len(boxes) == 0:
                 report.no_boxes.append(item.path)
@@ -184,17 +205,9 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
         report.num_images += 1
         report.num_people += len(people)
         progress.add()
-    if images:
-        report.predictions_file = os.path.join(out_dir, "predictions.json")
-        write_json(results, report.predictions_file, indent=None)
-
-    # ---- videos: one stream per video, overlay video + JSON lines
-    for item in videos:
-        video_path, lines_path = _run_video(estimator, item, names, box_source, draw,
-                                            report, progress, mark_first_output)
-        report.videos.append((video_path, lines_path))
-    report.seconds = time.perf_counter() - start
-    return report
+    predictions_file = os.path.join(out_dir, "predictions.json")
+    write_json(results, predictions_file, indent=None)
+    return predictions_file
 
 
 def _run_video(estimator, item, names, box_source, draw, report, progress, mark_first_output):

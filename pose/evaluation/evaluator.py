@@ -1,6 +1,8 @@
 """COCO keypoint evaluation of a model: crops → keypoints → OKS-NMS → pycocotools AP.
 
-``evaluate`` is what ``tools/test.py`` runs and what training calls every few epochs:
+``evaluate`` takes the model, its codec, the dataset metadata and the ``test`` section of
+the config (training's ``ValidationAP`` calls it every few epochs); ``evaluate_config``
+slices a whole config for it (``tools/test.py``, the PSA comparison):
 
     records (GT or detector boxes) ──build_eval_dataset──▶ crops
     crops ──Predictor (flip test, decode, un-warp)──▶ image keypoints + scores

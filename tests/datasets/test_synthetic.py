@@ -15,6 +15,8 @@ from pycocotools.cocoeval import COCOeval
 from datasets import synthetic
 from datasets.metadata import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
 from datasets.synthetic import SyntheticConfig, generate_coco, render_sample
+from datasets.synthetic.figures import make_figure
+from datasets.synthetic.rendering import draw_op
 
 W, H = 320, 240
 # Small images; more crowds / keypoint-less people than the defaults so a few images
@@ -185,14 +187,14 @@ def test_labels_are_subpixel_drawn_centres():
     g = np.random.default_rng(0)
     errors, fractional = [], 0
     for _ in range(20):
-        fig = synthetic._make_figure(g, 300.0, "person")
+        fig = make_figure(g, 300.0, "person")
         fig.place((150.3, 150.7))
         for k, slot in ((13, "ljoint_leg"), (14, "rjoint_leg"), (7, "ljoint_arm")):
             canvas = np.zeros((300, 300), dtype=np.uint8)
             centre = fig.points[k]
             op = next(op for op in fig.ops if op[0] == "disc" and op[3] == slot
                       and np.allclose(np.array(op[1][0]) / 16.0, centre))
-            synthetic._draw(canvas, op, 255, True)
+            draw_op(canvas, op, 255, True)
             w = canvas.astype(np.float64)
             if w.sum() == 0 or w[0].any() or w[-1].any() or w[:, 0].any() or w[:, -1].any():
                 continue
@@ -208,7 +210,7 @@ def test_labels_are_subpixel_drawn_centres():
 def test_front_and_back_views_are_distinguishable():
     """Eyes are labelled visible only on figures that face the camera."""
     g = np.random.default_rng(1)
-    eyes_visible = [bool(synthetic._make_figure(g, 200.0, "person").self_visible[1:3].any())
+    eyes_visible = [bool(make_figure(g, 200.0, "person").self_visible[1:3].any())
                     for _ in range(200)]
     assert 0.2 < np.mean(eyes_visible) < 0.9
 

@@ -108,3 +108,11 @@ def test_blocks_per_stage_and_branch_are_checked(tmp_path):
         load_config(_write(tmp_path, "model:\n  stage_blocks: [[1, 1], [2, 2]]\n"))
     with pytest.raises(ConfigError, match="model.stage_blocks"):
         apply_overrides(config, ["model.stage_blocks=[[1, 1], [2, 2, 0], [1, 1, 1, 1]]"])
+
+
+def test_data_paths_resolve_under_the_root():
+    from pose.config import DataConfig
+
+    data = DataConfig(root="data/coco")
+    assert data.resolve("annotations/a.json") == str(Path("data/coco/annotations/a.json"))
+    assert data.resolve("/abs/b.json") == "/abs/b.json"

@@ -228,3 +228,14 @@ def test_mixed_precision_keeps_the_head_in_float32_and_restores_the_policy(tmp_p
     assert mixed.get_layer("stage2_m0_b0_block0_conv1").compute_dtype == "float16"
     assert mixed.get_layer("final_layer").compute_dtype == "float32"
     assert mixed.output.dtype == "float32"
+
+
+def test_augmentation_defaults_live_in_datasets_augmentation():
+    from datasets.transforms import Augmentation
+    from pose.config import DataConfig
+    from pose.engine.training import augmentation_from_config
+
+    assert augmentation_from_config(DataConfig()) == Augmentation()
+    custom = DataConfig(scale_factor=0.1, flip_prob=0.0, half_body_min_joints=3)
+    assert augmentation_from_config(custom) == Augmentation(scale_factor=0.1, flip_prob=0.0,
+                                                            half_body_min_joints=3)

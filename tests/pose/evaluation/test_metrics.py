@@ -133,6 +133,8 @@ def test_rescoring_threshold_defaults_to_hrnets_in_vis_thre():
     results = postprocess_predictions(np.zeros((1, 3, 2)), ks, [7], box, [100.0],
                                       sigmas=[0.1, 0.1, 0.1])
     assert results[0]["score"] == pytest.approx(0.8 * 0.555, rel=1e-12)
+    _, scores = rescore_and_nms(np.zeros((1, 3, 2)), ks, box, [100.0], [0.1, 0.1, 0.1])
+    np.testing.assert_allclose(scores, [0.8 * 0.555], rtol=1e-12)
 
 
 def test_postprocess_predictions_groups_rescores_and_nms():

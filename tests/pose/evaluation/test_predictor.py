@@ -108,3 +108,13 @@ def test_flip_test_without_shift_is_the_plain_average():
                                           np.array([[16.0, 16.0]]), np.array([[32.0, 32.0]]))
     np.testing.assert_allclose(scores[0], [0.55, 0.6], atol=1e-6)
     np.testing.assert_allclose(keypoints[0], [[12.0, 16.0], [20.0, 8.0]], atol=1e-5)
+
+
+def test_default_test_settings_are_hrnets_coco_ones():
+    # HRNet's w32_256x192 COCO config: TEST.FLIP_TEST true, SHIFT_HEATMAP true,
+    # POST_PROCESS true (the quarter-pixel offset), OKS_THRE 0.9.
+    from pose.config import TestConfig
+
+    test = TestConfig()
+    assert (test.flip_test, test.shift_heatmap) == (True, True)
+    assert test.decoding == "quarter_offset" and test.oks_nms_threshold == 0.9
