@@ -174,6 +174,13 @@ def apply_overrides(config, overrides, source="--set"):
     return config
 
 
+def config_path_for(checkpoint_path):
+    """``run/best.keras`` → ``run/best.yaml`` (``m.tflite`` → ``m.yaml``): where the config
+    of a checkpoint or export lives."""
+    root, _ = os.path.splitext(os.fspath(checkpoint_path).rstrip("/\\"))
+    return root + ".yaml"
+
+
 def resolve_config(config_path, saved_config, overrides=(), source="checkpoint"):
     """The config a tool runs a checkpoint with: ``config_path`` when given, else the
     config saved beside the checkpoint (``saved_config``), with ``overrides`` applied.

@@ -3,6 +3,8 @@
     python tools/benchmark.py model [--width 32] [--input 192x256] [--sweep] [--out FILE]
     python tools/benchmark.py eval-scale [--images 5000] [--out FILE]
     python tools/benchmark.py bootstrap [--images 5000] [--resamples 1000] [--out FILE]
+    python tools/benchmark.py runtimes --weights TRAINED.keras [--latency-config CFG]
+                                       [--rounds 2] [--repeats 10] [--workdir DIR] [--out FILE]
 
 ``model``: trainable parameters, conv MACs, forward latency at batch 1 and 8 (median of
 ``--repeats`` calls after a warm-up), first-call (tracing) time and peak memory, for every
@@ -17,6 +19,12 @@ network: heatmap decoding and un-warping, rescoring + OKS-NMS, pycocotools COCOe
 ``bootstrap``: on the same kind of set, two simulated variants matched once each by
 COCOeval, then the paired bootstrap intervals of their differences from ``--resamples``
 re-accumulated resamples of the images (``pose.evaluation.bootstrap``).
+
+``runtimes``: every runtime × precision (float32 Keras, LiteRT, ONNX Runtime; float16,
+dynamic, int8 exports): file size and forward latency at batch 1 and 8 of the
+``--latency-config`` model (random weights, W32 by default), each variant in a fresh
+process, in one run; and the COCO AP of the same exports of the trained ``--weights``
+on its config's validation set next to the float32 AP (``pose.experiments.runtime_benchmark``).
 """
 
 import argparse
@@ -137,6 +145,91 @@ def benchmark_bootstrap_intervals(args):
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {args.out}")
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+             "avx_vnni", "amx_int8", "f16c")
+
+
+def _cpu_flags():
+    """The SIMD flags that decide which kernels XNNPACK, oneDNN and MLAS pick."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f
+                         if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return [flag for flag in CPU_FLAGS if flag in flags]
+
+
+def benchmark_runtimes(args):
+    from pose.apis.export import calibration_crops
+    from pose.config import load_config
+    from pose.engine.checkpoint import build_model, load_model, save_model
+    from pose.experiments.runtime_benchmark import (
+        evaluate_variants,
+        export_variants,
+        time_variants,
+        variant_name,
+    )
+
+    os.makedirs(args.workdir, exist_ok=True)
+    model, config = load_model(args.weights)
+    if config is None:
+        raise SystemExit(f"error: {args.weights} has no config beside it")
+    ann = config.data.resolve(config.data.train_annotations)
+    images = config.data.resolve(config.data.train_images)
+    h, w = model.input_shape[1:3]
+    print(f"accuracy model {args.weights}: exports, then AP on its validation set", flush=True)
+    crops = calibration_crops(ann, images, (w, h), count=args.calibration_count)
+    paths = export_variants(model, config, args.workdir, "accuracy", crops)
+    ap = evaluate_variants(model, config, paths)
+    sizes_acc = {key: os.path.getsize(p) for key, p in paths.items()}
+    sizes_acc[("keras", None)] = os.path.getsize(args.weights)
+
+    latency_config = load_config(args.latency_config)
+    checkpoint = os.path.join(args.workdir, "latency.keras")
+    if not os.path.isfile(checkpoint):
+        save_model(build_model(latency_config.model), checkpoint, latency_config)
+    latency_model, _ = load_model(checkpoint)
+    lh, lw = latency_model.input_shape[1:3]
+    print(f"latency model {args.latency_config} (random weights): exports", flush=True)
+    lat_crops = calibration_crops(ann, images, (lw, lh), count=args.latency_calibration_count)
+    lat_paths = {("keras", None): checkpoint,
+                 **export_variants(latency_model, latency_config, args.workdir, "latency",
+                                   lat_crops)}
+    del latency_model
+    print("latency, each variant in a fresh process:", flush=True)
+    latency = time_variants(lat_paths, rounds=args.rounds, repeats=args.repeats,
+                            threads=args.threads)
+
+    base = latency[("keras", None)]
+    rows = []
+    for key in lat_paths:
+        lat = latency[key]
+        rows.append({
+            "variant": variant_name(*key), "size": os.path.getsize(lat_paths[key]) / 2**20,
+            "b1": lat["b1_ms"], "b1_ratio": lat["b1_ms"] / base["b1_ms"],
+            "b8": lat["b8_ms"], "b8_ratio": lat["b8_ms"] / base["b8_ms"],
+            "load": lat["load_s"], "ap": ap[key]["AP"],
+            "dap": (ap[key]["AP"] - ap[("keras", None)]["AP"]) * 100,
+            "size_acc": sizes_acc[key] / 2**20})
+    columns = [("variant", "runtime / precision", "{}"), ("size", "file (MiB)", "{:.1f}"),
+               ("b1", "batch 1 (ms)", "{:.0f}"), ("b1_ratio", "× Keras", "{:.2f}"),
+               ("b8", "batch 8 (ms)", "{:.0f}"), ("b8_ratio", "× Keras", "{:.2f}"),
+               ("load", "load (s)", "{:.2f}"), ("size_acc", "trained file (MiB)", "{:.2f}"),
+               ("ap", "trained AP", "{:.3f}"), ("dap", "ΔAP (points)", "{:+.1f}")]
+    print()
+    print(f"{args.latency_config} latency ({lw}x{lh}, random weights), AP of {args.weights}; "
+          f"{_cpu_name()}, flags {' '.join(_cpu_flags())}, {os.cpu_count()} cores")
+    print(format_table(rows, columns))
+    report = {"machine": {"cpu": _cpu_name(), "flags": _cpu_flags(),
+                          "cores": os.cpu_count(), "python": platform.python_version()},
+              "latency_config": args.latency_config, "weights": args.weights,
+              "rows": rows,
+              "latency": {variant_name(*k): v for k, v in latency.items()},
+              "ap": {variant_name(*k): v for k, v in ap.items()}}
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    print(f"\nwrote {args.out}")
 
 
 def main():
@@ -159,14 +252,30 @@ def main():
     intervals.add_argument("--images", type=int, default=5000)
     intervals.add_argument("--resamples", type=int, default=1000)
     intervals.add_argument("--out", default="benchmark_bootstrap.json")
+    runtimes = sub.add_parser("runtimes", help="runtime × precision: size, latency, AP")
+    runtimes.add_argument("--weights", required=True,
+                          help="trained .keras checkpoint (with its .yaml) for the AP column")
+    runtimes.add_argument("--latency-config", default="configs/coco/hrnet_w32_256x192_psa_p.yaml")
+    runtimes.add_argument("--calibration-count", type=int, default=300,
+                          help="int8 calibration crops of the trained model (default 300)")
+    runtimes.add_argument("--latency-calibration-count", type=int, default=64,
+                          help="int8 calibration crops of the random-weight latency model")
+    runtimes.add_argument("--rounds", type=int, default=2)
+    runtimes.add_argument("--repeats", type=int, default=10)
+    runtimes.add_argument("--threads", type=int, default=None,
+                          help="LiteRT/ONNX Runtime threads (default: the core count)")
+    runtimes.add_argument("--workdir", default="work/runtimes")
+    runtimes.add_argument("--out", default="benchmark_runtimes.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
     elif args.benchmark == "eval-scale":
         benchmark_eval_scale(args)
-    else:
+    elif args.benchmark == "bootstrap":
         benchmark_bootstrap_intervals(args)
+    else:
+        benchmark_runtimes(args)
 
 
 if __name__ == "__main__":

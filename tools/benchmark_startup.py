@@ -1,14 +1,16 @@
 """Start-up time of tools/infer.py: process start → first overlay on disk, per model.
 
     python tools/benchmark_startup.py [--configs CFG ...] [--images DIR] [--boxes DET.json]
-                                      [--repeats 2] [--workdir work/startup] [--json OUT]
+                                      [--repeats 2] [--formats keras tflite onnx tflite:int8]
+                                      [--export-args "..."] [--workdir work/startup] [--json OUT]
 
 For every config a checkpoint with random weights is saved once (its start-up cost is the
 same as a trained one's), then ``tools/infer.py`` runs in a fresh process and this script
 polls the output folder: the time from ``Popen`` to the first complete overlay file (the
 tool writes each under a temporary name and renames it, so a visible file is complete).
-The tool's own report splits out "model ready" (imports + checkpoint load). Prints a
-table and writes JSON.
+The tool's own report splits out "model ready" (imports + checkpoint load) and its first
+line names the runtime. A ``.tflite`` runs on LiteRT and an ``.onnx`` on ONNX Runtime
+without importing TensorFlow. Prints a table and writes JSON.
 """
 
 import argparse
@@ -42,14 +44,17 @@ def make_checkpoint(config_path, workdir):
     return path
 
 
-def make_export(weights, fmt):
-    """``tools/export.py`` of ``weights`` to ``fmt`` beside it (made once); its path."""
-    path = Path(weights).with_suffix(".tflite" if fmt == "tflite" else "")
+def make_export(weights, fmt, quantize=None, export_args=()):
+    """``tools/export.py`` of ``weights`` to ``fmt`` (``quantize``: its ``--quantize``)
+    beside it, made once; its path (``NAME[_QUANTIZE].EXT``)."""
+    stem = Path(weights).stem + (f"_{quantize}" if quantize else "")
+    path = Path(weights).with_name(stem + {"tflite": ".tflite", "onnx": ".onnx"}.get(fmt, ""))
     if fmt == "saved_model":
         path = path.with_name(path.name + "_saved_model")
     if not path.exists():
+        extra = ["--quantize", quantize, *export_args] if quantize else []
         subprocess.run([sys.executable, str(REPO / "tools" / "export.py"), "--weights",
-                        str(weights), "--format", fmt, "--out", str(path)], check=True,
+                        str(weights), "--format", fmt, "--out", str(path), *extra], check=True,
                        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
                        stdout=subprocess.DEVNULL)
     return path
@@ -79,7 +84,8 @@ def time_first_overlay(weights, inputs, out_dir, extra_args=(), timeout=900):
         raise RuntimeError(f"infer.py failed ({proc.returncode}):\n{stderr[-3000:]}")
     ready = re.search(r"model ready ([\d.]+) s", stdout)
     rate = re.search(r"([\d.]+) images/s, ([\d.]+) people/s", stdout)
-    return {"first_overlay_s": round(first if first is not None else total, 2),
+    return {"runtime": stdout.splitlines()[0] if stdout else None,
+            "first_overlay_s": round(first if first is not None else total, 2),
             "exit_s": round(total, 2),
             "model_ready_s": float(ready.group(1)) if ready else None,
             "images_per_s": float(rate.group(1)) if rate else None,
@@ -95,9 +101,12 @@ def main(argv=None):
     parser.add_argument("--boxes", default=str(SAMPLE / "person_detection_results_sample.json"),
                         help="detections for --boxes ('' for whole-image boxes)")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--formats", nargs="+", default=["keras", "tflite"],
-                        choices=["keras", "saved_model", "tflite"],
-                        help="what --weights is: the checkpoint or an export of it")
+    parser.add_argument("--formats", nargs="+", default=["keras", "tflite", "onnx"],
+                        help="what --weights is: keras (the checkpoint), saved_model, tflite "
+                             "or onnx, the last two optionally quantized as FORMAT:MODE "
+                             "(e.g. tflite:int8, with --export-args for its calibration)")
+    parser.add_argument("--export-args", default="",
+                        help="extra arguments for tools/export.py of quantized formats")
     parser.add_argument("--workdir", default="work/startup")
     parser.add_argument("--json", default=None, help="default: WORKDIR/startup.json")
     parser.add_argument("--infer-args", default="", help="extra arguments for infer.py")
@@ -114,7 +123,8 @@ def main(argv=None):
         weights = make_checkpoint(REPO / config if not os.path.isabs(config) else config,
                                   workdir)
         if fmt != "keras":
-            weights = make_export(weights, fmt)
+            base, _, quantize = fmt.partition(":")
+            weights = make_export(weights, base, quantize or None, args.export_args.split())
         runs = [time_first_overlay(weights, args.images, workdir / "out", extra)
                 for _ in range(args.repeats)]
         row = {"config": config, "weights": fmt, "runs": runs}
@@ -124,7 +134,8 @@ def main(argv=None):
             row[key] = round(statistics.median(values), 2) if values else None
         rows.append(row)
         print(f"{config} ({fmt}): first overlay {row['first_overlay_s']} s "
-              f"(model ready {row['model_ready_s']} s), exit {row['exit_s']} s", flush=True)
+              f"(model ready {row['model_ready_s']} s), exit {row['exit_s']} s; "
+              f"{runs[0]['runtime']}", flush=True)
 
     header = (f"| {'config':45} | weights     | first overlay s | model ready s | exit s |"
               f" images/s |")

@@ -1,16 +1,27 @@
-"""Export a checkpoint's network (crops → heatmaps) and check parity with the Keras model.
+"""Export a checkpoint's network (crops → heatmaps), optionally quantized, and check parity.
 
     python tools/export.py --weights RUN/best.keras --format saved_model|tflite|onnx --out PATH
+                           [--quantize float16|dynamic|int8]
+                           [--calibration ANN.json --calibration-images DIR]
+                           [--calibration-count 300]
 
 Only the network is exported: decoding (flip test, heatmap → keypoints, back to the image)
 stays in Python (``pose.evaluation.predictor.Predictor`` with
-``pose.apis.export.ExportedModel``). After
-the export the max absolute difference to the Keras model on a random input is printed;
-the exit status is 1 when it exceeds --tolerance. The checkpoint's config is written
-beside the export (PATH.yaml, or NAME.yaml for NAME.tflite), so that
-``tools/infer.py --weights PATH`` runs the export directly (a faster start-up). ONNX
-needs the optional packages tf2onnx and onnxruntime (not installed by the project);
-without them the tool says so and exits with status 2.
+``pose.apis.export.ExportedModel`` or ``pose.apis.runtimes.open_network``). The
+checkpoint's config is written beside the export (PATH.yaml, or NAME.yaml for
+NAME.tflite), so that ``tools/infer.py --weights PATH`` runs the export directly: a
+.tflite on LiteRT, an .onnx on ONNX Runtime, neither importing TensorFlow.
+
+Quantization: ``float16`` (TFLite), ``dynamic`` (int8 weights; TFLite, ONNX) and ``int8``
+(weights and activations; TFLite, ONNX), calibrated on real crops of --calibration (COCO
+keypoint annotations; default: the config's training set) through the evaluation data
+pipeline. A mode the format cannot run is refused (exit status 2) before anything is loaded.
+
+Parity: float32 exports are compared with the Keras model on a random input (exit status
+1 when the max absolute difference exceeds --tolerance, default 1e-4). Quantized exports
+are compared on real crops (the calibration set, or random input without one) and their
+relative RMS difference printed; --tolerance, when given, bounds it. ONNX needs the
+``onnx`` extra (pip install .[onnx]); without it the tool says so and exits with status 2.
 """
 
 import argparse
@@ -23,50 +34,115 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, help="a .keras checkpoint")
     parser.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
     parser.add_argument("--out", required=True,
                         help="SavedModel folder, or .tflite / .onnx file")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
-                        help="largest acceptable max abs difference (default 1e-4)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--quantize", choices=["float16", "dynamic", "int8"],
+                        help="quantize the export (default: float32)")
+    parser.add_argument("--calibration", metavar="ANN.json",
+                        help="COCO keypoint annotations whose person crops calibrate int8 "
+                             "(and measure quantized parity); default: the config's "
+                             "training annotations")
+    parser.add_argument("--calibration-images", metavar="DIR",
+                        help="the images of --calibration (required with it)")
+    parser.add_argument("--calibration-count", type=int, default=300,
+                        help="crops drawn from --calibration (default 300)")
+    parser.add_argument("--tolerance", type=float,
+                        help="float32: largest acceptable max abs difference (default 1e-4); "
+                             "quantized: largest acceptable relative RMS difference "
+                             "(default: none, only printed)")
+    return parser.parse_args(argv)
+
+
+def _calibration_files(args, config):
+    """(annotations, images) for the calibration crops, or None when there are none."""
+    if args.calibration:
+        return args.calibration, args.calibration_images
+    if config is None:
+        return None
+    return (config.data.resolve(config.data.train_annotations),
+            config.data.resolve(config.data.train_images))
+
+
+def _calibration(args, config, model):
+    """Real crops for int8 calibration and quantized parity, or None (float32/no data)."""
+    from pose.apis.export import ExportError, calibration_crops
+
+    if args.quantize is None:
+        return None
+    files = _calibration_files(args, config)
+    if files is None or not os.path.isfile(files[0]):
+        if args.quantize != "int8":
+            return None  # parity on random input instead
+        where = files[0] if files else "the checkpoint has no config beside it"
+        raise ExportError(f"int8 needs calibration crops: {where} not found; pass "
+                          "--calibration ANN.json --calibration-images DIR")
+    h, w = model.input_shape[1:3]
+    udp = config is not None and config.data.encoding == "udp"
+    crops = calibration_crops(files[0], files[1], (w, h), count=args.calibration_count,
+                              udp=udp)
+    print(f"calibration: {len(crops)} crops of {files[0]}", flush=True)
+    return crops
+
+
+def main(argv=None):
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    from pose.apis.export import ExportError, check_export
 
-    from pose.apis.export import ExportError, missing_dependencies
-
-    missing = missing_dependencies(args.format)
-    if missing:  # before loading anything
-        print(f"error: {args.format} export needs the optional package(s) "
-              f"{', '.join(missing)}, which are not installed: pip install "
-              f"{' '.join(missing)}", file=sys.stderr)
+    try:  # before loading anything: a missing package or an unsupported mode
+        check_export(args.format, args.quantize)
+        if args.calibration_count < 1:
+            raise ValueError(f"--calibration-count must be >= 1, got {args.calibration_count}")
+        if args.calibration and not os.path.isfile(args.calibration):
+            raise ValueError(f"--calibration {args.calibration}: no such file")
+        if args.calibration and not args.calibration_images:
+            raise ValueError("--calibration needs --calibration-images DIR (its images)")
+    except (ExportError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
     from pose.apis.export import export_model, parity
+    from pose.config import config_path_for, save_config
     from pose.engine.checkpoint import load_model
 
     model, config = load_model(args.weights)
     try:
-        path = export_model(model, args.out, args.format)
-    except ExportError as exc:
+        crops = _calibration(args, config, model)
+        path = export_model(model, args.out, args.format, quantize=args.quantize,
+                            calibration=crops)
+    except (ExportError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if config is not None:  # beside the export, so tools/infer.py --weights PATH works
-        from pose.config import save_config
-        from pose.engine.checkpoint import config_path_for
-
         save_config(config, config_path_for(path))
-    check = parity(model, path, args.format)
-    diff = check["max_abs_diff"]
     h, w = model.input_shape[1:3]
-    print(f"exported {args.format} to {path}: input (B, {h}, {w}, 3) float32 "
-          f"ImageNet-normalized RGB crops → heatmaps {tuple(model.output_shape[1:])}")
-    verdict = "OK" if diff <= args.tolerance else "FAILED"
-    print(f"parity: max |keras - {args.format}| = {diff:.3g} on a random input, outputs up "
-          f"to {check['max_abs_output']:.3g} (relative {check['relative']:.3g}; tolerance "
-          f"{args.tolerance:g} absolute): {verdict}")
-    return 0 if diff <= args.tolerance else 1
+    size = (f", {os.path.getsize(path) / 2**20:.2f} MiB" if os.path.isfile(path) else "")
+    print(f"exported {args.format} ({args.quantize or 'float32'}{size}) to {path}: input "
+          f"(B, {h}, {w}, 3) float32 ImageNet-normalized RGB crops → heatmaps "
+          f"{tuple(model.output_shape[1:])}")
+    if args.quantize is None:
+        check = parity(model, path, args.format)
+        tolerance = 1e-4 if args.tolerance is None else args.tolerance
+        ok = check["max_abs_diff"] <= tolerance
+        print(f"parity: max |keras - {args.format}| = {check['max_abs_diff']:.3g} on a random "
+              f"input, outputs up to {check['max_abs_output']:.3g} (relative "
+              f"{check['relative']:.3g}; tolerance {tolerance:g} absolute): "
+              f"{'OK' if ok else 'FAILED'}")
+        return 0 if ok else 1
+    sample = crops[:64] if crops is not None else None
+    check = parity(model, path, args.format, batch_size=8, x=sample)
+    ok = args.tolerance is None or check["relative_rms"] <= args.tolerance
+    verdict = ("" if args.tolerance is None else
+               f" (tolerance {args.tolerance:g}: {'OK' if ok else 'FAILED'})")
+    on = f"{len(sample)} real crops" if sample is not None else "a random input"
+    print(f"parity: relative RMS |keras - {args.format} {args.quantize}| = "
+          f"{check['relative_rms']:.3g} on {on}, max abs {check['max_abs_diff']:.3g} of "
+          f"outputs up to {check['max_abs_output']:.3g}{verdict}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

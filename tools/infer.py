@@ -3,10 +3,13 @@
     python tools/infer.py --weights RUN/best.keras INPUT [INPUT ...] --out DIR
                           [--config CFG] [--boxes DET.json | --detector hog | --whole-image]
                           [--no-flip] [--recursive] [--threshold 0.3] [--batch-size N]
+                          [--runtime auto|keras|litert|onnx] [--threads N]
 
 The config defaults to the one saved beside the checkpoint (RUN/best.yaml). --weights may
-also be an export of tools/export.py (SavedModel folder or .tflite with its .yaml beside
-it), which starts faster: no Keras model to rebuild and trace. Person boxes
+also be an export of tools/export.py with its .yaml beside it: a .tflite runs on LiteRT
+and an .onnx on ONNX Runtime, without importing TensorFlow or Keras at all (the fast
+start-up); a SavedModel folder runs on TensorFlow. The first line printed names the
+runtime, its threads (--threads, default: the core count) and the precision. Person boxes
 come from a COCO detection-results JSON (matched by file name or image id), OpenCV's HOG
 people detector (OpenCV 4 only), or the whole image (the default when neither is given).
 Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores)
@@ -20,7 +23,7 @@ import sys
 import time
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
-# own output; an explicit setting by the user wins.
+# own output when TensorFlow is used (.keras, SavedModel); an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _START = time.perf_counter()  # before the heavy imports: start-up is measured from here
@@ -32,8 +35,14 @@ def parse_args(argv=None):
                         help="image files, folders, glob patterns or video files")
     parser.add_argument("--weights", required=True,
                         help="a .keras checkpoint, a PyTorch HRNet .pth (official model zoo, "
-                             "mmpose), or an export of tools/export.py (SavedModel folder, "
-                             ".tflite: faster start-up)")
+                             "mmpose), or an export of tools/export.py (.tflite, .onnx: fast "
+                             "start-up without TensorFlow; SavedModel folder)")
+    parser.add_argument("--runtime", choices=["auto", "keras", "litert", "onnx"],
+                        default="auto",
+                        help="what runs --weights: auto (default) picks the format's runtime "
+                             "(.keras/.pth/SavedModel: keras, .tflite: litert, .onnx: onnx)")
+    parser.add_argument("--threads", type=int,
+                        help="runtime threads (default: the core count)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
                         help="input size of a .pth model (default: from its file name, e.g. "
                              "..._256x192.pth is 192 256)")
@@ -71,8 +80,12 @@ def main(argv=None):
     # Fast, model-free checks first, so a typo costs no TensorFlow start-up.
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
     from pose.apis.inputs import InputError, collect_inputs
+    from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
 
     try:
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        choose_runtime(args.weights, args.runtime)
         inputs = collect_inputs(args.inputs, recursive=args.recursive)
         if args.boxes:
             source = DetectionBoxes(args.boxes)
@@ -85,16 +98,19 @@ def main(argv=None):
             why = ("given by --whole-image" if args.whole_image else
                    "no --boxes or --detector given; for several people per image pass "
                    "--boxes DET.json")
-    except (InputError, ValueError) as exc:
+    except (InputError, RuntimeChoiceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"person boxes: {source.name} ({why})", flush=True)
 
-    from pose.apis.estimator import PoseEstimator, load_network
+    # Lazy imports: a .tflite/.onnx run never loads TensorFlow or Keras.
+    from pose.apis.estimator import PoseEstimator, load_network, runtime_description
     from pose.apis.runner import run_inference
     from pose.config import resolve_config
 
-    model, saved_config = load_network(args.weights, input_size=args.input_size)
+    model, saved_config = load_network(args.weights, args.runtime, args.threads,
+                                       input_size=args.input_size)
+    print(runtime_description(model, args.threads), flush=True)
+    print(f"person boxes: {source.name} ({why})", flush=True)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     estimator = PoseEstimator.from_config(model, config,
                                           flip=False if args.no_flip else None,

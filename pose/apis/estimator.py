@@ -95,34 +95,71 @@ class DynamicBatchModel:
         return self._call(np.asarray(x, np.float32)).numpy()
 
 
-def load_network(path, input_size=None):
+def load_network(path, runtime="auto", threads=None, input_size=None):
     """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, a PyTorch
     HRNet checkpoint (``.pth``, converted on the fly; ``input_size`` as
     ``pose.engine.pretrained.model_from_torch_checkpoint``), or an export of
     ``tools/export.py`` (SavedModel folder, ``.tflite``, ``.onnx``).
 
-    An export skips rebuilding the Keras model and tracing it, which is most of the
-    start-up time (``tools/benchmark_startup.py``; numbers in BENCHMARKS.md). The config
-    is the ``NAME.yaml`` beside
-    either (``tools/export.py`` writes it), or None.
+    A ``.tflite`` runs on LiteRT and an ``.onnx`` on ONNX Runtime
+    (``pose.apis.runtimes``): neither imports TensorFlow or Keras, nor rebuilds or traces
+    the graph, which is most of the start-up time (``tools/benchmark_startup.py``). A
+    ``.keras`` checkpoint and a SavedModel run on TensorFlow. The config is the
+    ``NAME.yaml`` beside either (``tools/export.py`` writes it), or None.
+
+    Args:
+        path: the checkpoint or export.
+        runtime: "auto" (the format's runtime), "keras", "litert" or "onnx"; checked
+            against the format (``pose.apis.runtimes.choose_runtime``). Default "auto".
+        threads: int, the runtime's threads; None: the core count (TensorFlow's default
+            for ``keras``). For ``keras`` a number sets TensorFlow's intra- and inter-op
+            pools, which is process-wide. Default None.
+        input_size: ``(w, h)`` of a ``.pth`` model; None: from its file name. Default None.
 
     Returns:
-        ``(model, config)``; ``model`` has ``predict_on_batch``.
+        ``(model, config)``; ``model`` has ``predict_on_batch``, and ``runtime_description``
+        tells what runs it.
     """
-    from pose.config import load_config
-    from pose.engine.checkpoint import config_path_for
-    from pose.engine.pretrained import is_torch_checkpoint, load_any_checkpoint
+    from pose.apis.runtimes import choose_runtime, open_network
+    from pose.config import config_path_for, load_config
 
     path = os.fspath(path)
-    if path.endswith(".keras") or is_torch_checkpoint(path):
+    chosen = choose_runtime(path, runtime)
+    if chosen == "keras" and threads is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    if chosen == "keras" and not os.path.isdir(path):  # .keras, .pth
+        from pose.engine.pretrained import load_any_checkpoint
+
         return load_any_checkpoint(path, input_size=input_size)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model not found: {path}")
-    from pose.apis.export import ExportedModel
+    if chosen == "keras":
+        from pose.apis.export import ExportedModel
 
-    model = ExportedModel(path.rstrip("/\\") if os.path.isdir(path) else path)
-    config_path = config_path_for(path.rstrip("/\\"))
+        model = ExportedModel(path.rstrip("/\\"), "saved_model")
+    else:
+        model = open_network(path, chosen, threads)
+    config_path = config_path_for(path)
     return model, load_config(config_path) if os.path.isfile(config_path) else None
+
+
+def runtime_description(model, threads=None):
+    """``runtime NAME (package version), N threads, precision P`` of a ``load_network``
+    model (the first line of ``tools/infer.py``)."""
+    if hasattr(model, "description"):  # pose.apis.runtimes networks
+        return model.description
+    import tensorflow as tf
+
+    from pose.apis.runtimes import default_threads
+
+    n = threads or tf.config.threading.get_intra_op_parallelism_threads() or default_threads()
+    precision = getattr(model, "precision", None) or getattr(
+        getattr(model, "dtype_policy", None), "name", "float32")
+    return (f"runtime keras (TensorFlow {tf.__version__}), {n} thread{'s' if n != 1 else ''}, "
+            f"precision {precision}")
 
 
 class PoseEstimator:

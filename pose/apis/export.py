@@ -1,20 +1,34 @@
-"""Export the network (image crops → heatmaps) to SavedModel, TFLite or ONNX, with a parity check.
+"""Export the network (image crops → heatmaps) to SavedModel, TFLite or ONNX, optionally
+quantized, with a parity check.
 
 Only the network is exported: a float32 batch of ImageNet-normalized RGB crops
 ``(B, H, W, 3)`` (``datasets.transforms.normalize_image``; ``H, W`` the config's
-``model.input_size``) to heatmaps ``(B, H/4, W/4, K)``. Cropping, the flip test, decoding
-(``pose.codec.HeatmapCodec.decode``) and the mapping back to the image
-(``pose.evaluation.predictor.crop_to_image``) stay in Python: wrap the exported function in anything
-with a ``predict_on_batch`` and hand it to ``pose.evaluation.predictor.Predictor``
-(``ExportedModel`` below does that for SavedModel and TFLite).
+``model.input_size``) to heatmaps ``(B, H/4, W/4, K)``, the batch dimension dynamic in
+every format. Cropping, the flip test, decoding (``pose.codec.HeatmapCodec.decode``) and
+the mapping back to the image (``pose.evaluation.predictor.crop_to_image``) stay in
+Python: ``ExportedModel`` below (or ``pose.apis.runtimes.open_network``, which needs no
+TensorFlow) has the ``predict_on_batch`` that ``pose.evaluation.predictor.Predictor``
+calls.
 
 - ``saved_model``: Keras 3 ``model.export(path, format="tf_saved_model")``, a folder with
-  the ``serve`` endpoint (batch dimension dynamic).
-- ``tflite``: ``tf.lite.TFLiteConverter.from_saved_model`` of that SavedModel, float32, no
-  quantization or other optimization.
-- ``onnx``: Keras 3 ``model.export(path, format="onnx")``; needs the optional packages
-  ``tf2onnx`` (export) and ``onnxruntime`` (parity check), which the project does not
-  install.
+  the ``serve`` endpoint; runs on TensorFlow.
+- ``tflite``: ``tf.lite.TFLiteConverter.from_saved_model`` of that SavedModel; runs on
+  LiteRT (``ai-edge-litert``).
+- ``onnx``: Keras 3 ``model.export(path, format="onnx")`` (tf2onnx) at opset
+  ``ONNX_OPSET``; runs on ONNX Runtime. Needs the ``onnx`` extra
+  (``pip install .[onnx]``: tf2onnx, onnx, onnxruntime).
+
+Quantization (``quantize=``; ``QUANTIZATION_SUPPORT`` says which format takes which):
+
+- ``float16``: weights stored as float16 (TFLite only); LiteRT computes in float32.
+- ``dynamic``: int8 weights, activations quantized on the fly per batch (no calibration
+  data). TFLite: the converter's dynamic-range mode; ONNX: ONNX Runtime's
+  ``quantize_dynamic``.
+- ``int8``: int8 weights and activations, activation ranges calibrated on
+  ``calibration`` crops (``calibration_crops``: real crops from the evaluation data
+  pipeline). Inputs and outputs stay float32, so the file is a drop-in replacement.
+  TFLite: full-integer conversion with a representative dataset; ONNX: ONNX Runtime's
+  ``quantize_static`` (QDQ, per-channel weights).
 
 Every format is written under a temporary name beside ``path`` and renamed when complete.
 
@@ -31,16 +45,29 @@ import tempfile
 
 import numpy as np
 
+from pose.apis.runtimes import open_network
 from pose.fileio import atomic_directory, atomic_path, write_bytes
 
 FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "dynamic", "int8")
+# Which quantization each format supports, and why not where it does not.
+QUANTIZATION_SUPPORT = {"saved_model": (), "tflite": QUANTIZATIONS, "onnx": ("dynamic", "int8")}
+_UNSUPPORTED_WHY = {
+    "saved_model": "a SavedModel runs on TensorFlow, which has no quantized kernels for "
+                   "it; use --format tflite or onnx",
+    "onnx": "ONNX Runtime's CPU execution provider has no float16 convolution kernels on "
+            "x86 (every layer would be cast back to float32); use --format tflite "
+            "--quantize float16",
+}
+ONNX_OPSET = 17  # checked with onnxruntime 1.32 (see README)
 # The optional packages each format needs beyond TensorFlow/Keras, by import name → pip name.
 OPTIONAL_DEPENDENCIES = {"onnx": {"tf2onnx": "tf2onnx", "onnxruntime": "onnxruntime",
                                   "onnx": "onnx"}}
 
 
 class ExportError(RuntimeError):
-    """An export that cannot be done here (a missing optional package, an unknown format)."""
+    """An export that cannot be done here (a missing optional package, an unknown format,
+    a quantization the format cannot run)."""
 
 
 def missing_dependencies(fmt):
@@ -49,13 +76,21 @@ def missing_dependencies(fmt):
     return [pip for module, pip in needed.items() if importlib.util.find_spec(module) is None]
 
 
-def _check_format(fmt):
+def check_export(fmt, quantize=None):
+    """Raise ``ExportError`` unless ``fmt`` with ``quantize`` can be exported here."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     missing = missing_dependencies(fmt)
     if missing:
         raise ExportError(f"{fmt} export needs the optional package(s) {', '.join(missing)}, "
                           f"which are not installed: pip install {' '.join(missing)}")
+    if quantize is not None:
+        if quantize not in QUANTIZATIONS:
+            raise ExportError(f"unknown quantization {quantize!r}; choose one of "
+                              f"{', '.join(QUANTIZATIONS)}")
+        if quantize not in QUANTIZATION_SUPPORT[fmt]:
+            raise ExportError(f"{fmt} export cannot be quantized to {quantize}: "
+                              f"{_UNSUPPORTED_WHY[fmt]}")
 
 
 def _quietly(fn, *args, **kwargs):
@@ -66,7 +101,14 @@ def _quietly(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def export_model(model, path, fmt):
+def _input_signature(model):
+    """One float32 crops input with a dynamic batch dimension."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="crops")]
+
+
+def export_model(model, path, fmt, quantize=None, calibration=None):
     """Export ``model`` (image crops → heatmaps) to ``path`` in format ``fmt``.
 
     Args:
@@ -74,120 +116,198 @@ def export_model(model, path, fmt):
         path: destination: a folder for ``saved_model``, a file for ``tflite``
             (``.tflite``) and ``onnx`` (``.onnx``).
         fmt: "saved_model", "tflite" or "onnx".
+        quantize: None (float32), "float16", "dynamic" or "int8" (see the module notes).
+            Default None.
+        calibration: float32 crops (N, H, W, 3), normalized as the model's input, that
+            calibrate the activation ranges of ``int8`` (``calibration_crops``). Default None.
 
     Returns:
         str, ``path``.
 
     Raises:
-        ExportError: unknown format, or the optional packages of ``onnx`` are missing.
+        ExportError: unknown format or quantization, a quantization the format cannot
+            run, ``int8`` without calibration crops, or the optional packages of ``onnx``
+            are missing.
     """
-    _check_format(fmt)
+    check_export(fmt, quantize)
+    if quantize == "int8" and (calibration is None or len(calibration) == 0):
+        raise ExportError("int8 quantization needs calibration crops (calibration_crops)")
     path = os.path.abspath(os.fspath(path))
     if fmt == "saved_model":
         with atomic_directory(path) as tmp:
             _quietly(model.export, tmp, format="tf_saved_model", verbose=False)
     elif fmt == "tflite":
-        import tensorflow as tf
-
-        with tempfile.TemporaryDirectory() as scratch:
-            _quietly(model.export, scratch, format="tf_saved_model", verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
-            converter.optimizations = []  # float32, no quantization
-            write_bytes(converter.convert(), path)
+        write_bytes(_tflite_bytes(model, quantize, calibration), path)
     else:
         with atomic_path(path, suffix=".onnx") as tmp:
-            _quietly(model.export, tmp, format="onnx", verbose=False)
+            _export_onnx(model, tmp, quantize, calibration)
     return path
 
 
-def _tflite_interpreter(path):
-    """LiteRT's interpreter where installed, else ``tf.lite.Interpreter`` (deprecated in
-    TF 2.20+ in favour of LiteRT, still present in 2.21; its warning is silenced)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import warnings
+def _tflite_bytes(model, quantize, calibration):
+    """The TFLite flatbuffer of ``model`` (via a scratch SavedModel), quantized as asked."""
+    import tensorflow as tf
 
-        import tensorflow as tf
+    with tempfile.TemporaryDirectory() as scratch:
+        _quietly(model.export, scratch, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
+        if quantize is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "int8":
+            converter.representative_dataset = lambda: ([crop[None]] for crop in calibration)
+            # Every op in int8: the conversion fails rather than leaving float islands.
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter.convert()
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return tf.lite.Interpreter(model_path=path)
-    return Interpreter(model_path=path)
+
+def _export_onnx(model, path, quantize, calibration):
+    """Keras' ONNX export at ``ONNX_OPSET`` to ``path``, then ONNX Runtime's quantization;
+    the precision is recorded in the model's metadata (``pose.apis.runtimes``)."""
+    import onnx
+
+    with tempfile.TemporaryDirectory() as scratch:
+        float_path = os.path.join(scratch, "float32.onnx")
+        _quietly(model.export, float_path, format="onnx", verbose=False,
+                 input_signature=_input_signature(model), opset_version=ONNX_OPSET)
+        result = float_path
+        if quantize is not None:
+            result = os.path.join(scratch, f"{quantize}.onnx")
+            _quantize_onnx(float_path, result, quantize, calibration, scratch)
+        proto = onnx.load(result)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "precision", quantize or "float32"
+        onnx.save(proto, path)
+
+
+def _quantize_onnx(src, dst, quantize, calibration, scratch):
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = os.path.join(scratch, "prepared.onnx")
+    quant_pre_process(src, prepared, skip_symbolic_shape=True)
+    if quantize == "dynamic":
+        quantize_dynamic(prepared, dst, weight_type=QuantType.QUInt8)
+        return
+
+    class Crops(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(calibration)
+
+        def get_next(self):
+            crop = next(self.items, None)
+            return None if crop is None else {"crops": crop[None].astype(np.float32)}
+
+    quantize_static(prepared, dst, Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def calibration_crops(annotation_file, image_dir, input_size, count=300, seed=0, udp=False):
+    """Real crops for ``int8`` calibration: ``count`` ground-truth person boxes drawn at
+    random from ``annotation_file``, through the evaluation data pipeline
+    (``datasets.pipeline.build_eval_dataset``: the crops the model sees at test time).
+
+    Args:
+        annotation_file: COCO keypoint annotations.
+        image_dir: their images.
+        input_size: ``(w, h)`` of the model input.
+        count: int, crops wanted (fewer if the file has fewer people). Default 300.
+        seed: int, which boxes. Default 0.
+        udp: bool, the UDP warp (``codec.encoding == "udp"``). Default False.
+
+    Returns:
+        float32 (N, h, w, 3) normalized crops.
+    """
+    from datasets.coco import load_eval_records
+    from datasets.pipeline import build_eval_dataset
+
+    records = load_eval_records(annotation_file, image_dir, input_size)
+    if len(records) == 0:
+        raise ExportError(f"{annotation_file}: no person with keypoints to calibrate on")
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(records), min(int(count), len(records)), replace=False))
+    dataset = build_eval_dataset(records.subset(pick), input_size, batch_size=32, udp=udp)
+    crops = np.concatenate([images.numpy() for images, _ in dataset])
+    if len(crops) == 0:
+        raise ExportError(f"{image_dir}: none of the calibration images could be read")
+    return crops
 
 
 class ExportedModel:
     """An exported network with ``predict_on_batch``, usable by ``Predictor``
-    (``pose.evaluation.predictor``).
+    (``pose.evaluation.predictor``): SavedModel on TensorFlow, ``.tflite`` and ``.onnx``
+    through ``pose.apis.runtimes`` (LiteRT, ONNX Runtime).
 
     Args:
         path: the exported SavedModel folder, ``.tflite`` or ``.onnx`` file.
         fmt: the format; None guesses it from the path (folder → saved_model). Default None.
+        threads: int, runtime threads for ``.tflite``/``.onnx``; None: the core count.
     """
 
-    def __init__(self, path, fmt=None):
+    def __init__(self, path, fmt=None, threads=None):
+        from pose.apis.runtimes import model_format
+
         path = os.fspath(path)
-        if fmt is None:
-            fmt = ("saved_model" if os.path.isdir(path) else
-                   "tflite" if path.endswith(".tflite") else
-                   "onnx" if path.endswith(".onnx") else None)
-        if fmt is None:
+        fmt = fmt or model_format(path)
+        if fmt not in FORMATS:
             raise ExportError(f"cannot tell the format of {path!r}; pass fmt=")
-        _check_format(fmt)
+        check_export(fmt)
         if not os.path.exists(path):
             raise FileNotFoundError(f"exported model not found: {path}")
         self.path, self.format = path, fmt
         if fmt == "saved_model":
             import tensorflow as tf
 
-            self._loaded = tf.saved_model.load(path)
-            self._run = lambda x: self._loaded.serve(x).numpy()
-        elif fmt == "tflite":
-            self._interpreter = _tflite_interpreter(path)
-            self._batch = None
-            self._run = self._run_tflite
+            loaded = tf.saved_model.load(path)
+            self._run = lambda x: loaded.serve(x).numpy()
+            self.precision = "float32"
         else:
-            import onnxruntime
-
-            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-            name = session.get_inputs()[0].name
-            self._run = lambda x: session.run(None, {name: x})[0]
-
-    def _run_tflite(self, x):
-        interp = self._interpreter
-        inp = interp.get_input_details()[0]
-        if self._batch != len(x):
-            interp.resize_tensor_input(inp["index"], list(x.shape), strict=False)
-            interp.allocate_tensors()
-            self._batch = len(x)
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+            network = open_network(path, threads=threads)
+            self._run = network.predict_on_batch
+            self.precision = network.precision
 
     def predict_on_batch(self, x):
         """(B, H, W, 3) float32 → (B, H/4, W/4, K) float32 heatmaps."""
         return np.asarray(self._run(np.ascontiguousarray(x, np.float32)))
 
 
-def parity(model, path, fmt=None, batch_size=2, seed=0):
-    """Compare ``model`` and its export on a random input.
+def parity(model, path, fmt=None, batch_size=2, seed=0, x=None):
+    """Compare ``model`` and its export on one input.
 
-    The input is ``batch_size`` crops of standard-normal values (the scale of normalized
-    images) at the model's input size. The output scale is reported too: a freshly
-    initialized HRNet (final layer std 0.001) outputs ~1e-11, where any export "agrees";
-    judge the difference against it.
+    The input is ``x`` when given (e.g. real crops), else ``batch_size`` crops of
+    standard-normal values (the scale of normalized images) at the model's input size.
+    The output scale is reported too: a freshly initialized HRNet (final layer std 0.001)
+    outputs ~1e-11, where any export "agrees"; judge the difference against it.
 
     Returns:
         dict: ``max_abs_diff`` (max |keras(x) - exported(x)|), ``max_abs_output``
-        (max |keras(x)|) and ``relative`` (their ratio).
+        (max |keras(x)|), ``relative`` (their ratio) and ``relative_rms`` (RMS of the
+        difference / RMS of the Keras output: ~1.4 for two unrelated models, the measure
+        for quantized exports).
     """
-    h, w = model.input_shape[1:3]
-    x = np.random.default_rng(seed).standard_normal((batch_size, h, w, 3)).astype(np.float32)
+    if x is None:
+        h, w = model.input_shape[1:3]
+        x = np.random.default_rng(seed).standard_normal((batch_size, h, w, 3))
+    x = np.asarray(x, np.float32)
     expected = np.asarray(model.predict_on_batch(x), np.float64)
     got = ExportedModel(path, fmt).predict_on_batch(x)
     if got.shape != expected.shape:
         raise AssertionError(f"exported output shape {got.shape} != Keras {expected.shape}")
-    diff = float(np.max(np.abs(got.astype(np.float64) - expected)))
+    diff = got.astype(np.float64) - expected
+    max_diff = float(np.max(np.abs(diff)))
     scale = float(np.max(np.abs(expected)))
-    return {"max_abs_diff": diff, "max_abs_output": scale,
-            "relative": diff / scale if scale > 0 else float("inf") if diff > 0 else 0.0}
+    rms = float(np.sqrt(np.mean(expected ** 2)))
+    return {"max_abs_diff": max_diff, "max_abs_output": scale,
+            "relative": _ratio(max_diff, scale),
+            "relative_rms": _ratio(float(np.sqrt(np.mean(diff ** 2))), rms)}
+
+
+def _ratio(a, b):
+    return a / b if b > 0 else float("inf") if a > 0 else 0.0

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import cv2
@@ -90,16 +91,26 @@ def _overlay_ext(name):
 
 
 class _Progress:
-    def __init__(self, target, verbose):
-        self.bar = None
-        if verbose:
-            import keras
+    """``images n/N`` on stderr, rewritten in place at most every half second (Keras'
+    Progbar would import TensorFlow, which a LiteRT/ONNX run never loads)."""
 
-            self.bar = keras.utils.Progbar(target or None, unit_name="image")
+    def __init__(self, target, verbose):
+        self.enabled = bool(verbose)
+        self.target = target
+        self.done = 0
+        self.last = 0.0
 
     def add(self, n=1):
-        if self.bar is not None:
-            self.bar.add(n)
+        if not self.enabled:
+            return
+        self.done += n
+        now = time.perf_counter()
+        final = self.target is not None and self.done >= self.target
+        if final or now - self.last >= 0.5:
+            self.last = now
+            total = f"/{self.target}" if self.target else ""
+            sys.stderr.write(f"\rimages {self.done}{total}" + ("\n" if final else ""))
+            sys.stderr.flush()
 
 
 def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_threshold=0.5,

@@ -12,7 +12,7 @@ import os
 
 import keras
 
-from pose.config import ConfigError, load_config, save_config
+from pose.config import ConfigError, config_path_for, load_config, save_config
 from pose.fileio import save_keras
 from pose.models.hrnet import HRNet
 
@@ -20,12 +20,6 @@ from pose.models.hrnet import HRNet
 def build_model(model_config):
     """An ``HRNet`` from a ``ModelConfig`` (or any object with its fields)."""
     return HRNet(**dataclasses.asdict(model_config))
-
-
-def config_path_for(checkpoint_path):
-    """``run/best.keras`` → ``run/best.yaml``: where a checkpoint's config lives."""
-    root, _ = os.path.splitext(os.fspath(checkpoint_path))
-    return root + ".yaml"
 
 
 def save_model(model, path, config=None):

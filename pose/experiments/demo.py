@@ -4,7 +4,9 @@
 2. train the small HRNet without and with PSA on the same data and seed;
 3. evaluate both with pycocotools (detector boxes, the config's test settings) and write
    the comparison table and chart (``pose.experiments.comparison``);
-4. draw each model's predictions on validation images (``pose.visualization``).
+4. draw each model's predictions on validation images (``pose.visualization``);
+5. export the PSA model to ``.tflite`` and run ``tools/infer.py`` on the validation images
+   with it (LiteRT, no TensorFlow), printing the time from process start to first overlay.
 """
 
 import collections
@@ -74,6 +76,33 @@ def draw_results(results_file, annotation_file, image_dir, out_dir, max_images=6
     return written
 
 
+def export_and_infer(checkpoint, image_dir, detections, out_dir):
+    """Export ``checkpoint`` to ``.tflite`` (config beside it) and run ``tools/infer.py`` on
+    ``image_dir`` with it in a fresh process; returns the tool's start-up line."""
+    import subprocess
+    import sys
+
+    from pose.apis.export import export_model
+    from pose.config import config_path_for, save_config
+    from pose.engine.checkpoint import load_model
+
+    model, config = load_model(checkpoint)
+    tflite = export_model(model, os.path.join(out_dir, "model.tflite"), "tflite")
+    save_config(config, config_path_for(tflite))
+    tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "infer.py")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, tool, "--weights", tflite, image_dir, "--boxes",
+                           detections, "--out", os.path.join(out_dir, "overlays"), "--quiet"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"tools/infer.py on {tflite} failed:\n{done.stderr[-3000:]}")
+    lines = done.stdout.splitlines()
+    startup = next((line for line in lines if line.startswith("start-up:")), "")
+    logger.info("tools/infer.py on %s (%s): %s; %.1f s in all for %s", tflite, lines[0],
+                startup[len("start-up: "):], time.perf_counter() - start, image_dir)
+    return startup
+
+
 def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
              reference_model=None):
     """Everything the README's demo command does; returns the paths it wrote.
@@ -109,6 +138,9 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
         plot_training_curves(os.path.join(run_dir, "log.csv"),
                              os.path.join(run_dir, "training_curves.png"))
 
+    export_and_infer(os.path.join(comparison_dir, "parallel", "seed0", "last.keras"), image_dir,
+                     os.path.join(data_root, config.test.detections),
+                     os.path.join(workdir, "tflite"))
     logger.info("\n%s", comparison_markdown(comparison))
     logger.info("demo finished in %.1f min (speed reference: W32 batch-1 forward %.0f ms). "
                 "Outputs:", (time.perf_counter() - start) / 60, reference_ms)

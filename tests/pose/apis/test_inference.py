@@ -320,8 +320,10 @@ def test_tool_end_to_end(checkpoint, tmp_path):
     run = _tool("--weights", weights, str(tmp_path / "in" / "*.jpg"), "--out",
                 tmp_path / "out", "--no-flip", "--batch-size", "2", "--quiet")
     assert run.returncode == 0, run.stderr[-2000:]
-    first = run.stdout.splitlines()[0]
-    assert first.startswith("person boxes: whole image (no --boxes or --detector given")
+    first, second = run.stdout.splitlines()[:2]
+    assert first.startswith("runtime keras (TensorFlow ") and first.endswith(
+        "precision float32"), first
+    assert second.startswith("person boxes: whole image (no --boxes or --detector given")
     assert "images/s" in run.stdout and "people/s" in run.stdout
     assert "flip test off, batch 2" in run.stdout
     assert sorted(os.listdir(tmp_path / "out")) == ["p0.jpg", "p1.jpg", "p2.jpg",

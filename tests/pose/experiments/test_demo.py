@@ -1,9 +1,10 @@
 """Demo helpers: data generated once and reused; overlays drawn from COCO results."""
 
 import json
+import logging
 import os
 
-from pose.experiments.demo import draw_results, ensure_synthetic_data
+from pose.experiments.demo import draw_results, ensure_synthetic_data, export_and_infer
 
 
 def test_synthetic_data_is_generated_once(tmp_path):
@@ -28,3 +29,21 @@ def test_overlays_from_ground_truth_results_on_the_real_sample(tmp_path, coco_sa
     written = draw_results(results_file, annotations, coco_sample_dir / "images",
                            tmp_path / "overlays", max_images=2)
     assert len(written) == 2 and all(os.path.getsize(p) > 0 for p in written)
+
+
+def test_export_and_infer_runs_the_tflite_through_the_tool(tmp_path, synthetic_coco,
+                                                           tiny_config, randomized, caplog):
+    from pose.engine.checkpoint import build_model, save_model
+
+    caplog.set_level(logging.INFO, logger="pose.experiments.demo")
+    checkpoint = tmp_path / "tiny.keras"
+    save_model(randomized(build_model(tiny_config.model)), checkpoint, tiny_config)
+    startup = export_and_infer(checkpoint, synthetic_coco / "val2017",
+                               synthetic_coco / tiny_config.test.detections, tmp_path / "tfl")
+    assert startup.startswith("start-up: model ready") and "first overlay" in startup
+    printed = caplog.text
+    assert "runtime litert (ai-edge-litert" in printed and "first overlay" in printed
+    images = sorted(os.listdir(synthetic_coco / "val2017"))
+    overlays = sorted(os.listdir(tmp_path / "tfl" / "overlays"))
+    overlays.remove("predictions.json")
+    assert overlays == images and (tmp_path / "tfl" / "model.yaml").is_file()

@@ -1,0 +1,158 @@
+"""Tests of pose.apis.runtimes and the TensorFlow-free inference path of tools/infer.py:
+LiteRT and ONNX Runtime networks, runtime choice, threads, precision, and a subprocess
+run that must not import TensorFlow or Keras."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pose.apis.runtimes import (
+    LiteRTNetwork,
+    OnnxNetwork,
+    RuntimeChoiceError,
+    choose_runtime,
+    default_threads,
+    open_network,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_hrnet, randomized):
+    """A tiny random model, its config, and its .tflite and .onnx with the config beside."""
+    from pose.apis.export import export_model
+    from pose.config import Config, ModelConfig, TestConfig, config_path_for, save_config
+    from pose.engine.checkpoint import build_model
+
+    config = Config(model=ModelConfig(psa_placement="branch", **tiny_hrnet),
+                    test=TestConfig(batch_size=4))
+    model = randomized(build_model(config.model), seed=4)
+    folder = tmp_path_factory.mktemp("runtimes")
+    paths = {}
+    for fmt in ("tflite", "onnx"):
+        paths[fmt] = export_model(model, folder / f"tiny.{fmt}", fmt)
+        save_config(config, config_path_for(paths[fmt]))
+    return model, config, paths
+
+
+def test_choose_runtime(tmp_path):
+    from pose.apis.runtimes import TORCH_SUFFIXES as RUNTIME_TORCH_SUFFIXES
+    from pose.engine.pretrained import TORCH_SUFFIXES
+
+    assert RUNTIME_TORCH_SUFFIXES == TORCH_SUFFIXES  # kept apart: pretrained imports Keras
+    assert choose_runtime("m.tflite") == "litert"
+    assert choose_runtime("m.onnx", "onnx") == "onnx"
+    assert choose_runtime("run/best.keras") == "keras"
+    assert choose_runtime("pose_hrnet_w32_256x192.pth") == "keras"  # converted on load
+    assert choose_runtime(tmp_path) == "keras"  # a SavedModel folder
+    with pytest.raises(RuntimeChoiceError, match=r"'onnx' cannot run 'm.tflite'.*--format onnx"):
+        choose_runtime("m.tflite", "onnx")
+    with pytest.raises(RuntimeChoiceError, match="'litert' cannot run 'm.keras'"):
+        choose_runtime("m.keras", "litert")
+    with pytest.raises(RuntimeChoiceError, match="cannot tell the format"):
+        choose_runtime("m.pb")
+    with pytest.raises(RuntimeChoiceError, match="unknown runtime"):
+        choose_runtime("m.onnx", "tensorrt")
+
+
+@pytest.mark.parametrize("fmt,cls", [("tflite", LiteRTNetwork), ("onnx", OnnxNetwork)])
+def test_networks(exported, fmt, cls, tmp_path):
+    model, _, paths = exported
+    network = open_network(paths[fmt])
+    assert isinstance(network, cls) and network.threads == default_threads()
+    assert network.input_size == (64, 32) and network.precision == "float32"
+    assert network.description.startswith(f"runtime {network.runtime} (")
+    assert network.description.endswith(f"{default_threads()} thread"
+                                        f"{'s' if default_threads() > 1 else ''}, "
+                                        "precision float32")
+    one = open_network(paths[fmt], threads=1)
+    assert "1 thread," in one.description
+    x = np.random.default_rng(0).standard_normal((3, 64, 32, 3)).astype(np.float32)
+    want = np.asarray(model.predict_on_batch(x))
+    np.testing.assert_allclose(one.predict_on_batch(x), want, atol=1e-4)
+    np.testing.assert_allclose(network.predict_on_batch(x[:1]), want[:1], atol=1e-4)
+
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        open_network(paths[fmt], threads=0)
+    with pytest.raises(FileNotFoundError, match="absent"):
+        cls(tmp_path / f"absent.{fmt}")
+    garbage = tmp_path / f"garbage.{fmt}"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=f"garbage.{fmt}: not a readable"):
+        cls(garbage)
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_estimator_on_an_export_matches_keras(exported, fmt):
+    """``load_network`` of an export + ``PoseEstimator`` = the Keras path (flip test on)."""
+    from pose.apis.estimator import PoseEstimator, load_network
+
+    model, config, paths = exported
+    network, loaded_config = load_network(paths[fmt])
+    assert loaded_config == config and network.runtime == {"tflite": "litert"}.get(fmt, fmt)
+    image = np.random.default_rng(3).integers(0, 255, (90, 70, 3), np.uint8)
+    boxes = [[5, 5, 50, 70], [20, 10, 40, 60], [0, 0, 70, 90], [30, 30, 30, 50],
+             [1, 2, 60, 80]]  # 5 boxes, batch 4: calls of 4 and 1 crops (x2 for the flip)
+    want = PoseEstimator.from_config(model, config).predict_image(image, boxes)
+    got = PoseEstimator.from_config(network, loaded_config).predict_image(image, boxes)
+    assert len(got) == len(want) > 0
+    np.testing.assert_allclose(got.keypoint_scores, want.keypoint_scores, atol=1e-4)
+    assert np.abs(got.keypoints - want.keypoints).max() <= 0.5
+
+
+def _imported_modules(stderr):
+    """Top-level packages of every module in a ``python -X importtime`` report."""
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":  # the header line
+                names.add(name.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("fmt,runtime", [("tflite", "litert"), ("onnx", "onnx")])
+def test_infer_on_an_export_never_imports_tensorflow(exported, fmt, runtime, tmp_path):
+    """The real tools/infer.py on a .tflite/.onnx: every import it makes is listed by
+    ``-X importtime``; neither TensorFlow nor Keras may be among them."""
+    import cv2
+
+    _, _, paths = exported
+    image = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 255, (120, 90, 3), np.uint8),
+                             (5, 5), 0)
+    cv2.imwrite(str(tmp_path / "photo.jpg"), image)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "tools" / "infer.py"),
+                          "--weights", str(paths[fmt]), str(tmp_path / "photo.jpg"), "--out",
+                          str(out), "--threads", "1", "--quiet"],
+                         capture_output=True, text=True, timeout=300, cwd=REPO,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert run.returncode == 0, run.stderr[-3000:]
+    modules = _imported_modules(run.stderr)
+    assert {"numpy", "cv2", "pose", "datasets"} <= modules  # the report is complete
+    assert {"ai_edge_litert" if fmt == "tflite" else "onnxruntime"} <= modules
+    assert not modules & {"tensorflow", "keras", "tf_keras", "tf2onnx"}, sorted(
+        modules & {"tensorflow", "keras", "tf_keras", "tf2onnx"})
+    first = run.stdout.splitlines()[0]
+    assert first.startswith(f"runtime {runtime} (") and first.endswith(
+        "1 thread, precision float32"), first
+    assert (out / "photo.jpg").is_file()
+    people = json.loads((out / "predictions.json").read_text())
+    assert len(people) == 1 and len(people[0]["keypoints"]) == 17 * 3
+
+
+def test_infer_refuses_a_runtime_that_cannot_run_the_file(exported, tmp_path):
+    _, _, paths = exported
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "infer.py"), "--weights",
+                          str(paths["tflite"]), "--runtime", "onnx", str(tmp_path), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                         cwd=REPO)
+    assert run.returncode == 2
+    assert "error: runtime 'onnx' cannot run" in run.stderr and "--format onnx" in run.stderr
+    assert not (tmp_path / "out").exists()
