@@ -328,14 +328,20 @@ def plot_training_curves(csv_path, out_png):
     return _save_figure(fig, out_png)
 
 
-def plot_comparison(rows, out_png, metrics=("AP", "AP50", "AP75", "APM", "APL")):
-    """The PSA comparison chart: grouped bars per metric, one bar per variant, std error bars.
+def plot_comparison(rows, out_png, metrics=("AP", "AP50", "AP75", "APM", "APL"),
+                    differences=None):
+    """The PSA comparison chart: grouped bars per metric (std error bars) and, with
+    ``differences``, beside them a forest plot of each pair's difference with its interval.
 
     Args:
         rows: list of dicts ``{"variant": str, "<metric>_mean": float, "<metric>_std":
             float, ...}`` (a missing std draws no error bar; a missing mean is an error).
         out_png: the PNG to write (atomically).
         metrics: metric names, the groups on the x axis. Default the five AP columns.
+        differences: optional list of ``{"reference": str, "variant": str, "stats":
+            {metric: {"difference", "low", "high", "excludes_zero"}}}`` (from
+            ``pose.evaluation.bootstrap.paired_differences``); the forest plot shows every
+            metric it holds.
 
     Returns:
         str, ``out_png``.
@@ -356,10 +362,23 @@ def plot_comparison(rows, out_png, metrics=("AP", "AP50", "AP75", "APM", "APL"))
                              f"{', '.join(m + '_mean' for m in missing)}")
     plt = _pyplot()
     n = len(rows)
+    bar_width = max(6.0, 1.3 * len(metrics) * max(1, n / 2))
+    if differences:
+        fig, (ax, forest) = plt.subplots(
+            1, 2, figsize=(bar_width + 5.5, 4.2), gridspec_kw={"width_ratios": [bar_width, 5.5]})
+    else:
+        fig, ax = plt.subplots(figsize=(bar_width, 4.2))
+    _comparison_bars(ax, rows, metrics, plt.get_cmap("tab10"))
+    if differences:
+        _forest_plot(forest, differences)
+    fig.tight_layout()
+    return _save_figure(fig, out_png)
+
+
+def _comparison_bars(ax, rows, metrics, cmap):
+    n = len(rows)
     group = np.arange(len(metrics), dtype=np.float64)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(metrics) * max(1, n / 2)), 4.2))
-    cmap = plt.get_cmap("tab10")
     top = 0.0
     for i, row in enumerate(rows):
         means = np.array([float(row[f"{m}_mean"]) for m in metrics])
@@ -381,5 +400,25 @@ def plot_comparison(rows, out_png, metrics=("AP", "AP50", "AP75", "APM", "APL"))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="variant", fontsize=8, ncol=min(n, 4))
     ax.set_title("PSA variants (mean ± std over runs)")
-    fig.tight_layout()
-    return _save_figure(fig, out_png)
+
+
+def _forest_plot(ax, differences):
+    """One line per (pair, metric): the difference (dot) and its interval (bar); filled
+    dots where the interval excludes zero (an undefined interval draws the dot alone)."""
+    labels, y = [], 0
+    for p, pair in enumerate(differences):
+        color = f"C{p % 10}"
+        for metric, stat in pair["stats"].items():
+            below = np.nan_to_num(stat["difference"] - stat["low"])
+            above = np.nan_to_num(stat["high"] - stat["difference"])
+            ax.errorbar(stat["difference"], -y, xerr=[[max(below, 0.0)], [max(above, 0.0)]],
+                        fmt="o", color=color, capsize=3, markersize=5,
+                        markerfacecolor=color if stat["excludes_zero"] else "white")
+            labels.append(f"{pair['variant']} − {pair['reference']}: {metric}")
+            y += 1
+    ax.axvline(0.0, color="0.3", linewidth=1, linestyle="--")
+    ax.set_yticks(-np.arange(y))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xlabel("difference (95% paired bootstrap interval)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("differences (filled: interval excludes 0)", fontsize=9)

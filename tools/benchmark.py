@@ -2,6 +2,7 @@
 
     python tools/benchmark.py model [--width 32] [--input 192x256] [--sweep] [--out FILE]
     python tools/benchmark.py eval-scale [--images 5000] [--out FILE]
+    python tools/benchmark.py bootstrap [--images 5000] [--resamples 1000] [--out FILE]
     python tools/benchmark.py runtimes --weights TRAINED.keras [--latency-config CFG]
                                        [--rounds 2] [--repeats 10] [--workdir DIR] [--out FILE]
 
@@ -14,6 +15,10 @@ on the model without PSA. Every measurement runs in a fresh process.
 ``eval-scale``: at COCO val2017 size (5k images, ~100k detector boxes, annotation-only
 generated data), the time and peak memory of everything evaluation does after the
 network: heatmap decoding and un-warping, rescoring + OKS-NMS, pycocotools COCOeval.
+
+``bootstrap``: on the same kind of set, two simulated variants matched once each by
+COCOeval, then the paired bootstrap intervals of their differences from ``--resamples``
+re-accumulated resamples of the images (``pose.evaluation.bootstrap``).
 
 ``runtimes``: every runtime × precision (float32 Keras, LiteRT, ONNX Runtime; float16,
 dynamic, int8 exports): file size and forward latency at batch 1 and 8 of the
@@ -39,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pose.experiments.benchmark import (
     RUNNERS,
     RuntimeSetting,
+    benchmark_bootstrap,
     benchmark_evaluation_scale,
     measure_in_subprocess,
 )
@@ -121,6 +127,24 @@ def benchmark_eval_scale(args):
     print(f"wrote {args.out}")
 
 
+def benchmark_bootstrap_intervals(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        result = benchmark_bootstrap(tmp, num_images=args.images, num_resamples=args.resamples)
+    result["machine"] = {"cpu": _cpu_name(), "python": platform.python_version(),
+                         "load_average_1min": os.getloadavg()[0]}
+    rows = [{"step": k[:-2], "seconds": v} for k, v in result.items() if k.endswith("_s")]
+    print(f"{result['images']} images, {result['people_with_keypoints']} people, "
+          f"{result['boxes']:,} boxes, {args.resamples} paired resamples, {_cpu_name()}, "
+          f"load average {result['machine']['load_average_1min']:.1f}")
+    print(format_table(rows, [("step", "step", "{}"), ("seconds", "seconds", "{:.2f}")]))
+    for pair in result["differences"]:
+        print(f"{pair['variant']} - {pair['reference']}: " + ", ".join(
+            f"{name} {s['difference']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]"
+            for name, s in pair["stats"].items()))
+    print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {args.out}")
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
              "avx_vnni", "amx_int8", "f16c")
 
@@ -224,6 +248,10 @@ def main(argv=None):
     scale = sub.add_parser("eval-scale", help="post-processing + COCOeval at val2017 size")
     scale.add_argument("--images", type=int, default=5000)
     scale.add_argument("--out", default="benchmark_eval_scale.json")
+    intervals = sub.add_parser("bootstrap", help="paired bootstrap intervals at val2017 size")
+    intervals.add_argument("--images", type=int, default=5000)
+    intervals.add_argument("--resamples", type=int, default=1000)
+    intervals.add_argument("--out", default="benchmark_bootstrap.json")
     runtimes = sub.add_parser("runtimes", help="runtime × precision: size, latency, AP")
     runtimes.add_argument("--weights", required=True,
                           help="trained .keras checkpoint (with its .yaml) for the AP column")
@@ -242,10 +270,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
-    elif args.benchmark == "runtimes":
-        benchmark_runtimes(args)
-    else:
+    elif args.benchmark == "eval-scale":
         benchmark_eval_scale(args)
+    elif args.benchmark == "bootstrap":
+        benchmark_bootstrap_intervals(args)
+    else:
+        benchmark_runtimes(args)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@
                                 [--placement branch|block] --seeds N --workdir DIR
     python tools/compare_psa.py --checkpoints none=a.keras,parallel=b.keras --workdir DIR
 
-Writes DIR/comparison.md (AP/AR as mean ± std over seeds, params, MACs, latency),
-DIR/comparison.json and DIR/comparison.png (bars with error bars).
+Writes DIR/comparison.md (AP/AR as mean ± std over seeds, params, MACs, latency, and every
+pair's AP/AP50/AP75/APM/APL/AR difference with a paired 95% bootstrap interval over the
+validation images, seeds resampled too), DIR/comparison.json and DIR/comparison.png (bars
+with error bars beside a forest plot of the differences).
 """
 
 import argparse
@@ -58,20 +60,28 @@ def main(argv=None):
                              "for several seeds)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
+    parser.add_argument("--resamples", type=int, default=1000,
+                        help="bootstrap resamples of the validation images (default 1000)")
+    parser.add_argument("--bootstrap-seed", type=int, default=0,
+                        help="seed of the bootstrap resampling (default 0)")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.resamples < 1:
+        parser.error(f"--resamples must be at least 1, got {args.resamples}")
+    bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
     if args.checkpoints:
         config = load_config(args.config, args.overrides) if args.config else None
-        rows = compare_checkpoints(args.checkpoints, config=config, out_dir=args.workdir)
+        comparison = compare_checkpoints(args.checkpoints, config=config,
+                                         out_dir=args.workdir, **bootstrap)
     elif args.config:
-        rows = run_comparison(load_config(args.config, args.overrides), args.workdir,
-                              variants=args.variants, placement=args.placement,
-                              seeds=args.seeds)
+        comparison = run_comparison(load_config(args.config, args.overrides), args.workdir,
+                                    variants=args.variants, placement=args.placement,
+                                    seeds=args.seeds, **bootstrap)
     else:
         parser.error("give --config (train and compare) or --checkpoints")
-    paths = write_comparison(rows, args.workdir)
-    print("\n" + comparison_markdown(rows))
+    paths = write_comparison(comparison, args.workdir)
+    print("\n" + comparison_markdown(comparison))
     print("wrote " + ", ".join(paths.values()))
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "rescore_and_nms",
     "postprocess_predictions",
     "write_coco_results",
+    "run_cocoeval",
     "evaluate_coco_keypoints",
     "format_ap_table",
 ]
@@ -389,6 +390,42 @@ def _load_gt(annotations):
         return COCO(os.fspath(annotations))
 
 
+def run_cocoeval(annotations, results, sigmas, *, image_ids=None, verbose: bool = False):
+    """pycocotools' ``COCOeval(iouType="keypoints")`` after its per-image matching.
+
+    ``evaluate()`` has run (``evalImgs`` holds every image's matches), ``accumulate()`` and
+    ``summarize()`` have not: :func:`evaluate_coco_keypoints` runs them once, the bootstrap
+    (:mod:`pose.evaluation.bootstrap`) re-accumulates resampled images from ``evalImgs``.
+
+    Args:
+        annotations, results, sigmas, image_ids, verbose: as in
+            :func:`evaluate_coco_keypoints`; ``results`` must not be empty (``loadRes``
+            cannot load an empty list).
+
+    Returns:
+        ``pycocotools.cocoeval.COCOeval``.
+    """
+    from pycocotools.cocoeval import COCOeval
+
+    if isinstance(results, (str, os.PathLike)):
+        with open(results) as f:
+            results = json.load(f)
+    results = copy.deepcopy(list(results))
+    if len(results) == 0:
+        raise ValueError("COCOeval needs at least one result; got none")
+    gt = _load_gt(annotations)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out) if not verbose else contextlib.nullcontext():
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, iouType="keypoints")
+        ev.params.useSegm = None
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+        if image_ids is not None:
+            ev.params.imgIds = sorted(int(i) for i in image_ids)
+        ev.evaluate()
+    return ev
+
+
 def evaluate_coco_keypoints(annotations, results, sigmas, *, image_ids=None,
                             verbose: bool = False) -> dict:
     """COCO keypoint AP/AR with pycocotools' ``COCOeval(iouType="keypoints")``.
@@ -409,24 +446,13 @@ def evaluate_coco_keypoints(annotations, results, sigmas, *, image_ids=None,
         ``loadRes`` cannot take) give what it gives for detections that match nothing:
         0, or -1 where the range has no ground truth.
     """
-    from pycocotools.cocoeval import COCOeval
-
     if isinstance(results, (str, os.PathLike)):
         with open(results) as f:
             results = json.load(f)
-    results = copy.deepcopy(list(results))
-    gt = _load_gt(annotations)
     if len(results) == 0:
-        return _stats_without_results(gt, image_ids)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out) if not verbose else contextlib.nullcontext():
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, iouType="keypoints")
-        ev.params.useSegm = None
-        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-        if image_ids is not None:
-            ev.params.imgIds = sorted(int(i) for i in image_ids)
-        ev.evaluate()
+        return _stats_without_results(_load_gt(annotations), image_ids)
+    ev = run_cocoeval(annotations, results, sigmas, image_ids=image_ids, verbose=verbose)
+    with contextlib.redirect_stdout(io.StringIO()) if not verbose else contextlib.nullcontext():
         ev.accumulate()
         ev.summarize()
     return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}

@@ -68,6 +68,32 @@ def time_forward(forward, batch, repeats=5, warmup=1):
                          median_s=statistics.median(times), min_s=min(times), repeats=repeats)
 
 
+#: The yardstick model of ``speed_reference_ms``: HRNet-W32 at 256×192 without PSA, whose
+#: batch-1 forward time BENCHMARKS.md lists for the machine every timing there was taken on.
+SPEED_REFERENCE_MODEL = dict(width=32, input_size=(192, 256), psa_placement="none")
+
+
+def speed_reference_ms(model_kwargs=None, repeats=5):
+    """Median batch-1 forward time (ms) of the yardstick model, measured now.
+
+    Timings of long jobs (the demo, training) vary 2-2.5x between days on shared
+    machines; printed beside one, this tells a slow machine from a slow job: compare it
+    with the yardstick's time in BENCHMARKS.md. Builds the model (HRNet-W32: about 10 s
+    with its first call), times ``repeats`` ``predict_on_batch`` calls after one warm-up.
+
+    Args:
+        model_kwargs: ``HRNet`` keyword arguments; default ``SPEED_REFERENCE_MODEL``.
+        repeats: int, timed calls. Default 5.
+    """
+    from pose.models.hrnet import HRNet
+
+    model = HRNet(**(model_kwargs or SPEED_REFERENCE_MODEL))
+    width, height = model.input_size
+    image = np.random.default_rng(0).normal(size=(1, height, width, 3)).astype("float32")
+    return time_forward(make_forward(model, "predict_on_batch"), image,
+                        repeats=repeats).median_s * 1e3
+
+
 def peak_memory_mib():
     """This process's peak resident memory so far (Linux ``ru_maxrss`` is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -141,7 +167,7 @@ def _timed(timings, name, fn, *args, **kwargs):
     return out
 
 
-def _simulated_keypoints(records, gt_records, rng, noise=0.01):
+def simulated_keypoints(records, gt_records, rng, noise=0.01):
     """Predictions for every box: its best-overlapping GT person's keypoints plus noise
     (σ = ``noise`` × box size), random points in the box for boxes on no one."""
     n, k = len(records), records.num_keypoints
@@ -215,7 +241,7 @@ def benchmark_evaluation_scale(out_dir, num_images=5000, batch_size=512, seed=0)
                       codec.input_size)
     timings["decode_and_unwarp_s"] = time.perf_counter() - start
 
-    keypoints = _simulated_keypoints(records, gt_records, rng)
+    keypoints = simulated_keypoints(records, gt_records, rng)
     keypoint_scores = rng.uniform(0.1, 1.0, size=keypoints.shape[:2])
     results = _timed(timings, "rescore_and_oks_nms_s", postprocess_predictions, keypoints,
                      keypoint_scores, records.image_ids, records.scores,
@@ -228,4 +254,53 @@ def benchmark_evaluation_scale(out_dir, num_images=5000, batch_size=512, seed=0)
     return {"images": summary["images"], "people_with_keypoints":
             summary["people_with_keypoints"], "boxes": len(records), "results": len(results),
             "AP_of_simulated_predictions": stats["AP"], **timings,
+            "peak_memory_mib": peak_memory_mib()}
+
+
+def benchmark_bootstrap(out_dir, num_images=5000, num_resamples=1000, seed=0,
+                        noise=(0.01, 0.012)):
+    """Paired bootstrap intervals at COCO val2017 size (annotation-only generated data).
+
+    Two "variants" predict every detector box around the ground truth with the keypoint
+    noise levels ``noise`` (the second slightly worse); each is matched once by COCOeval,
+    then ``num_resamples`` paired resamples of the images are re-accumulated. Returns a
+    JSON-ready dict with the timings and the intervals.
+    """
+    from datasets.coco import load_coco, load_eval_records
+    from datasets.metadata import DatasetMeta
+    from datasets.synthetic import generate_coco
+    from pose.evaluation.bootstrap import PerImageMatches, paired_differences
+    from pose.evaluation.metrics import postprocess_predictions, run_cocoeval
+
+    timings = {}
+    summary = _timed(timings, "generate_annotations_s", generate_coco, out_dir, 0, num_images,
+                     seed, write_images=False, empty_image_rate=0.46, people_per_image=2.4,
+                     false_positives_per_image=19.5)["val2017"]
+    annotations = os.path.join(out_dir, "annotations", "person_keypoints_val2017.json")
+    detections = os.path.join(out_dir, "annotations", "person_detection_results_val2017.json")
+    coco = load_coco(annotations)
+    meta = DatasetMeta.from_coco(coco)
+    image_dir = os.path.join(out_dir, "val2017")
+    records = load_eval_records(coco, image_dir, (192, 256), detections=detections,
+                                missing_images="unchecked")
+    gt_records = load_eval_records(coco, image_dir, (192, 256), missing_images="unchecked")
+    matches, results_count = {}, {}
+    for i, level in enumerate(noise):
+        rng = np.random.default_rng(seed + i)
+        keypoints = simulated_keypoints(records, gt_records, rng, noise=level)
+        scores = rng.uniform(0.1, 1.0, size=keypoints.shape[:2])
+        results = postprocess_predictions(keypoints, scores, records.image_ids,
+                                          records.scores, records.scales.prod(axis=1),
+                                          meta.sigmas_array)
+        label = f"noise {level}"
+        results_count[label] = len(results)
+        cocoeval = _timed(timings, f"cocoeval_evaluate_{i}_s", run_cocoeval, coco, results,
+                          meta.sigmas_array)
+        matches[label] = [_timed(timings, f"collect_matches_{i}_s",
+                                 PerImageMatches.from_cocoeval, cocoeval)]
+    pairs = _timed(timings, "bootstrap_s", paired_differences, matches,
+                   num_resamples=num_resamples, seed=seed)
+    return {"images": summary["images"], "people_with_keypoints":
+            summary["people_with_keypoints"], "boxes": len(records), "results": results_count,
+            "resamples": num_resamples, "differences": pairs, **timings,
             "peak_memory_mib": peak_memory_mib()}

@@ -3,7 +3,10 @@
 ``run_comparison`` trains every variant (none / parallel / sequential PSA) for every seed
 with ``pose.engine.training.train`` (a finished run is reused, an interrupted one resumes),
 evaluates the final model of each with ``pose.evaluation.evaluator.evaluate_config``, and
-summarises AP/AR as mean ± std over seeds next to parameters, MACs and batch-1 latency.
+summarises AP/AR as mean ± std over seeds next to parameters, MACs and batch-1 latency, and
+every pair of
+variants by its AP/AR differences with paired 95% bootstrap intervals over the validation
+images (``pose.evaluation.bootstrap``; seeds, when there are several, are resampled too).
 ``compare_checkpoints`` does the same for models trained elsewhere (e.g. on full COCO).
 """
 
@@ -11,13 +14,17 @@ import csv
 import dataclasses
 import logging
 import os
+import tempfile
 
 import numpy as np
 
+from datasets.coco import load_coco
+from datasets.metadata import DatasetMeta
 from pose.engine.checkpoint import load_model
 from pose.engine.training import train
+from pose.evaluation.bootstrap import INTERVAL_STATS, PerImageMatches, paired_differences
 from pose.evaluation.evaluator import evaluate_config
-from pose.evaluation.metrics import STAT_NAMES
+from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
 from pose.experiments.benchmark import make_forward, time_forward
 from pose.fileio import write_json, write_text
 from pose.models.complexity import describe_model, format_table
@@ -59,17 +66,32 @@ def measure_latency_ms(model, repeats=10):
                         repeats=repeats).median_s * 1e3
 
 
+def _per_image_matches(results_file, annotation_file, oks_sigmas):
+    """The run's COCOeval per-image matches for the bootstrap; None when it has no results."""
+    if not os.path.isfile(results_file):
+        return None
+    coco = load_coco(annotation_file)
+    sigmas = DatasetMeta.from_coco(coco, sigmas=oks_sigmas).sigmas_array
+    try:
+        return PerImageMatches.from_cocoeval(run_cocoeval(coco, results_file, sigmas))
+    except ValueError:  # no results at all: nothing to resample
+        return None
+
+
 def _evaluate_run(label, model, config, out_dir, verbose):
     metrics = evaluate_config(model, config, out_dir=out_dir, verbose=verbose)
+    matches = _per_image_matches(os.path.join(out_dir, "keypoints_results.json"),
+                                 metrics["annotations"], config.data.oks_sigmas)
     return {"variant": label, **describe_model(model),
             "latency_ms": measure_latency_ms(model),
             "metrics": {name: metrics[name] for name in STAT_NAMES},
-            "boxes": metrics["boxes"], "flip_test": metrics["flip_test"]}
+            "boxes": metrics["boxes"], "flip_test": metrics["flip_test"], "matches": matches}
 
 
 def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds=1,
-                   verbose=1):
-    """Train and evaluate each variant for seeds 0..seeds-1; returns the summary rows."""
+                   verbose=1, num_resamples=1000, bootstrap_seed=0):
+    """Train and evaluate each variant for seeds 0..seeds-1; returns the comparison
+    (see :func:`summarize_comparison`)."""
     runs = []
     for variant in variants:
         for seed in range(seeds):
@@ -82,24 +104,53 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
             model, _ = load_model(os.path.join(run_dir, "last.keras"))
             runs.append(_evaluate_run(variant, model, run_config,
                                       os.path.join(run_dir, "test"), verbose))
-    return summarize(runs)
+    return summarize_comparison(runs, num_resamples, bootstrap_seed)
 
 
-def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1):
+def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_resamples=1000,
+                        bootstrap_seed=0):
     """Evaluate ``[(label, path), ...]``; several paths with one label count as seeds.
 
     Each checkpoint is evaluated with its own config (``NAME.yaml`` beside it) unless
-    ``config`` is given.
+    ``config`` is given. Returns the comparison (see :func:`summarize_comparison`).
     """
     runs = []
-    for i, (label, path) in enumerate(checkpoints):
-        model, saved = load_model(path)
-        run_config = config or saved
-        if run_config is None:
-            raise ValueError(f"{path} has no config beside it; pass a config")
-        run_out = None if out_dir is None else os.path.join(out_dir, f"{i:02d}_{label}")
-        runs.append(_evaluate_run(label, model, run_config, run_out, verbose))
-    return summarize(runs)
+    with tempfile.TemporaryDirectory() as scratch:
+        for i, (label, path) in enumerate(checkpoints):
+            model, saved = load_model(path)
+            run_config = config or saved
+            if run_config is None:
+                raise ValueError(f"{path} has no config beside it; pass a config")
+            run_out = os.path.join(out_dir or scratch, f"{i:02d}_{label}")
+            runs.append(_evaluate_run(label, model, run_config, run_out, verbose))
+    return summarize_comparison(runs, num_resamples, bootstrap_seed)
+
+
+def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=0.95):
+    """The rows of :func:`summarize` and every pair's paired bootstrap differences.
+
+    Returns:
+        dict ``{"variants": rows, "differences": [...] (see
+        ``pose.evaluation.bootstrap.paired_differences``), "bootstrap": settings}``;
+        ``differences`` is empty, with the reason in ``bootstrap["skipped"]``, when there
+        is a single variant or a run without any result.
+    """
+    rows = summarize(runs)
+    matches = {}
+    for run in runs:
+        matches.setdefault(run["variant"], []).append(run.get("matches"))
+    settings = {"resamples": num_resamples, "seed": bootstrap_seed, "confidence": confidence,
+                "images": None, "skipped": None}
+    differences = []
+    if len(matches) < 2:
+        settings["skipped"] = "a single variant has nothing to be compared with"
+    elif any(m is None for group in matches.values() for m in group):
+        settings["skipped"] = "a run has no results to resample"
+    else:
+        settings["images"] = len(runs[0]["matches"].image_ids)
+        differences = paired_differences(matches, num_resamples=num_resamples,
+                                         seed=bootstrap_seed, confidence=confidence)
+    return {"variants": rows, "differences": differences, "bootstrap": settings}
 
 
 def summarize(runs):
@@ -119,8 +170,10 @@ def summarize(runs):
     return rows
 
 
-def comparison_markdown(rows):
-    """The comparison as a Markdown table: AP/AR columns as mean ± std, then the costs."""
+def comparison_markdown(comparison):
+    """The comparison as Markdown: AP/AR as mean ± std with the costs, then each pair's
+    differences with their paired bootstrap intervals and whether those exclude zero."""
+    rows = comparison["variants"]
     table_rows = []
     for row in rows:
         cells = {"variant": row["variant"], "psa": row["psa"], "seeds": row["seeds"]}
@@ -137,16 +190,57 @@ def comparison_markdown(rows):
     note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
             f"flip test: {'on' if source['flip_test'] else 'off'}. AP/AR: mean ± std over "
             "seeds (one seed: the value; pycocotools COCOeval); latency on this machine's CPU.")
-    return "# PSA comparison\n\n" + note + "\n\n" + format_table(table_rows, columns) + "\n"
+    return ("# PSA comparison\n\n" + note + "\n\n" + format_table(table_rows, columns) + "\n\n"
+            + differences_markdown(comparison))
 
 
-def write_comparison(rows, out_dir):
+def _signed(value):
+    return "n/a" if not np.isfinite(value) else f"{value:+.3f}"
+
+
+def differences_markdown(comparison):
+    """The paired differences section of ``comparison.md``."""
+    settings = comparison["bootstrap"]
+    if not comparison["differences"]:
+        return f"## Paired differences\n\nNot computed: {settings['skipped']}.\n"
+    level = f"{settings['confidence']:.0%}"
+    head = (f"## Paired differences ({level} bootstrap intervals)\n\n"
+            f"Each difference is the later variant minus the earlier one on the full set; its "
+            f"interval comes from {settings['resamples']:,} resamples of the "
+            f"{settings['images']:,} validation images (seed {settings['seed']}), both "
+            "variants scored on the same resampled images; with several training seeds the "
+            "seeds are resampled too. An interval that excludes 0 means the difference is "
+            "larger than what the choice of images (and seeds) explains; one that includes 0 "
+            "means this evaluation cannot tell the two variants apart on that metric.\n\n")
+    table = []
+    for pair in comparison["differences"]:
+        name = f"{pair['variant']} − {pair['reference']}"
+        for metric in INTERVAL_STATS:
+            stat = pair["stats"][metric]
+            if stat["excludes_zero"]:
+                direction = "higher" if stat["difference"] > 0 else "lower"
+                verdict = f"yes: {pair['variant']} {direction} than {pair['reference']}"
+            else:
+                verdict = "no: no difference shown"
+            undefined = (f" ({stat['undefined']} resamples without people in the range)"
+                         if stat["undefined"] else "")
+            table.append({"pair": name, "metric": metric, "difference": _signed(
+                stat["difference"]), "interval": f"[{_signed(stat['low'])}, "
+                f"{_signed(stat['high'])}]", "verdict": verdict + undefined})
+    columns = [("pair", "pair", "{}"), ("metric", "metric", "{}"),
+               ("difference", "difference", "{}"), ("interval", f"{level} interval", "{}"),
+               ("verdict", "interval excludes 0?", "{}")]
+    return head + format_table(table, columns) + "\n"
+
+
+def write_comparison(comparison, out_dir):
     """``comparison.md``, ``comparison.json`` and ``comparison.png`` in ``out_dir``."""
     from pose.visualization import plot_comparison
 
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"comparison.{name}") for name in ("md", "json", "png")}
-    write_text(comparison_markdown(rows), paths["md"])
-    write_json(rows, paths["json"])
-    plot_comparison(rows, paths["png"])
+    write_text(comparison_markdown(comparison), paths["md"])
+    write_json(comparison, paths["json"])
+    plot_comparison(comparison["variants"], paths["png"],
+                    differences=comparison["differences"])
     return paths

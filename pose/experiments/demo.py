@@ -21,6 +21,7 @@ from datasets.coco import load_coco, read_image_rgb
 from datasets.metadata import DatasetMeta
 from datasets.synthetic import generate_coco
 from pose.config import load_config
+from pose.experiments.benchmark import speed_reference_ms
 from pose.experiments.comparison import comparison_markdown, run_comparison, write_comparison
 from pose.fileio import save_image, write_json
 from pose.visualization import draw_pose, plot_training_curves
@@ -102,18 +103,29 @@ def export_and_infer(checkpoint, image_dir, detections, out_dir):
     return startup
 
 
-def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
-    """Everything the README's demo command does; returns the paths it wrote."""
+def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
+             reference_model=None):
+    """Everything the README's demo command does; returns the paths it wrote.
+
+    Before anything else it times the speed yardstick (``speed_reference_ms``; HRNet-W32
+    unless ``reference_model`` gives other ``HRNet`` arguments) so that the demo's time is
+    reported beside this machine's speed.
+    """
     start = time.perf_counter()
+    reference_ms = speed_reference_ms(reference_model)
+    logger.info("speed reference: %s batch-1 forward %.0f ms on this machine (BENCHMARKS.md "
+                "lists it for the machine the demo was timed on)",
+                "HRNet-W32 256x192" if reference_model is None else "reference model",
+                reference_ms)
     data_root = os.path.join(workdir, "data")
     ensure_synthetic_data(data_root, num_train, num_val, seed)
     config = load_config(config_path, [f"data.root={data_root}", *overrides])
 
     comparison_dir = os.path.join(workdir, "comparison")
-    rows = run_comparison(config, comparison_dir, variants=("none", "parallel"),
-                          placement=config.model.psa_placement
-                          if config.model.psa_placement != "none" else "branch", seeds=1)
-    paths = write_comparison(rows, comparison_dir)
+    comparison = run_comparison(config, comparison_dir, variants=("none", "parallel"),
+                                placement=config.model.psa_placement
+                                if config.model.psa_placement != "none" else "branch", seeds=1)
+    paths = write_comparison(comparison, comparison_dir)
 
     annotation_file = config.data.resolve(config.data.val_annotations)
     image_dir = config.data.resolve(config.data.val_images)
@@ -129,8 +141,9 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
     export_and_infer(os.path.join(comparison_dir, "parallel", "seed0", "last.keras"), image_dir,
                      os.path.join(data_root, config.test.detections),
                      os.path.join(workdir, "tflite"))
-    logger.info("\n%s", comparison_markdown(rows))
-    logger.info("demo finished in %.1f min. Outputs:", (time.perf_counter() - start) / 60)
+    logger.info("\n%s", comparison_markdown(comparison))
+    logger.info("demo finished in %.1f min (speed reference: W32 batch-1 forward %.0f ms). "
+                "Outputs:", (time.perf_counter() - start) / 60, reference_ms)
     logger.info("  data set (COCO format):   %s", data_root)
     logger.info("  comparison table / chart: %s  %s", paths["md"], paths["png"])
     for variant in overlays:
@@ -139,5 +152,5 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=()):
                     "tensorboard/, test/metrics.json)", variant, run_dir)
         logger.info("  %8s PSA overlays:  %s", variant,
                     os.path.join(workdir, "overlays", variant))
-    return {"comparison": paths, "overlays": overlays}
+    return {"comparison": paths, "overlays": overlays, "speed_reference_ms": reference_ms}
 

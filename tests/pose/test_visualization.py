@@ -157,3 +157,10 @@ def test_plot_comparison(tmp_path):
     with pytest.raises(ValueError, match="AP75_mean"):
         plot_comparison(rows, tmp_path / "x.png", metrics=("AP", "AP75"))
     assert not (tmp_path / "x.png").exists()
+    # with paired differences: a forest plot beside the bars (a wider figure)
+    differences = [{"reference": "none", "variant": v, "stats": {
+        m: {"difference": d, "low": d - 0.01, "high": d + 0.01, "excludes_zero": d > 0.01}
+        for m in ("AP", "AP50")}} for v, d in (("psa_p", 0.02), ("psa_s", 0.005))]
+    both = tmp_path / "psa_forest.png"
+    plot_comparison(rows, both, metrics=("AP", "AP50"), differences=differences)
+    assert cv2.imread(str(both)).shape[1] > cv2.imread(str(out)).shape[1]

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from datasets.metadata import DatasetMeta, MetadataError
 from pose.config import load_config, save_config
-from pose.engine.training import EpochStepDecay, train, trim_log
+from pose.engine.training import EpochStepDecay, train, trim_log, weights_digest
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -131,6 +132,92 @@ def test_two_training_steps_under_mirrored_strategy_on_two_cpus(tmp_path, tiny_c
     words = result.stdout.split()
     assert words[words.index("replicas") + 1] == "2"
     assert np.isfinite(float(words[words.index("loss") + 1]))
+
+
+def _free_local_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _start_worker_pair(config_path, workdir, tmpdir, logs):
+    """Two ``tools/train.py --strategy multiworker`` processes on loopback (fresh ports)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_local_ports(2)]}
+    tmpdir.mkdir()
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmpdir),
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": index}}))
+        with open(logs / f"{tmpdir.name}_worker{index}.log", "w") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "tools/train.py", "--config", str(config_path), "--workdir",
+                 str(workdir), "--strategy", "multiworker", "--no-validate"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def _kill(processes):
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def test_two_workers_on_loopback_train_identically_and_resume_after_a_kill(tmp_path,
+                                                                           tiny_config):
+    """Two worker processes, ``TF_CONFIG``, ``--strategy multiworker``: identical weights,
+    only the chief writes into the workdir, and a killed pair resumes where it was."""
+    config = dataclasses.replace(
+        tiny_config, train=dataclasses.replace(tiny_config.train, epochs=3, batch_size=4))
+    config_path = tmp_path / "config.yaml"
+    save_config(config, config_path)
+    workdir, logs = tmp_path / "run", tmp_path / "logs"
+    logs.mkdir()
+
+    first = _start_worker_pair(config_path, workdir, tmp_path / "tmp_killed", logs)
+    metadata = workdir / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    try:
+        while (not metadata.exists() and time.time() < deadline
+               and all(p.poll() is None for p in first)):
+            time.sleep(0.1)
+        assert metadata.exists(), (logs / "tmp_killed_worker0.log").read_text()[-3000:]
+    finally:
+        _kill(first)
+    backed_up_epoch = json.loads(metadata.read_text())["epoch"]
+    assert backed_up_epoch < 3, "the pair finished before it could be killed"
+    # The non-chief wrote its files into its own temporary folder (left behind by SIGKILL).
+    (scratch,) = (tmp_path / "tmp_killed").glob("pose_*")
+    assert scratch.name.startswith("pose_worker1_") and (scratch / "log.csv").is_file()
+
+    second = _start_worker_pair(config_path, workdir, tmp_path / "tmp_resumed", logs)
+    try:
+        for process in second:
+            process.wait(timeout=300)
+    finally:
+        _kill(second)
+    outputs = [(logs / f"tmp_resumed_worker{i}.log").read_text() for i in range(2)]
+    for process, output in zip(second, outputs):
+        assert process.returncode == 0, output[-3000:]
+        first_epoch = next(line for line in output.splitlines() if line.startswith("Epoch "))
+        assert first_epoch.startswith(f"Epoch {backed_up_epoch + 1}/3"), first_epoch
+    digests = [output.split("final weights sha256 ")[1].split()[0] for output in outputs]
+    assert digests[0] == digests[1]  # both workers hold the same weights
+    import keras
+
+    assert weights_digest(keras.saving.load_model(workdir / "last.keras")) == digests[0]
+    epochs = _epochs_in_log(workdir / "log.csv")
+    assert epochs == [0, 1, 2]  # each epoch once (trim_log on the resume)
+    # (a SIGKILL in the middle of an atomic write can leave its hidden temporary file)
+    assert sorted(p.name for p in workdir.iterdir() if not p.name.startswith(".tmp-")) == [
+        "config.yaml", "finished.json", "last.keras", "last.yaml", "log.csv", "tensorboard"]
+    assert not list((tmp_path / "tmp_resumed").glob("pose_*"))  # the non-chief cleaned up
 
 
 def test_mixed_precision_keeps_the_head_in_float32_and_restores_the_policy(tmp_path,

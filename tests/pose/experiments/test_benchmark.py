@@ -1,6 +1,14 @@
-"""The model benchmark's worker process: one measurement in a fresh Python, as JSON."""
+"""The model benchmark's worker process (one measurement in a fresh Python, as JSON) and
+the speed yardstick printed beside long jobs."""
 
-from pose.experiments.benchmark import RuntimeSetting, measure_in_subprocess
+import math
+
+from pose.experiments.benchmark import (
+    SPEED_REFERENCE_MODEL,
+    RuntimeSetting,
+    measure_in_subprocess,
+    speed_reference_ms,
+)
 from pose.experiments.benchmark_worker import main as worker_main
 from pose.models.complexity import count_trainable_params
 from pose.models.hrnet import HRNet
@@ -21,3 +29,9 @@ def test_worker_measures_the_requested_model_in_a_subprocess(tiny_hrnet):
 def test_worker_without_a_request_is_a_usage_error(capsys):
     assert worker_main([]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_speed_reference_times_the_given_model(tiny_hrnet):
+    assert SPEED_REFERENCE_MODEL == dict(width=32, input_size=(192, 256), psa_placement="none")
+    milliseconds = speed_reference_ms(tiny_hrnet, repeats=2)
+    assert math.isfinite(milliseconds) and 0.0 < milliseconds < 60_000.0

@@ -1,14 +1,18 @@
-"""PSA comparison: variants trained on the same data, summarized as mean ± std, files written."""
+"""PSA comparison: variants trained on the same data, summarized as mean ± std with paired
+bootstrap differences, files written."""
 
 import os
 
 import pytest
 
+from pose.evaluation.bootstrap import INTERVAL_STATS
 from pose.evaluation.metrics import STAT_NAMES
 from pose.experiments.comparison import (
     comparison_markdown,
+    differences_markdown,
     run_comparison,
     summarize,
+    summarize_comparison,
     variant_config,
     write_comparison,
 )
@@ -27,8 +31,35 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert none["AP_mean"] == pytest.approx(0.6)
     assert none["AP_std"] == pytest.approx(0.14142136)  # sqrt(((0.1)^2 * 2) / 1)
     assert none["latency_ms"] == pytest.approx(20.0)
-    table = comparison_markdown(rows)
+    comparison = summarize_comparison([_run("none", 0.5), _run("parallel", 0.6),
+                                       _run("none", 0.7, 30.0)])
+    assert comparison["variants"] == rows
+    table = comparison_markdown(comparison)
     assert "0.600 ± 0.141" in table and "| 0.600 " in table.replace("0.600 ± 0.141", "")
+    assert comparison["differences"] == []  # these runs carry no per-image matches
+    assert "Not computed: a run has no results to resample." in table
+
+
+def _difference(value, low, high):
+    return {"difference": value, "low": low, "high": high,
+            "excludes_zero": low > 0 or high < 0, "undefined": 0}
+
+
+def test_differences_state_plainly_whether_the_interval_excludes_zero():
+    stats = {name: _difference(0.004, -0.002, 0.010) for name in INTERVAL_STATS}
+    stats["AP"] = _difference(-0.020, -0.031, -0.008)
+    stats["AP50"] = _difference(0.015, 0.002, 0.030)
+    comparison = {"differences": [{"reference": "none", "variant": "parallel",
+                                   "seeds": [1, 1], "stats": stats}],
+                  "bootstrap": {"resamples": 1000, "seed": 0, "confidence": 0.95,
+                                "images": 100, "skipped": None}}
+    lines = differences_markdown(comparison).splitlines()
+    assert "1,000 resamples of the 100 validation images" in "\n".join(lines)
+    ap = next(line for line in lines if "| AP " in line)
+    assert "-0.020" in ap and "[-0.031, -0.008]" in ap
+    assert "yes: parallel lower than none" in ap
+    assert "yes: parallel higher than none" in next(line for line in lines if "| AP50 " in line)
+    assert "no: no difference shown" in next(line for line in lines if "| AR " in line)
 
 
 def test_variant_config_sets_placement_mode_and_seed(tiny_config):
@@ -41,8 +72,9 @@ def test_variant_config_sets_placement_mode_and_seed(tiny_config):
 
 
 def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_config):
-    rows = run_comparison(tiny_config, str(tmp_path), variants=("none", "parallel"),
-                          seeds=1, verbose=0)
+    comparison = run_comparison(tiny_config, str(tmp_path), variants=("none", "parallel"),
+                                seeds=1, verbose=0, num_resamples=50)
+    rows = comparison["variants"]
     assert [row["variant"] for row in rows] == ["none", "parallel"]
     assert rows[0]["params"] < rows[1]["params"]  # PSA adds weights
     assert all(0.0 <= row["AP_mean"] <= 1.0 for row in rows)
@@ -50,9 +82,19 @@ def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_con
     before = log.read_text()
     again = run_comparison(tiny_config, str(tmp_path), variants=("none",), seeds=1, verbose=0)
     assert log.read_text() == before  # finished: not trained again
-    assert again[0]["AP_mean"] == rows[0]["AP_mean"]
+    assert again["variants"][0]["AP_mean"] == rows[0]["AP_mean"]
+    assert again["differences"] == [] and "single variant" in again["bootstrap"]["skipped"]
 
-    paths = write_comparison(rows, str(tmp_path / "out"))
+    (pair,) = comparison["differences"]
+    assert (pair["reference"], pair["variant"]) == ("none", "parallel")
+    for name in INTERVAL_STATS:  # the full-set difference is the difference of the rows
+        stat = pair["stats"][name]
+        assert stat["difference"] == pytest.approx(rows[1][f"{name}_mean"]
+                                                   - rows[0][f"{name}_mean"], abs=1e-12)
+        if not stat["undefined"]:
+            assert stat["low"] <= stat["high"]
+    paths = write_comparison(comparison, str(tmp_path / "out"))
     assert sorted(os.listdir(tmp_path / "out")) == ["comparison.json", "comparison.md",
                                                     "comparison.png"]
-    assert "| parallel" in open(paths["md"]).read()
+    markdown = open(paths["md"]).read()
+    assert "| parallel" in markdown and "interval excludes 0?" in markdown

@@ -1,0 +1,155 @@
+"""Paired bootstrap: re-accumulated resamples against pycocotools itself, paired intervals."""
+
+import contextlib
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+
+from datasets.metadata import COCO_SIGMAS
+from pose.evaluation.bootstrap import (
+    PerImageMatches,
+    paired_differences,
+    resample_image_counts,
+    resampled_stats,
+)
+from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
+
+
+def _accumulate_summarize(cocoeval):
+    with contextlib.redirect_stdout(io.StringIO()):
+        cocoeval.accumulate()
+        cocoeval.summarize()
+    return cocoeval.stats
+
+
+def _noisy_ground_truth(annotations, noise, seed, shift_joint=None, shift=0.0):
+    """Each labelled person as a prediction: keypoints + Gaussian noise (σ = ``noise`` ×
+    box size), distinct random scores, optionally one joint moved right by ``shift`` × box."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for ann in annotations["annotations"]:
+        if ann.get("num_keypoints", 0) == 0:
+            continue
+        keypoints = np.asarray(ann["keypoints"], np.float64).reshape(-1, 3)  # (K, 3)
+        size = max(ann["bbox"][2], ann["bbox"][3])
+        keypoints[:, :2] += rng.normal(size=(len(keypoints), 2)) * noise * size
+        if shift_joint is not None:
+            keypoints[shift_joint, 0] += shift * size
+        keypoints[:, 2] = 1.0
+        results.append({"image_id": ann["image_id"], "category_id": 1,
+                        "keypoints": keypoints.ravel().tolist(),
+                        "score": float(rng.uniform(0.2, 1.0))})
+    # a false positive in some images: a labelled person's pose moved far away
+    for ann in annotations["annotations"][::3]:
+        keypoints = np.asarray(ann["keypoints"], np.float64).reshape(-1, 3)
+        keypoints[:, :2] += 500.0
+        keypoints[:, 2] = 1.0
+        results.append({"image_id": ann["image_id"], "category_id": 1,
+                        "keypoints": keypoints.ravel().tolist(),
+                        "score": float(rng.uniform(0.0, 0.5))})
+    return results
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A 300-image annotation-only generated set (COCO's mix of empty and crowded images)."""
+    from datasets.synthetic import generate_coco
+
+    root = tmp_path_factory.mktemp("bootstrap_set")
+    generate_coco(root, 0, 300, 7, write_images=False, empty_image_rate=0.4,
+                  people_per_image=2.4)
+    path = root / "annotations" / "person_keypoints_val2017.json"
+    return path, json.loads(path.read_text())
+
+
+def _matches(annotation_file, results):
+    return PerImageMatches.from_cocoeval(run_cocoeval(annotation_file, results, COCO_SIGMAS))
+
+
+def test_full_set_equals_cocoeval_summarize_exactly(coco_sample_dir, generated):
+    sample = coco_sample_dir / "person_keypoints_sample.json"
+    for annotation_file in (sample, generated[0]):
+        results = _noisy_ground_truth(json.loads(annotation_file.read_text()), 0.02, 0)
+        cocoeval = run_cocoeval(annotation_file, results, COCO_SIGMAS)
+        matches = PerImageMatches.from_cocoeval(cocoeval)
+        ours = resampled_stats(matches, np.ones(len(matches.image_ids), np.int64))
+        expected = _accumulate_summarize(copy.deepcopy(cocoeval))
+        assert ours.shape == (1, len(STAT_NAMES))
+        np.testing.assert_array_equal(ours[0], expected)  # bit for bit
+        assert 0.2 < expected[0] < 1.0  # a real, imperfect AP
+
+
+def test_resample_with_repeated_images_equals_pycocotools_on_the_repeated_list(generated):
+    """A resample counts a drawn-twice image twice: pycocotools' accumulate over an
+    ``evalImgs`` list holding that image twice is the reference."""
+    annotation_file, annotations = generated
+    cocoeval = run_cocoeval(annotation_file, _noisy_ground_truth(annotations, 0.02, 1),
+                            COCO_SIGMAS)
+    matches = PerImageMatches.from_cocoeval(cocoeval)
+    num_images, num_areas = len(matches.image_ids), len(matches.area_labels)
+    counts = resample_image_counts(num_images, 3, np.random.default_rng(5))
+    ours = resampled_stats(matches, counts)
+    for row, image_counts in enumerate(counts):
+        assert image_counts.max() >= 2 and (image_counts == 0).any()
+        drawn = np.repeat(np.arange(num_images), image_counts)
+        repeated = copy.deepcopy(cocoeval)
+        repeated.evalImgs = [cocoeval.evalImgs[a * num_images + i]
+                             for a in range(num_areas) for i in drawn]
+        repeated.params.imgIds = [int(matches.image_ids[i]) for i in drawn]
+        repeated._paramsEval.imgIds = repeated.params.imgIds
+        np.testing.assert_array_equal(ours[row], _accumulate_summarize(repeated))
+
+
+def test_identical_predictions_give_exactly_zero(generated):
+    annotation_file, annotations = generated
+    seeds = [_matches(annotation_file, _noisy_ground_truth(annotations, 0.02, s))
+             for s in (0, 1)]
+    for runs in ([seeds[0]], seeds):  # one seed, and two seeds (second resampling level)
+        (pair,) = paired_differences({"a": runs, "b": list(runs)}, num_resamples=200)
+        assert pair["seeds"] == [len(runs)] * 2
+        for name, stat in pair["stats"].items():
+            assert (stat["difference"], stat["low"], stat["high"]) == (0.0, 0.0, 0.0), name
+            assert not stat["excludes_zero"]
+
+
+def test_injected_keypoint_error_gives_a_negative_difference_excluding_zero(generated):
+    annotation_file, annotations = generated
+    clean = _matches(annotation_file, _noisy_ground_truth(annotations, 0.02, 0))
+    # the same predictions with the left wrist moved by 10% of the box (OKS drops)
+    broken = _matches(annotation_file, _noisy_ground_truth(annotations, 0.02, 0,
+                                                           shift_joint=9, shift=0.1))
+    (pair,) = paired_differences({"clean": [clean], "broken": [broken]}, num_resamples=300)
+    assert (pair["reference"], pair["variant"]) == ("clean", "broken")
+    ap = pair["stats"]["AP"]
+    assert ap["low"] <= ap["difference"] <= ap["high"] < 0.0
+    assert ap["excludes_zero"]
+    # paired: the interval is much narrower than either variant's own spread over images
+    counts = resample_image_counts(len(clean.image_ids), 300, np.random.default_rng(0))
+    own = np.quantile(resampled_stats(clean, counts)[:, 0], [0.025, 0.975])
+    assert ap["high"] - ap["low"] < 0.5 * (own[1] - own[0])
+
+
+def test_resampling_is_seeded_and_reproducible(generated):
+    annotation_file, annotations = generated
+    runs = {"a": [_matches(annotation_file, _noisy_ground_truth(annotations, 0.02, 0))],
+            "b": [_matches(annotation_file, _noisy_ground_truth(annotations, 0.03, 0))]}
+    first = paired_differences(runs, num_resamples=100, seed=3)
+    assert paired_differences(runs, num_resamples=100, seed=3) == first
+    other = paired_differences(runs, num_resamples=100, seed=4)
+    assert other[0]["stats"]["AP"]["low"] != first[0]["stats"]["AP"]["low"]
+    assert other[0]["stats"]["AP"]["difference"] == first[0]["stats"]["AP"]["difference"]
+    np.testing.assert_array_equal(resample_image_counts(10, 4, np.random.default_rng(1)),
+                                  resample_image_counts(10, 4, np.random.default_rng(1)))
+    assert resample_image_counts(10, 4, np.random.default_rng(1)).sum(axis=1).tolist() == \
+        [10] * 4
+
+
+def test_runs_on_different_images_are_refused(coco_sample_dir, generated):
+    sample = coco_sample_dir / "person_keypoints_sample.json"
+    a = _matches(sample, _noisy_ground_truth(json.loads(sample.read_text()), 0.02, 0))
+    b = _matches(generated[0], _noisy_ground_truth(generated[1], 0.02, 0))
+    with pytest.raises(ValueError, match="same images"):
+        paired_differences({"a": [a], "b": [b]}, num_resamples=10)
