@@ -29,7 +29,6 @@ on its config's validation set next to the float32 AP (``pose.experiments.runtim
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -48,6 +47,7 @@ from pose.experiments.benchmark import (
     benchmark_evaluation_scale,
     measure_in_subprocess,
 )
+from pose.fileio import write_json
 from pose.models.complexity import format_table
 
 VARIANTS = (("none", "parallel"), ("branch", "parallel"), ("branch", "sequential"),
@@ -107,8 +107,7 @@ def benchmark_model(args):
     print(format_table(rows, COLUMNS))
     report = {"machine": {"cpu": _cpu_name(), "python": platform.python_version()},
               "model": base, "results": results}
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_json(report, args.out)
     print(f"\nwrote {args.out}")
 
 
@@ -122,8 +121,7 @@ def benchmark_eval_scale(args):
           f"(simulated AP {result['AP_of_simulated_predictions']:.3f}), {_cpu_name()}")
     print(format_table(rows, [("step", "step", "{}"), ("seconds", "seconds", "{:.2f}")]))
     print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    write_json(result, args.out)
     print(f"wrote {args.out}")
 
 
@@ -142,8 +140,7 @@ def benchmark_bootstrap_intervals(args):
             f"{name} {s['difference']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]"
             for name, s in pair["stats"].items()))
     print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    write_json(result, args.out)
     print(f"wrote {args.out}")
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
              "avx_vnni", "amx_int8", "f16c")
@@ -227,8 +224,7 @@ def benchmark_runtimes(args):
               "rows": rows,
               "latency": {variant_name(*k): v for k, v in latency.items()},
               "ap": {variant_name(*k): v for k, v in ap.items()}}
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_json(report, args.out)
     print(f"\nwrote {args.out}")
 
 

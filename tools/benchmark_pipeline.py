@@ -15,7 +15,6 @@ Each runs with ``num_parallel_calls=AUTOTUNE``, batches, normalizes, and is time
 """
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -36,6 +35,7 @@ from datasets.pipeline import build_dataset, normalize_batch
 from datasets.synthetic import generate_coco
 from datasets.transforms import crop_image, get_affine_transform
 from pose.codec import HeatmapCodec
+from pose.fileio import write_json
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -158,8 +158,7 @@ def main(argv=None):
     for key, label in labels.items():
         print(f"{label:<64} {results[key]['samples_per_s']:>10.1f}")
     print(f"OpenCV vs TF crops: mean |diff| = {agreement:.2f} grey levels")
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(report, args.out)
     print(f"wrote {args.out}")
 
 

@@ -4,7 +4,6 @@
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import load_config
 from pose.engine.checkpoint import build_model
+from pose.fileio import write_json
 from pose.models.complexity import describe_model, format_table
 
 COLUMNS = [("config", "config", "{}"), ("width", "W", "{}"), ("input", "input", "{}"),
@@ -40,8 +40,7 @@ def main(argv=None):
         rows.append(row)
     print(format_table(rows, COLUMNS))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+        write_json(rows, args.json)
 
 
 if __name__ == "__main__":
