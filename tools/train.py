@@ -16,7 +16,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.config import load_config
-from pose.engine.training import STRATEGIES, train
+from pose.engine.distribution import STRATEGIES
+from pose.engine.training import train
 from pose.errors import run_tool
 
 

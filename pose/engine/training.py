@@ -24,21 +24,15 @@ from a copy of the chief's ``backup/`` (so ``workdir`` must be on storage that e
 reads, as for Keras's own multi-worker backups).
 """
 
-import contextlib
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import logging
-import math
 import os
 import shutil
-import tempfile
-import time
 
 import keras
-import numpy as np
 
 from datasets.coco import load_coco, load_train_records
 from datasets.metadata import DatasetMeta
@@ -46,328 +40,29 @@ from datasets.pipeline import PipelineStats, build_dataset
 from datasets.transforms import Augmentation
 from pose.codec import codec_for_model
 from pose.config import ConfigError, config_to_dict, load_config, save_config
-from pose.engine.checkpoint import build_model, check_model_config, save_model
+from pose.engine.callbacks import (
+    EpochStepDecay,
+    FirstStepNotice,
+    HeatmapImages,
+    LearningRateLogger,
+    SafeCheckpoints,
+    ValidationAP,
+)
+from pose.engine.checkpoint import build_model, check_model_config
+from pose.engine.distribution import (
+    SyncMovingStatistics,
+    adapt_to_multiworker,
+    make_strategy,
+    weights_digest,
+    worker_role,
+    worker_scratch,
+)
 from pose.engine.pretrained import initialize_from, require_init_weights
 from pose.errors import UserError
-from pose.evaluation.evaluator import evaluate
-from pose.evaluation.metrics import STAT_NAMES
-from pose.evaluation.predictor import forward
 from pose.fileio import write_json, write_text
 from pose.models.losses import JointsMSELoss
 
-STRATEGIES = ("default", "mirrored", "multiworker")
-
 logger = logging.getLogger(__name__)
-
-
-@keras.saving.register_keras_serializable(package="pose")
-class EpochStepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """HRNet's multi-step schedule in epochs, with an optional linear warm-up.
-
-    lr(step) = base_lr · factor^(number of boundaries ≤ epoch), where epoch = step /
-    steps_per_epoch; during the first ``warmup_epochs`` it rises linearly from
-    base_lr / steps to base_lr.
-
-    Args:
-        base_lr: float, the initial learning rate.
-        steps_per_epoch: int, optimizer steps in one epoch.
-        boundaries: tuple of int, epochs at which the rate is multiplied by ``factor``.
-        factor: float, the multiplier at each boundary. Default 0.1.
-        warmup_epochs: float, epochs of linear warm-up. Default 0.
-    """
-
-    def __init__(self, base_lr, steps_per_epoch, boundaries, factor=0.1, warmup_epochs=0):
-        if steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
-        self.base_lr = float(base_lr)
-        self.steps_per_epoch = int(steps_per_epoch)
-        self.boundaries = tuple(int(b) for b in boundaries)
-        self.factor = float(factor)
-        self.warmup_epochs = float(warmup_epochs)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        epoch = step / self.steps_per_epoch
-        drops = sum(keras.ops.cast(epoch >= b, "float32") for b in self.boundaries)
-        lr = self.base_lr * keras.ops.power(self.factor, drops)
-        if self.warmup_epochs > 0:
-            warmup_steps = self.warmup_epochs * self.steps_per_epoch
-            lr = lr * keras.ops.minimum(1.0, (step + 1.0) / warmup_steps)
-        return lr
-
-    def get_config(self):
-        return {"base_lr": self.base_lr, "steps_per_epoch": self.steps_per_epoch,
-                "boundaries": self.boundaries, "factor": self.factor,
-                "warmup_epochs": self.warmup_epochs}
-
-
-def make_strategy(name):
-    """A ``tf.distribute`` strategy by name: default, mirrored (all local devices), multiworker."""
-    import tensorflow as tf
-
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
-
-
-def worker_role(distribution):
-    """``(is_chief, task)`` of this process in the strategy's cluster: a single process is
-    the chief; in a multi-worker cluster the chief is ``chief`` in ``TF_CONFIG``, else
-    ``worker`` 0; ``task`` is e.g. ``"worker1"`` (None outside a cluster)."""
-    resolver = getattr(distribution, "cluster_resolver", None)
-    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if not spec or resolver.task_type is None:
-        return True, None
-    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
-    chief = task_type == "chief" or (task_type == "worker" and task_id == 0
-                                     and "chief" not in spec)
-    return chief, f"{task_type}{task_id}"
-
-
-@contextlib.contextmanager
-def worker_scratch(workdir, task):
-    """A non-chief worker's own temporary workdir, seeded with the chief's ``backup/``
-    (so that it resumes from the same epoch) and removed afterwards."""
-    scratch = tempfile.mkdtemp(prefix=f"pose_{task}_")
-    try:
-        backup = os.path.join(workdir, "backup")
-        if os.path.isdir(backup):
-            shutil.copytree(backup, os.path.join(scratch, "backup"))
-        yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def adapt_to_multiworker(model, distribution):
-    """Let ``model.fit`` run under ``MultiWorkerMirroredStrategy`` (Keras 3.15).
-
-    Keras 3's TensorFlow trainer has two gaps under that strategy (keras-team/keras#20585);
-    this fills both on ``model`` alone, and leaves other strategies untouched:
-
-    - before the first step it reduces one distributed ``(images, heatmaps, weights)``
-      batch with a single ``strategy.reduce`` call to learn the shapes, which fails for a
-      nested structure across workers ("Attempt to convert a value (PerReplica ...)"); the
-      shapes are all it needs, so it gets this worker's own replica batch instead;
-    - after each step it averages every log across workers with ``strategy.reduce("MEAN",
-      v, axis=0)``, which fails on the scalar loss ("Invalid reduction dimension 0"); the
-      train step therefore returns each log as a one-element vector, which that reduction
-      turns back into the scalar mean over the workers.
-
-    Returns True when ``model`` was adapted (a multi-worker strategy), else False.
-    """
-    import tensorflow as tf
-
-    if not isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
-        return False
-    symbolic_build = model._maybe_symbolic_build
-    train_step = model.train_step
-
-    def local_batch(value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return distribution.experimental_local_results(value)[0]
-        return value
-
-    def build(iterator=None, data_batch=None):
-        if iterator is not None and data_batch is None:
-            for _, _, batches in iterator:
-                data_batch = tf.nest.map_structure(local_batch, next(batches))
-                break
-        return symbolic_build(data_batch=data_batch)
-
-    def step_with_vector_logs(data):
-        return {name: keras.ops.reshape(value, (1,))
-                for name, value in train_step(data).items()}
-
-    model._maybe_symbolic_build = build
-    model.train_step = step_with_vector_logs
-    return True
-
-
-class SyncMovingStatistics(keras.callbacks.Callback):
-    """Multi-worker training: average the non-trainable weights (BatchNorm moving mean and
-    variance) over the workers at the end of every epoch.
-
-    The trainable weights stay equal on every worker (gradients are all-reduced), but each
-    worker's batch norm updates its moving statistics from its own batches, so they drift
-    apart and the chief's checkpoint would hold the chief's alone. Averaging them (one
-    collective of all of them per epoch) makes every worker hold the same model, with
-    statistics over the global batch's data (PyTorch's DistributedDataParallel broadcasts
-    rank 0's instead). Runs before the backup and checkpoint callbacks.
-    """
-
-    def __init__(self, distribution):
-        super().__init__()
-        self.distribution = distribution
-
-    def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
-        variables = [w for w in self.model.non_trainable_weights
-                     if keras.backend.is_float_dtype(w.dtype)]
-        if not variables:
-            return
-        local = np.concatenate([keras.ops.convert_to_numpy(w).ravel() for w in variables])
-        per_worker = self.distribution.experimental_distribute_values_from_function(
-            lambda _: tf.constant(local))
-        mean = self.distribution.reduce("MEAN", per_worker, axis=None).numpy()
-        offset = 0
-        for w in variables:
-            size = int(np.prod(w.shape))
-            w.assign(mean[offset:offset + size].reshape(w.shape))  # (flat) -> weight shape
-            offset += size
-
-
-def weights_digest(model):
-    """SHA-256 of all of ``model``'s weights in order: equal digests, equal weights."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-    return digest.hexdigest()
-
-
-class LearningRateLogger(keras.callbacks.Callback):
-    """Puts the learning rate of the epoch's last step into the epoch logs (CSV, TensorBoard).
-
-    ``optimizer.learning_rate`` at the end of an epoch is the schedule at the NEXT step,
-    i.e. the next epoch's rate after a step boundary; the rate used is the schedule at
-    ``iterations - 1``.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
-        schedule = getattr(optimizer, "_learning_rate", None)
-        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-            step = max(int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1, 0)
-            rate = schedule(step)
-        else:
-            rate = optimizer.learning_rate
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
-
-
-class FirstStepNotice(keras.callbacks.Callback):
-    """Says that the first step is being traced, and how long it took, instead of looking frozen."""
-
-    def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-        self._seen = False
-        logger.info("Tracing and compiling the training step before the first batch; on a "
-                    "CPU this takes from about half a minute to two minutes for the demo model "
-                    "and several minutes for a full W32 ...")
-
-    def on_train_batch_end(self, batch, logs=None):
-        if not self._seen:
-            self._seen = True
-            logger.info("\nfirst training step done after %.0f s",
-                        time.perf_counter() - self._start)
-
-
-class ValidationAP(keras.callbacks.Callback):
-    """COCO keypoint AP on the validation set every ``every`` epochs and after the last.
-
-    Adds ``val_AP`` ... ``val_ARL`` to the epoch logs (NaN on epochs without evaluation,
-    so the CSV columns stay fixed) before the logging and checkpoint callbacks read them.
-
-    Args:
-        codec: the model's ``HeatmapCodec``.
-        meta: ``DatasetMeta`` (flip pairs, OKS sigmas).
-        test_cfg: ``pose.config.TestConfig``.
-        annotation_file, image_dir: the validation set; the annotations are read once.
-        every: int, epochs between evaluations.
-        epochs: int, the run's last epoch (always evaluated).
-        out_dir: str, ``epoch_NNN/`` folders of results and metrics go here.
-        detections: a detection-results JSON, or None for ground-truth boxes.
-        missing_images: "skip" or "error". Default "skip".
-        verbose: 0 silent, 1 progress bar and messages.
-    """
-
-    def __init__(self, codec, meta, test_cfg, annotation_file, image_dir, every, epochs,
-                 out_dir, detections=None, missing_images="skip", verbose=1):
-        super().__init__()
-        self.codec = codec
-        self.meta = meta
-        self.test_cfg = test_cfg
-        self.annotation_file = annotation_file
-        self.image_dir = image_dir
-        self.detections = detections
-        self.missing_images = missing_images
-        self.every = max(1, int(every))
-        self.epochs = epochs
-        self.out_dir = out_dir
-        self.verbose = verbose
-        self._coco = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        due = (epoch + 1) % self.every == 0 or epoch + 1 == self.epochs
-        if not due:
-            logs.update({f"val_{name}": math.nan for name in STAT_NAMES})
-            return
-        if self.verbose:
-            logger.info("\nvalidation AP after epoch %d:", epoch + 1)
-        if self._coco is None:
-            self._coco = load_coco(self.annotation_file)
-        report = evaluate(self.model, self.codec, self.meta, self.test_cfg, self._coco,
-                          self.image_dir, self.detections,
-                          missing_images=self.missing_images,
-                          out_dir=os.path.join(self.out_dir, f"epoch_{epoch + 1:03d}"),
-                          verbose=self.verbose)
-        logs.update({f"val_{name}": float(report[name]) for name in STAT_NAMES})
-
-
-class SafeCheckpoints(keras.callbacks.Callback):
-    """``last.keras`` every epoch and ``best.keras`` on a new best validation AP, atomically."""
-
-    def __init__(self, workdir, config, monitor="val_AP"):
-        super().__init__()
-        self.workdir = workdir
-        self.config = config
-        self.monitor = monitor
-        self.best_path = os.path.join(workdir, "best.json")
-        self.best = -math.inf
-        if os.path.isfile(self.best_path):  # a resumed run keeps its best so far
-            with open(self.best_path, encoding="utf-8") as f:
-                self.best = json.load(f)[monitor]
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        save_model(self.model, os.path.join(self.workdir, "last.keras"), self.config)
-        value = logs.get(self.monitor, math.nan)
-        if not math.isnan(value) and value > self.best:
-            self.best = value
-            save_model(self.model, os.path.join(self.workdir, "best.keras"), self.config)
-            write_json({self.monitor: value, "epoch": epoch + 1}, self.best_path)
-
-
-class HeatmapImages(keras.callbacks.Callback):
-    """TensorBoard images: for a fixed batch, target | predicted heatmaps (max over joints)."""
-
-    def __init__(self, log_dir, images, heatmaps, every):
-        super().__init__()
-        import tensorflow as tf
-
-        self._tf = tf
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "heatmaps"))
-        self.images = images
-        self.heatmaps = np.asarray(heatmaps)
-        self.every = max(1, int(every))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
-            return
-        predicted = forward(self.model, self.images)
-        target = self.heatmaps.max(axis=-1, keepdims=True)  # (B, H, W, 1)
-        predicted = np.clip(predicted.max(axis=-1, keepdims=True), 0.0, 1.0)
-        side_by_side = np.concatenate([target, predicted], axis=2)  # (B, H, 2W, 1)
-        with self.writer.as_default():
-            self._tf.summary.image("target | predicted", side_by_side, step=epoch + 1,
-                                   max_outputs=len(side_by_side))
-        self.writer.flush()
 
 
 def augmentation_from_config(data):

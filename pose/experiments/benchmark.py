@@ -199,6 +199,21 @@ def simulated_keypoints(records, gt_records, rng, noise=0.01):
     return keypoints
 
 
+def _val2017_scale_set(out_dir, num_images, seed, timings):
+    """Generate (annotation-only) and load a val2017-like set: its generator summary, the
+    annotation and detection files, and the loaded COCO object (times into ``timings``)."""
+    from datasets.coco import load_coco
+    from datasets.synthetic import generate_coco
+
+    summary = _timed(timings, "generate_annotations_s", generate_coco, out_dir, 0, num_images,
+                     seed, write_images=False, empty_image_rate=0.46, people_per_image=2.4,
+                     false_positives_per_image=19.5)["val2017"]
+    annotations = os.path.join(out_dir, "annotations", "person_keypoints_val2017.json")
+    detections = os.path.join(out_dir, "annotations", "person_detection_results_val2017.json")
+    coco = _timed(timings, "load_annotations_s", load_coco, annotations)
+    return summary, annotations, detections, coco
+
+
 def benchmark_evaluation_scale(out_dir, num_images=5000, batch_size=512, seed=0):
     """Post-processing and COCOeval time at COCO val2017 size (annotation-only data).
 
@@ -208,20 +223,15 @@ def benchmark_evaluation_scale(out_dir, num_images=5000, batch_size=512, seed=0)
     mapping to the image, rescoring + OKS-NMS per image, and pycocotools COCOeval on
     predictions simulated around the ground truth. Returns a JSON-ready dict.
     """
-    from datasets.coco import load_coco, load_eval_records
+    from datasets.coco import load_eval_records
     from datasets.metadata import DatasetMeta
-    from datasets.synthetic import generate_coco
     from pose.codec import HeatmapCodec
     from pose.evaluation.metrics import evaluate_coco_keypoints, postprocess_predictions
     from pose.evaluation.predictor import crop_to_image
 
     timings = {}
-    summary = _timed(timings, "generate_annotations_s", generate_coco, out_dir, 0, num_images,
-                     seed, write_images=False, empty_image_rate=0.46, people_per_image=2.4,
-                     false_positives_per_image=19.5)["val2017"]
-    annotations = os.path.join(out_dir, "annotations", "person_keypoints_val2017.json")
-    detections = os.path.join(out_dir, "annotations", "person_detection_results_val2017.json")
-    coco = _timed(timings, "load_annotations_s", load_coco, annotations)
+    summary, annotations, detections, coco = _val2017_scale_set(out_dir, num_images, seed,
+                                                                 timings)
     meta = DatasetMeta.from_coco(coco)
     records = _timed(timings, "load_detection_records_s", load_eval_records, coco,
                      os.path.join(out_dir, "val2017"), (192, 256), detections=detections,
@@ -266,19 +276,14 @@ def benchmark_bootstrap(out_dir, num_images=5000, num_resamples=1000, seed=0,
     then ``num_resamples`` paired resamples of the images are re-accumulated. Returns a
     JSON-ready dict with the timings and the intervals.
     """
-    from datasets.coco import load_coco, load_eval_records
+    from datasets.coco import load_eval_records
     from datasets.metadata import DatasetMeta
-    from datasets.synthetic import generate_coco
     from pose.evaluation.bootstrap import PerImageMatches, paired_differences
     from pose.evaluation.metrics import postprocess_predictions, run_cocoeval
 
     timings = {}
-    summary = _timed(timings, "generate_annotations_s", generate_coco, out_dir, 0, num_images,
-                     seed, write_images=False, empty_image_rate=0.46, people_per_image=2.4,
-                     false_positives_per_image=19.5)["val2017"]
-    annotations = os.path.join(out_dir, "annotations", "person_keypoints_val2017.json")
-    detections = os.path.join(out_dir, "annotations", "person_detection_results_val2017.json")
-    coco = load_coco(annotations)
+    summary, annotations, detections, coco = _val2017_scale_set(out_dir, num_images, seed,
+                                                                 timings)
     meta = DatasetMeta.from_coco(coco)
     image_dir = os.path.join(out_dir, "val2017")
     records = load_eval_records(coco, image_dir, (192, 256), detections=detections,

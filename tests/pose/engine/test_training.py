@@ -17,7 +17,9 @@ import pytest
 
 from datasets.metadata import DatasetMeta, MetadataError
 from pose.config import load_config, save_config
-from pose.engine.training import EpochStepDecay, train, trim_log, weights_digest
+from pose.engine.callbacks import EpochStepDecay
+from pose.engine.distribution import weights_digest
+from pose.engine.training import train, trim_log
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -311,10 +313,10 @@ def test_trim_log_drops_rows_of_epochs_not_done(tmp_path):
 
 def test_first_step_notice_does_not_promise_seconds(caplog):
     """The demo model's first step took 29-97 s on two loaded cores: the notice says so."""
-    from pose.engine.training import FirstStepNotice
+    from pose.engine.callbacks import FirstStepNotice
 
     notice = FirstStepNotice()
-    with caplog.at_level(logging.INFO, logger="pose.engine.training"):
+    with caplog.at_level(logging.INFO, logger="pose.engine.callbacks"):
         notice.on_train_begin()
         notice.on_train_batch_end(0)
     begin, done = (r.getMessage() for r in caplog.records)
