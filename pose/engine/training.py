@@ -245,7 +245,8 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
     stats = PipelineStats()
     dataset = build_dataset(records, codec, global_batch, training=True,
                             seed=config.train.seed, meta=meta,
-                            augmentation=augmentation_from_config(config.data), stats=stats)
+                            augmentation=augmentation_from_config(config.data), stats=stats,
+                            image_cache_mib=data.image_cache_mib)
     try:
         sample_images, sample_heatmaps, _ = next(iter(dataset.take(1)))
     except StopIteration:

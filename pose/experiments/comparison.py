@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import tempfile
+import time
 
 import numpy as np
 
@@ -99,11 +100,15 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
             run_dir = os.path.join(workdir, variant, f"seed{seed}")
             if verbose:
                 logger.info("\n=== %s PSA, seed %d -> %s", variant, seed, run_dir)
+            train_seconds = None  # a finished run is reused: its training was not timed here
             if not _finished(run_dir, run_config.train.epochs):
+                start = time.perf_counter()
                 train(run_config, run_dir, verbose=verbose, validate=False)
+                train_seconds = time.perf_counter() - start
             model, _ = load_model(os.path.join(run_dir, "last.keras"))
-            runs.append(_evaluate_run(variant, model, run_config,
-                                      os.path.join(run_dir, "test"), verbose))
+            runs.append({**_evaluate_run(variant, model, run_config,
+                                         os.path.join(run_dir, "test"), verbose),
+                         "train_seconds": train_seconds})
     return summarize_comparison(runs, num_resamples, bootstrap_seed)
 
 
@@ -162,6 +167,8 @@ def summarize(runs):
                                               "macs_g", "boxes", "flip_test")}
         row["seeds"] = len(group)
         row["latency_ms"] = float(np.median([run["latency_ms"] for run in group]))
+        timed = [run["train_seconds"] for run in group if run.get("train_seconds") is not None]
+        row["train_seconds"] = float(np.median(timed)) if timed else None
         for name in STAT_NAMES:
             values = np.array([run["metrics"][name] for run in group], np.float64)
             row[f"{name}_mean"] = float(values.mean())
@@ -180,16 +187,21 @@ def comparison_markdown(comparison):
         for name in STAT_NAMES:  # one seed has no spread to show
             cells[name] = f"{row[f'{name}_mean']:.3f}" + (
                 f" ± {row[f'{name}_std']:.3f}" if row["seeds"] > 1 else "")
-        cells.update(params=row["params"], macs_g=row["macs_g"], latency_ms=row["latency_ms"])
+        cells.update(params=row["params"], macs_g=row["macs_g"], latency_ms=row["latency_ms"],
+                     train_minutes="–" if row.get("train_seconds") is None
+                     else f"{row['train_seconds'] / 60:.1f}")
         table_rows.append(cells)
     columns = ([("variant", "variant", "{}"), ("psa", "PSA", "{}"), ("seeds", "seeds", "{}")]
                + [(name, name, "{}") for name in STAT_NAMES]
                + [("params", "params", "{:,}"), ("macs_g", "MACs (G)", "{:.3f}"),
-                  ("latency_ms", "batch-1 latency (ms)", "{:.1f}")])
+                  ("latency_ms", "batch-1 latency (ms)", "{:.1f}"),
+                  ("train_minutes", "training (min)", "{}")])
     source = rows[0]
     note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
             f"flip test: {'on' if source['flip_test'] else 'off'}. AP/AR: mean ± std over "
-            "seeds (one seed: the value; pycocotools COCOeval); latency on this machine's CPU.")
+            "seeds (one seed: the value; pycocotools COCOeval); latency and training time (median "
+            "over seeds, including the first step's trace; – for a run reused from an earlier "
+            "call) on this machine's CPU.")
     return ("# PSA comparison\n\n" + note + "\n\n" + format_table(table_rows, columns) + "\n\n"
             + differences_markdown(comparison))
 

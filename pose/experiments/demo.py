@@ -10,6 +10,7 @@
 """
 
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -103,6 +104,16 @@ def export_and_infer(checkpoint, image_dir, detections, out_dir):
     return startup
 
 
+@contextlib.contextmanager
+def _timed(phases, name):
+    """Adds the seconds spent in the ``with`` block to ``phases[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+
+
 def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
              reference_model=None):
     """Everything the README's demo command does; returns the paths it wrote.
@@ -112,38 +123,54 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
     reported beside this machine's speed.
     """
     start = time.perf_counter()
-    reference_ms = speed_reference_ms(reference_model)
+    phases = {}
+    with _timed(phases, "speed reference (build and time HRNet-W32)"):
+        reference_ms = speed_reference_ms(reference_model)
     logger.info("speed reference: %s batch-1 forward %.0f ms on this machine (BENCHMARKS.md "
                 "lists it for the machine the demo was timed on)",
                 "HRNet-W32 256x192" if reference_model is None else "reference model",
                 reference_ms)
     data_root = os.path.join(workdir, "data")
-    ensure_synthetic_data(data_root, num_train, num_val, seed)
+    with _timed(phases, "data (generate, or check the existing set)"):
+        ensure_synthetic_data(data_root, num_train, num_val, seed)
     config = load_config(config_path, [f"data.root={data_root}", *overrides])
 
     comparison_dir = os.path.join(workdir, "comparison")
-    comparison = run_comparison(config, comparison_dir, variants=("none", "parallel"),
-                                placement=config.model.psa_placement
-                                if config.model.psa_placement != "none" else "branch", seeds=1)
-    paths = write_comparison(comparison, comparison_dir)
+    with _timed(phases, "train + evaluate both variants, paired bootstrap"):
+        comparison = run_comparison(
+            config, comparison_dir, variants=("none", "parallel"),
+            placement=config.model.psa_placement
+            if config.model.psa_placement != "none" else "branch", seeds=1)
+        paths = write_comparison(comparison, comparison_dir)
+    for row in comparison["variants"]:
+        if row["train_seconds"] is not None:
+            phases[f"  of which training {row['variant']} (first-step trace included)"] = \
+                row["train_seconds"]
 
     annotation_file = config.data.resolve(config.data.val_annotations)
     image_dir = config.data.resolve(config.data.val_images)
     overlays = {}
-    for variant in ("none", "parallel"):
-        run_dir = os.path.join(comparison_dir, variant, "seed0")
-        overlays[variant] = draw_results(
-            os.path.join(run_dir, "test", "keypoints_results.json"), annotation_file,
-            image_dir, os.path.join(workdir, "overlays", variant))
-        plot_training_curves(os.path.join(run_dir, "log.csv"),
-                             os.path.join(run_dir, "training_curves.png"))
+    with _timed(phases, "overlays and training curves"):
+        for variant in ("none", "parallel"):
+            run_dir = os.path.join(comparison_dir, variant, "seed0")
+            overlays[variant] = draw_results(
+                os.path.join(run_dir, "test", "keypoints_results.json"), annotation_file,
+                image_dir, os.path.join(workdir, "overlays", variant))
+            plot_training_curves(os.path.join(run_dir, "log.csv"),
+                                 os.path.join(run_dir, "training_curves.png"))
 
-    export_and_infer(os.path.join(comparison_dir, "parallel", "seed0", "last.keras"), image_dir,
-                     os.path.join(data_root, config.test.detections),
-                     os.path.join(workdir, "tflite"))
+    with _timed(phases, "export .tflite + tools/infer.py on it"):
+        export_and_infer(os.path.join(comparison_dir, "parallel", "seed0", "last.keras"),
+                         image_dir, os.path.join(data_root, config.test.detections),
+                         os.path.join(workdir, "tflite"))
+    total = time.perf_counter() - start
+    timings = {"total_seconds": total, "speed_reference_ms": reference_ms, "phases": phases}
+    write_json(timings, os.path.join(workdir, "timings.json"))
     logger.info("\n%s", comparison_markdown(comparison))
+    logger.info("\nwhere the demo's time went (%s):\n%s", os.path.join(workdir, "timings.json"),
+                "\n".join(f"  {name:<58} {seconds:6.1f} s" for name, seconds in phases.items()))
     logger.info("demo finished in %.1f min (speed reference: W32 batch-1 forward %.0f ms). "
-                "Outputs:", (time.perf_counter() - start) / 60, reference_ms)
+                "Outputs:", total / 60, reference_ms)
     logger.info("  data set (COCO format):   %s", data_root)
     logger.info("  comparison table / chart: %s  %s", paths["md"], paths["png"])
     for variant in overlays:
@@ -152,5 +179,6 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
                     "tensorboard/, test/metrics.json)", variant, run_dir)
         logger.info("  %8s PSA overlays:  %s", variant,
                     os.path.join(workdir, "overlays", variant))
-    return {"comparison": paths, "overlays": overlays, "speed_reference_ms": reference_ms}
+    return {"comparison": paths, "overlays": overlays, "speed_reference_ms": reference_ms,
+            "timings": timings}
 

@@ -13,7 +13,12 @@ import pytest
 import tensorflow as tf
 
 from datasets.coco import PoseRecords, load_eval_records, load_train_records, read_image_rgb
-from datasets.pipeline import PipelineStats, build_dataset, build_eval_dataset
+from datasets.pipeline import (
+    DecodedImageCache,
+    PipelineStats,
+    build_dataset,
+    build_eval_dataset,
+)
 from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, affine_points, get_affine_transform
 from pose.codec import HeatmapCodec
 
@@ -169,6 +174,35 @@ def test_corrupt_and_missing_images_are_skipped_and_counted(tmp_path):
     assert (stats.decode_errors, stats.missing_files) == (2, 2)  # counted per sample read,
     assert sorted(stats.as_dict()["failed_paths"]) == sorted(  # but each path listed once
         [records.image_paths[2], records.image_paths[5]])
+
+
+def test_decoded_image_cache_gives_the_same_batches_within_its_budget(tmp_path):
+    records = _blob_dataset(tmp_path, 8)
+    plain = [collect(build_dataset(records, CODEC, 4, training=True, seed=5))]
+    ds = build_dataset(records, CODEC, 4, training=True, seed=5, image_cache_mib=1)
+    cached = [collect(ds)]
+    for path in records.image_paths:  # the second epoch must come from memory
+        os.remove(path)
+    cached.append(collect(ds))
+    plain_ds = build_dataset(_blob_dataset(tmp_path, 8), CODEC, 4, training=True, seed=5)
+    plain.append([collect(plain_ds) for _ in range(2)][1])
+    for got, want in zip(cached, plain):
+        for x, y in zip(got, want):
+            np.testing.assert_array_equal(x, y)
+
+    image_bytes = 120 * 160 * 3
+    records = _blob_dataset(tmp_path, 3)
+    cache, stats = DecodedImageCache(2 * image_bytes + 1), PipelineStats()
+    for path in records.image_paths:
+        assert cache.get(path, stats).shape == (120, 160, 3)
+    assert cache.bytes == 2 * image_bytes  # the third image did not fit: read, not kept
+    os.remove(records.image_paths[2])
+    assert cache.get(records.image_paths[0], stats) is not None  # kept
+    assert cache.get(records.image_paths[2], stats) is None  # not kept: read again, missing
+    assert cache.get(records.image_paths[2], stats) is None  # failures are not cached
+    assert stats.missing_files == 2
+    with pytest.raises(ValueError, match="image_cache_mib"):
+        build_dataset(records, CODEC, 4, training=True, image_cache_mib=-1)
 
 
 def collect_eval(ds):

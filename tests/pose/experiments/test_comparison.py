@@ -78,11 +78,14 @@ def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_con
     assert [row["variant"] for row in rows] == ["none", "parallel"]
     assert rows[0]["params"] < rows[1]["params"]  # PSA adds weights
     assert all(0.0 <= row["AP_mean"] <= 1.0 for row in rows)
+    assert all(row["train_seconds"] > 0 for row in rows)  # trained in this call: timed
     log = tmp_path / "none" / "seed0" / "log.csv"
     before = log.read_text()
     again = run_comparison(tiny_config, str(tmp_path), variants=("none",), seeds=1, verbose=0)
     assert log.read_text() == before  # finished: not trained again
     assert again["variants"][0]["AP_mean"] == rows[0]["AP_mean"]
+    assert again["variants"][0]["train_seconds"] is None  # reused, so not timed
+    assert "| –" in comparison_markdown(again).split("## Paired")[0]
     assert again["differences"] == [] and "single variant" in again["bootstrap"]["skipped"]
 
     (pair,) = comparison["differences"]
