@@ -85,9 +85,10 @@ class DynamicBatchModel:
     With ``background=True`` the graph is traced and instantiated (a first call on one
     blank crop: TensorFlow builds the executor and kernels then, whatever the batch) in a
     thread started here; the first ``predict_on_batch`` waits for it. Started before the
-    weights load (``load_network``), the instantiation, which runs in C++ without the GIL,
-    overlaps with the loading. The weights may change under the thread: its output is
-    discarded, and the graph reads the variables at every call.
+    weights load (``load_network``), this overlaps with the loading: the trace shares the
+    GIL with it, the instantiation runs in C++ without the GIL. The weights may change
+    under the thread: its output is discarded, and the graph reads the variables at every
+    call.
 
     Args:
         model: a Keras model with a fixed input size (its batch dimension is left free).
