@@ -212,4 +212,10 @@ def test_export_tool_refuses_before_loading(tmp_path):
                           str(tmp_path / "m.tflite")],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert run.returncode == 2 and "--calibration-images DIR" in run.stderr, run.stderr
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "export.py"), "--weights",
+                          str(tmp_path / "absent.keras"), "--format", "onnx", "--quantize",
+                          "int8", "--float-ops", "EXP", "--out", str(tmp_path / "m.onnx")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 2, run.stderr
+    assert "--float-ops is for --format tflite --quantize int8" in run.stderr
     assert sorted(os.listdir(tmp_path)) == ["ann.json"]
