@@ -183,13 +183,18 @@ def _selectively_quantized(converter, calibration, float_ops):
     """int8 flatbuffer with the ops named ``float_ops`` left in float32, through TFLite's
     quantization debugger (calibrates once on the converter's representative dataset;
     its own debug dataset is only used by ``run()``, which is not called here)."""
+    import warnings
+
     import tensorflow as tf
 
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=lambda: ([crop[None]] for crop in calibration[:1]),
-        debug_options=options)
-    return debugger.get_nondebug_quantized_model()
+    with warnings.catch_warnings():  # the debugger's own tf.lite.Interpreter deprecation
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=lambda: ([crop[None]] for crop in calibration[:1]),
+            debug_options=options)
+        return debugger.get_nondebug_quantized_model()
 
 
 def _export_onnx(model, path, quantize, calibration):
