@@ -82,17 +82,18 @@ class DynamicBatchModel:
     ``reduce_retracing``, once more for a relaxed shape); tracing a W32 HRNet costs
     seconds, so a run that meets several batch sizes would pay it several times.
 
-    With ``background=True`` the graph is traced and instantiated (a first call on one
-    blank crop: TensorFlow builds the executor and kernels then, whatever the batch) in a
-    thread started here; the first ``predict_on_batch`` waits for it. Started before the
-    weights load (``load_network``), this overlaps with the loading: the trace shares the
-    GIL with it, the instantiation runs in C++ without the GIL. The weights may change
-    under the thread: its output is discarded, and the graph reads the variables at every
-    call.
+    With ``background=True`` the graph is traced here, then instantiated in a thread (a
+    first call on one blank crop: TensorFlow builds the executor and kernels then,
+    whatever the batch); the first ``predict_on_batch`` waits for it. Called before the
+    weights load (``load_network``), the instantiation, which runs in TensorFlow's C++
+    without the GIL, overlaps with the loading (Python). The trace itself stays in the
+    caller's thread: it is Python too, and would only share the GIL with the loading.
+    The weights may change under the thread: its output is discarded, and the graph reads
+    the variables at every call.
 
     Args:
         model: a Keras model with a fixed input size (its batch dimension is left free).
-        background: bool, trace and instantiate in a thread now. Default False.
+        background: bool, trace now and instantiate in a thread. Default False.
     """
 
     def __init__(self, model, background=False):
@@ -104,9 +105,10 @@ class DynamicBatchModel:
         self._thread = None
         self._thread_error = None
         if background:
+            self._call.get_concrete_function()  # the trace
             # Not a daemon: interpreter shutdown waits for it (killing a thread inside
             # TensorFlow's C++ aborts the process).
-            self._thread = threading.Thread(target=self._prepare, name="trace-graph")
+            self._thread = threading.Thread(target=self._prepare, name="instantiate-graph")
             self._thread.start()
 
     @property
@@ -164,10 +166,9 @@ def load_network(path, runtime="auto", threads=None, input_size=None, optimize_g
             the graph runs the ops as written, as eager Keras does (BENCHMARKS.md,
             "Start-up of inference"). ``tools/infer.py`` passes False. Default True.
         trace_ahead: bool; for a ``.keras`` checkpoint, return a ``DynamicBatchModel``
-            whose graph is traced and instantiated in a thread started as soon as the
-            network is built, so that part overlaps with loading the weights (what
-            ``PoseEstimator`` would do at its first call anyway). ``tools/infer.py``
-            passes True. Default False.
+            whose graph is traced as soon as the network is built and instantiated in a
+            thread while the weights load (what ``PoseEstimator`` would do at its first
+            call anyway). ``tools/infer.py`` passes True. Default False.
 
     Returns:
         ``(model, config)``; ``model`` has ``predict_on_batch`` (a Keras model, or with

@@ -205,18 +205,30 @@ def test_network_traced_ahead_gives_the_keras_path_results(checkpoint):
     assert padded.predictor.model is network.model
 
 
-def test_background_trace_failure_surfaces_at_the_first_call():
+def test_background_instantiation_failure_surfaces_at_the_first_call():
+    import tensorflow as tf
+
     from pose.apis.estimator import DynamicBatchModel
 
-    class Broken:
+    class FailsOnOneCrop:  # traces, then fails when run on the thread's one blank crop
+        input_shape = (None, 8, 8, 3)
+
+        def __call__(self, x, training=False):
+            tf.debugging.assert_greater(tf.shape(x)[0], 1, message="one crop is not enough")
+            return x
+
+    network = DynamicBatchModel(FailsOnOneCrop(), background=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one crop is not enough"):
+        network.predict_on_batch(np.zeros((4, 8, 8, 3), np.float32))
+
+    class Untraceable:
         input_shape = (None, 8, 8, 3)
 
         def __call__(self, x, training=False):
             raise RuntimeError("no graph today")
 
-    network = DynamicBatchModel(Broken(), background=True)
-    with pytest.raises(RuntimeError, match="no graph today"):
-        network.predict_on_batch(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(RuntimeError, match="no graph today"):  # the trace is not deferred
+        DynamicBatchModel(Untraceable(), background=True)
 
 
 # ----------------------------------------------------------------------------- real images
