@@ -164,10 +164,12 @@ def benchmark_runtimes(args):
     from pose.experiments.runtime_benchmark import (
         evaluate_variants,
         export_variants,
+        parse_variants,
         time_variants,
         variant_name,
     )
 
+    variants = parse_variants(args.variants)
     os.makedirs(args.workdir, exist_ok=True)
     model, config = load_model(args.weights)
     if config is None:
@@ -175,12 +177,15 @@ def benchmark_runtimes(args):
     ann = config.data.resolve(config.data.train_annotations)
     images = config.data.resolve(config.data.train_images)
     h, w = model.input_shape[1:3]
-    print(f"accuracy model {args.weights}: exports, then AP on its validation set", flush=True)
-    crops = calibration_crops(ann, images, (w, h), count=args.calibration_count)
-    paths = export_variants(model, config, args.workdir, "accuracy", crops)
-    ap = evaluate_variants(model, config, paths)
-    sizes_acc = {key: os.path.getsize(p) for key, p in paths.items()}
-    sizes_acc[("keras", None)] = os.path.getsize(args.weights)
+    ap, sizes_acc = {}, {}
+    if not args.latency_only:
+        print(f"accuracy model {args.weights}: exports, then AP on its validation set",
+              flush=True)
+        crops = calibration_crops(ann, images, (w, h), count=args.calibration_count)
+        paths = export_variants(model, config, args.workdir, "accuracy", crops, variants)
+        ap = evaluate_variants(model, config, paths)
+        sizes_acc = {key: os.path.getsize(p) for key, p in paths.items()}
+        sizes_acc[("keras", None)] = os.path.getsize(args.weights)
 
     latency_config = load_config(args.latency_config)
     checkpoint = os.path.join(args.workdir, "latency.keras")
@@ -192,7 +197,7 @@ def benchmark_runtimes(args):
     lat_crops = calibration_crops(ann, images, (lw, lh), count=args.latency_calibration_count)
     lat_paths = {("keras", None): checkpoint,
                  **export_variants(latency_model, latency_config, args.workdir, "latency",
-                                   lat_crops)}
+                                   lat_crops, variants)}
     del latency_model
     print("latency, each variant in a fresh process:", flush=True)
     latency = time_variants(lat_paths, rounds=args.rounds, repeats=args.repeats,
@@ -206,9 +211,9 @@ def benchmark_runtimes(args):
             "variant": variant_name(*key), "size": os.path.getsize(lat_paths[key]) / 2**20,
             "b1": lat["b1_ms"], "b1_ratio": lat["b1_ms"] / base["b1_ms"],
             "b8": lat["b8_ms"], "b8_ratio": lat["b8_ms"] / base["b8_ms"],
-            "load": lat["load_s"], "ap": ap[key]["AP"],
-            "dap": (ap[key]["AP"] - ap[("keras", None)]["AP"]) * 100,
-            "size_acc": sizes_acc[key] / 2**20})
+            "load": lat["load_s"], "ap": ap[key]["AP"] if ap else float("nan"),
+            "dap": (ap[key]["AP"] - ap[("keras", None)]["AP"]) * 100 if ap else float("nan"),
+            "size_acc": sizes_acc[key] / 2**20 if sizes_acc else float("nan")})
     columns = [("variant", "runtime / precision", "{}"), ("size", "file (MiB)", "{:.1f}"),
                ("b1", "batch 1 (ms)", "{:.0f}"), ("b1_ratio", "× Keras", "{:.2f}"),
                ("b8", "batch 8 (ms)", "{:.0f}"), ("b8_ratio", "× Keras", "{:.2f}"),
@@ -256,6 +261,13 @@ def main(argv=None):
                           help="int8 calibration crops of the trained model (default 300)")
     runtimes.add_argument("--latency-calibration-count", type=int, default=64,
                           help="int8 calibration crops of the random-weight latency model")
+    runtimes.add_argument("--variants", nargs="+", metavar="FORMAT[:MODE]",
+                          help="what to measure (the Keras baseline is always included): "
+                               "keras, tflite, onnx, tflite:float16, tflite:dynamic, "
+                               "onnx:dynamic, tflite:int8, onnx:int8 (default: all)")
+    runtimes.add_argument("--latency-only", action="store_true",
+                          help="skip the AP column (no exports of --weights, which then "
+                               "only supplies the calibration data)")
     runtimes.add_argument("--rounds", type=int, default=2)
     runtimes.add_argument("--repeats", type=int, default=10)
     runtimes.add_argument("--threads", type=int, default=None,

@@ -3,7 +3,7 @@
     python tools/export.py --weights RUN/best.keras --format saved_model|tflite|onnx --out PATH
                            [--quantize float16|dynamic|int8]
                            [--calibration ANN.json --calibration-images DIR]
-                           [--calibration-count 300]
+                           [--calibration-count 300] [--float-ops [OP ...]]
 
 Only the network is exported: decoding (flip test, heatmap → keypoints, back to the image)
 stays in Python (``pose.evaluation.predictor.Predictor`` with
@@ -15,7 +15,8 @@ NAME.tflite), so that ``tools/infer.py --weights PATH`` runs the export directly
 Quantization: ``float16`` (TFLite), ``dynamic`` (int8 weights; TFLite, ONNX) and ``int8``
 (weights and activations; TFLite, ONNX), calibrated on real crops of --calibration (COCO
 keypoint annotations; default: the config's training set) through the evaluation data
-pipeline. A mode the format cannot run is refused (exit status 2) before anything is loaded.
+pipeline. A TFLite int8 export keeps the PSA softmax ops in float32 (--float-ops). A mode
+the format cannot run is refused (exit status 2) before anything is loaded.
 
 Parity: float32 exports are compared with the Keras model on a random input (exit status
 1 when the max absolute difference exceeds --tolerance, default 1e-4). Quantized exports
@@ -50,6 +51,10 @@ def parse_args(argv=None):
                         help="the images of --calibration (required with it)")
     parser.add_argument("--calibration-count", type=int, default=300,
                         help="crops drawn from --calibration (default 300)")
+    parser.add_argument("--float-ops", nargs="*", metavar="OP",
+                        help="TFLite ops an int8 .tflite keeps in float32 (default: the PSA "
+                             "softmax, pose.apis.export.INT8_FLOAT_OPS; none given: every "
+                             "op in int8)")
     parser.add_argument("--tolerance", type=float,
                         help="float32: largest acceptable max abs difference (default 1e-4); "
                              "quantized: largest acceptable relative RMS difference "
@@ -103,19 +108,22 @@ def main(argv=None):
             raise ValueError(f"--calibration {args.calibration}: no such file")
         if args.calibration and not args.calibration_images:
             raise ValueError("--calibration needs --calibration-images DIR (its images)")
+        if args.float_ops is not None and (args.format, args.quantize) != ("tflite", "int8"):
+            raise ValueError("--float-ops is for --format tflite --quantize int8")
     except (ExportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from pose.apis.export import export_model, parity
+    from pose.apis.export import INT8_FLOAT_OPS, export_model, parity
     from pose.config import config_path_for, save_config
     from pose.engine.checkpoint import load_model
 
     model, config = load_model(args.weights)
     try:
         crops = _calibration(args, config, model)
+        float_ops = INT8_FLOAT_OPS if args.float_ops is None else tuple(args.float_ops)
         path = export_model(model, args.out, args.format, quantize=args.quantize,
-                            calibration=crops)
+                            calibration=crops, float_ops=float_ops)
     except (ExportError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -113,7 +113,8 @@ def main(argv=None):
     from pose.config import resolve_config
 
     model, saved_config = load_network(args.weights, args.runtime, args.threads,
-                                       input_size=args.input_size)
+                                       input_size=args.input_size, optimize_graph=False,
+                                       trace_ahead=args.batching == "dynamic")
     print(runtime_description(model, args.threads), flush=True)
     print(f"person boxes: {source.name} ({why})", flush=True)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)

@@ -21,6 +21,7 @@ image's boxes to a fixed batch costs more compute than the real crops; see BENCH
 
 import dataclasses
 import os
+import threading
 
 import numpy as np
 
@@ -81,22 +82,64 @@ class DynamicBatchModel:
     ``reduce_retracing``, once more for a relaxed shape); tracing a W32 HRNet costs
     seconds, so a run that meets several batch sizes would pay it several times.
 
+    With ``background=True`` the graph is traced here, then instantiated in a thread (a
+    first call on one blank crop: TensorFlow builds the executor and kernels then,
+    whatever the batch); the first ``predict_on_batch`` waits for it. Called before the
+    weights load (``load_network``), the instantiation, which runs in TensorFlow's C++
+    without the GIL, overlaps with the loading (Python). The trace itself stays in the
+    caller's thread: it is Python too, and would only share the GIL with the loading.
+    The weights may change under the thread: its output is discarded, and the graph reads
+    the variables at every call.
+
     Args:
         model: a Keras model with a fixed input size (its batch dimension is left free).
+        background: bool, trace now and instantiate in a thread. Default False.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, background=False):
         import tensorflow as tf
 
         self.model = model
         spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)
         self._call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        self._thread = None
+        self._thread_error = None
+        if background:
+            self._call.get_concrete_function()  # the trace
+            # Not a daemon: interpreter shutdown waits for it (killing a thread inside
+            # TensorFlow's C++ aborts the process).
+            self._thread = threading.Thread(target=self._prepare, name="instantiate-graph")
+            self._thread.start()
+
+    @property
+    def input_shape(self):
+        return self.model.input_shape
+
+    @property
+    def output_shape(self):
+        return self.model.output_shape
+
+    @property
+    def dtype_policy(self):
+        return self.model.dtype_policy
+
+    def _prepare(self):
+        try:
+            self._call(np.zeros((1,) + tuple(self.model.input_shape[1:]), np.float32))
+        except Exception as exc:  # noqa: BLE001 (re-raised by the first predict_on_batch)
+            self._thread_error = exc
 
     def predict_on_batch(self, x):
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            if self._thread_error is not None:
+                raise self._thread_error
         return self._call(np.asarray(x, np.float32)).numpy()
 
 
-def load_network(path, runtime="auto", threads=None, input_size=None):
+def load_network(path, runtime="auto", threads=None, input_size=None, optimize_graph=True,
+                 trace_ahead=False):
     """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, a PyTorch
     HRNet checkpoint (``.pth``, converted on the fly; ``input_size`` as
     ``pose.engine.pretrained.model_from_torch_checkpoint``), or an export of
@@ -116,10 +159,21 @@ def load_network(path, runtime="auto", threads=None, input_size=None):
             for ``keras``). For ``keras`` a number sets TensorFlow's intra- and inter-op
             pools, which is process-wide. Default None.
         input_size: ``(w, h)`` of a ``.pth`` model; None: from its file name. Default None.
+        optimize_graph: bool; False turns TensorFlow's graph optimizer (Grappler) off,
+            process-wide, for the ``keras`` runtime. On HRNet it costs ~1.6 s of CPU at
+            the first call of a W32 (once per traced graph) and changes neither the
+            steady-state speed nor the heatmaps beyond float rounding (~2e-7); without it
+            the graph runs the ops as written, as eager Keras does (BENCHMARKS.md,
+            "Start-up of inference"). ``tools/infer.py`` passes False. Default True.
+        trace_ahead: bool; for a ``.keras`` checkpoint, return a ``DynamicBatchModel``
+            whose graph is traced as soon as the network is built and instantiated in a
+            thread while the weights load (what ``PoseEstimator`` would do at its first
+            call anyway). ``tools/infer.py`` passes True. Default False.
 
     Returns:
-        ``(model, config)``; ``model`` has ``predict_on_batch``, and ``runtime_description``
-        tells what runs it.
+        ``(model, config)``; ``model`` has ``predict_on_batch`` (a Keras model, or with
+        ``trace_ahead`` a ``DynamicBatchModel`` of it), and ``runtime_description`` tells
+        what runs it.
     """
     from pose.apis.runtimes import choose_runtime, open_network
     from pose.config import config_path_for, load_config
@@ -131,10 +185,18 @@ def load_network(path, runtime="auto", threads=None, input_size=None):
 
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    if chosen == "keras" and not optimize_graph:
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     if chosen == "keras" and not os.path.isdir(path):  # .keras, .pth
         from pose.engine.pretrained import load_any_checkpoint
 
-        return load_any_checkpoint(path, input_size=input_size)
+        traced = []
+        on_built = ((lambda net: traced.append(DynamicBatchModel(net, background=True)))
+                    if trace_ahead else None)
+        model, config = load_any_checkpoint(path, input_size=input_size, on_built=on_built)
+        return (traced[0] if traced else model), config
     if not os.path.exists(path):
         raise CheckpointError(f"model not found: {path}")
     if chosen == "keras":
@@ -207,7 +269,9 @@ class PoseEstimator:
             raise ValueError(f"batching must be 'dynamic' or 'padded', got {batching!r}")
         self.batching = batching
         network = model
-        if batching == "dynamic" and hasattr(model, "input_shape"):
+        if isinstance(model, DynamicBatchModel):  # load_network(..., trace_ahead=True)
+            network = model if batching == "dynamic" else model.model
+        elif batching == "dynamic" and hasattr(model, "input_shape"):
             network = DynamicBatchModel(model)
         self.predictor = Predictor(network, self.codec,
                                    flip_index=self.meta.flip_index_array if self.flip else None,

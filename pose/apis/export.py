@@ -27,8 +27,9 @@ Quantization (``quantize=``; ``QUANTIZATION_SUPPORT`` says which format takes wh
 - ``int8``: int8 weights and activations, activation ranges calibrated on
   ``calibration`` crops (``calibration_crops``: real crops from the evaluation data
   pipeline). Inputs and outputs stay float32, so the file is a drop-in replacement.
-  TFLite: full-integer conversion with a representative dataset; ONNX: ONNX Runtime's
-  ``quantize_static`` (QDQ, per-channel weights).
+  TFLite: integer conversion with a representative dataset, every op in int8 except
+  ``INT8_FLOAT_OPS`` (the PSA softmax; ``float_ops=`` to choose, ``()`` for all-int8);
+  ONNX: ONNX Runtime's ``quantize_static`` (QDQ, per-channel weights).
 
 Every format is written under a temporary name beside ``path`` and renamed when complete.
 
@@ -60,6 +61,14 @@ _UNSUPPORTED_WHY = {
             "x86 (every layer would be cast back to float32); use --format tflite "
             "--quantize float16",
 }
+# TFLite ops that int8 exports keep in float32: the exponentials and divisions of the PSA
+# softmaxes (EXP, DIV; SOFTMAX where Keras' own is used). The spatial softmax of the
+# channel branch gives ~1/(H·W) weights with a few peaks, which int8's 256 levels, scaled
+# to the peak, mostly round to zero. With these few small ops in float32 the int8 AP drop
+# on the demo model is 0.1-0.3 points instead of 1.3-3.3 over three calibration sets
+# (BENCHMARKS.md, "Runtimes and quantization"). REDUCE_MAX and SUM cannot be listed
+# usefully: the converter keeps REDUCE_MAX at its input's scale whatever the list says.
+INT8_FLOAT_OPS = ("EXP", "DIV", "SOFTMAX")
 ONNX_OPSET = 17  # checked with onnxruntime 1.32 (see README)
 # The optional packages each format needs beyond TensorFlow/Keras, by import name → pip name.
 OPTIONAL_DEPENDENCIES = {"onnx": {"tf2onnx": "tf2onnx", "onnxruntime": "onnxruntime",
@@ -109,7 +118,8 @@ def _input_signature(model):
     return [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="crops")]
 
 
-def export_model(model, path, fmt, quantize=None, calibration=None):
+def export_model(model, path, fmt, quantize=None, calibration=None,
+                 float_ops=INT8_FLOAT_OPS):
     """Export ``model`` (image crops → heatmaps) to ``path`` in format ``fmt``.
 
     Args:
@@ -121,6 +131,9 @@ def export_model(model, path, fmt, quantize=None, calibration=None):
             Default None.
         calibration: float32 crops (N, H, W, 3), normalized as the model's input, that
             calibrate the activation ranges of ``int8`` (``calibration_crops``). Default None.
+        float_ops: TFLite op names (``"EXP"``, ``"DIV"``, ...) that a TFLite ``int8``
+            export keeps in float32 (LiteRT's selective quantization); ``()``: every op
+            in int8. Default ``INT8_FLOAT_OPS``.
 
     Returns:
         str, ``path``.
@@ -138,15 +151,16 @@ def export_model(model, path, fmt, quantize=None, calibration=None):
         with atomic_directory(path) as tmp:
             _quietly(model.export, tmp, format="tf_saved_model", verbose=False)
     elif fmt == "tflite":
-        write_bytes(_tflite_bytes(model, quantize, calibration), path)
+        write_bytes(_tflite_bytes(model, quantize, calibration, float_ops), path)
     else:
         with atomic_path(path, suffix=".onnx") as tmp:
             _export_onnx(model, tmp, quantize, calibration)
     return path
 
 
-def _tflite_bytes(model, quantize, calibration):
-    """The TFLite flatbuffer of ``model`` (via a scratch SavedModel), quantized as asked."""
+def _tflite_bytes(model, quantize, calibration, float_ops=()):
+    """The TFLite flatbuffer of ``model`` (via a scratch SavedModel), quantized as asked;
+    an ``int8`` one keeps ``float_ops`` in float32."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -158,9 +172,29 @@ def _tflite_bytes(model, quantize, calibration):
             converter.target_spec.supported_types = [tf.float16]
         elif quantize == "int8":
             converter.representative_dataset = lambda: ([crop[None]] for crop in calibration)
+            if float_ops:
+                return _selectively_quantized(converter, calibration, float_ops)
             # Every op in int8: the conversion fails rather than leaving float islands.
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         return converter.convert()
+
+
+def _selectively_quantized(converter, calibration, float_ops):
+    """int8 flatbuffer with the ops named ``float_ops`` left in float32, through TFLite's
+    quantization debugger (calibrates once on the converter's representative dataset;
+    its own debug dataset is only used by ``run()``, which is not called here)."""
+    import warnings
+
+    import tensorflow as tf
+
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
+    with warnings.catch_warnings():  # the debugger's own tf.lite.Interpreter deprecation
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=lambda: ([crop[None]] for crop in calibration[:1]),
+            debug_options=options)
+        return debugger.get_nondebug_quantized_model()
 
 
 def _export_onnx(model, path, quantize, calibration):

@@ -16,7 +16,7 @@ import keras
 from pose.config import ConfigError, config_path_for, load_config, save_config
 from pose.errors import CheckpointError
 from pose.fileio import save_keras
-from pose.models.hrnet import HRNet, check_arguments
+from pose.models.hrnet import HRNet, check_arguments, weights_loaded_after
 
 
 def build_model(model_config):
@@ -46,8 +46,16 @@ def save_model(model, path, config=None):
     save_keras(model, path)
 
 
-def load_model(path, compile=False):
+def load_model(path, compile=False, on_built=None):
     """Load a ``.keras`` checkpoint and its config.
+
+    Args:
+        path: the ``.keras`` file.
+        compile: bool, restore the optimizer and loss too (Keras' ``compile``). Default
+            False.
+        on_built: callable or None; called with the network once it is built, before its
+            weights are loaded (``pose.models.hrnet.weights_loaded_after``): inference
+            traces its graph there, in a thread, while the weights load. Default None.
 
     Returns:
         ``(model, config)``; ``config`` is None when no ``NAME.yaml`` lies beside it.
@@ -65,8 +73,10 @@ def load_model(path, compile=False):
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"corrupt checkpoint {path}: not a complete Keras archive "
                               "(truncated, or another format)")
+    _cache_keras_attribute_skipsets()
     try:
-        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+        with weights_loaded_after(on_built):  # no random kernels: the archive's replace them
+            model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"corrupt checkpoint {path}: Keras cannot load it "
                               f"({type(exc).__name__}: {exc})") from exc
@@ -76,6 +86,26 @@ def load_model(path, compile=False):
         raise ConfigError(f"{config_path}: model section does not match the architecture "
                           f"stored in {path}")
     return model, config
+
+
+def _cache_keras_attribute_skipsets():
+    """Let Keras' weight loading reuse its attribute skip-sets, as it means to.
+
+    Keras 3 (3.15) caches ``saving_lib.get_attr_skipset`` under ``saving_attr_skipset_*``
+    but looks it up under ``saving_attr_skiplist_*``, so ``load_model`` builds a throwaway
+    ``Layer()`` for each of the ~1,100 layers of a W32 to list the attributes to skip
+    (~0.4 s of CPU). Storing the same sets under the key it reads makes the lookup hit; a
+    Keras without these internals (or with the bug fixed) is left alone.
+    """
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.saving.saving_lib import get_attr_skipset
+    except ImportError:
+        return
+    for obj_type in ("Layer", "Functional", "Operation"):
+        key = f"saving_attr_skiplist_{obj_type}"
+        if global_state.get_global_attribute(key, None) is None:
+            global_state.set_global_attribute(key, get_attr_skipset(obj_type))
 
 
 def _model_fields(model):

@@ -180,15 +180,16 @@ def reference_difference(model, reference):
     return float(np.max(np.abs(output.astype("float64") - expected)))
 
 
-def load_any_checkpoint(path, input_size=None):
+def load_any_checkpoint(path, input_size=None, on_built=None):
     """``(model, config)`` from a ``.keras`` checkpoint or a PyTorch ``.pth`` (converted on
-    the fly; ``input_size`` as ``model_from_torch_checkpoint``; ignored for ``.keras``)."""
+    the fly; ``input_size`` as ``model_from_torch_checkpoint``; ignored for ``.keras``;
+    ``on_built`` as ``pose.engine.checkpoint.load_model``, ignored for ``.pth``)."""
     if is_torch_checkpoint(path):
         model, config, report = model_from_torch_checkpoint(path, input_size)
         logger.info("%s: %s layout, %s, %d tensors loaded", path, report.layout,
                     report.architecture, report.loaded)
         return model, config
-    return load_model(path)
+    return load_model(path, on_built=on_built)
 
 
 class MissingWeightsError(UserError, FileNotFoundError):

@@ -33,6 +33,24 @@ RUNTIME_OF = {"keras": "keras", "tflite": "litert", "onnx": "onnx"}
 logger = logging.getLogger(__name__)
 
 
+def parse_variants(names=None):
+    """``VARIANTS`` named ``FORMAT[:MODE]`` (``tflite:int8``), in ``VARIANTS`` order, the
+    Keras baseline always first; None: all of them.
+
+    Raises:
+        ValueError: a name that is not a variant.
+    """
+    if names is None:
+        return VARIANTS
+    known = {f"{fmt}:{q}" if q else fmt: (fmt, q) for fmt, q in VARIANTS}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(known)}")
+    wanted = {known[name] for name in names} | {("keras", None)}
+    return tuple(v for v in VARIANTS if v in wanted)
+
+
 def variant_name(fmt, quantize):
     return f"{RUNTIME_OF[fmt]} {quantize or 'float32'}"
 

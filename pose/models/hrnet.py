@@ -23,6 +23,9 @@ checkpoint maps one to one: ``stage3.1.branches.2.0.conv1`` is ``stage3_m1_b2_bl
 and ``stage3.1.fuse_layers.2.0.1.0`` is ``stage3_m1_fuse_2_0_down1_conv``.
 """
 
+import contextlib
+import contextvars
+
 import keras
 
 from psa import PSA_MODES, PolarizedSelfAttention
@@ -37,7 +40,40 @@ _BOTTLENECK_EXPANSION = 4
 _INPUT_MULTIPLE = 32
 
 
+# Set inside ``weights_loaded_after()``: (on_built callback or None,) while a checkpoint
+# loads, so every weight is about to be overwritten.
+_WEIGHTS_LOADED_AFTER = contextvars.ContextVar("hrnet_weights_loaded_after", default=None)
+
+
+@contextlib.contextmanager
+def weights_loaded_after(on_built=None):
+    """Build HRNets with zero convolution kernels inside this block, for a model whose
+    every weight is loaded right after (``pose.engine.checkpoint.load_model``).
+
+    Drawing a W32's 28 M normal numbers that the checkpoint overwrites at once costs
+    ~0.6 s of CPU, a tenth of ``tools/infer.py``'s start-up from a ``.keras``
+    (BENCHMARKS.md, "Start-up of inference"). Nothing else changes: layer names, shapes
+    and the config are the same, so the checkpoint loads as usual.
+
+    Args:
+        on_built: callable or None; called with each HRNet that ``from_config`` builds
+            in the block (Keras' deserialization), before Keras loads its weights: work
+            it starts in a thread overlaps with the loading. Default None.
+
+    Example:
+        >>> with weights_loaded_after():
+        ...     model = keras.saving.load_model("run/best.keras")
+    """
+    token = _WEIGHTS_LOADED_AFTER.set((on_built,))
+    try:
+        yield
+    finally:
+        _WEIGHTS_LOADED_AFTER.reset(token)
+
+
 def _conv_initializer():
+    if _WEIGHTS_LOADED_AFTER.get() is not None:
+        return "zeros"
     return keras.initializers.RandomNormal(stddev=0.001)
 
 
@@ -277,7 +313,11 @@ class HRNet(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        model = cls(**config)
+        loading = _WEIGHTS_LOADED_AFTER.get()
+        if loading is not None and loading[0] is not None:
+            loading[0](model)
+        return model
 
 
 def check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,

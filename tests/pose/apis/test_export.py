@@ -129,6 +129,34 @@ def test_quantized_parity(model, exports, real_crops, fmt, quantize):
         assert network.predict_on_batch(held_out[:batch]).shape == (batch, 16, 8, 17)
 
 
+def _op_output_types(path):
+    """{TFLite op name: set of its output dtypes} of a .tflite file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
+    types = {}
+    for op in interpreter._get_ops_details():  # noqa: SLF001 (the only way to list op outputs)
+        types.setdefault(op["op_name"], set()).update(dtypes[i] for i in op["outputs"])
+    return types
+
+
+def test_int8_tflite_keeps_the_psa_softmax_in_float(model, exports, real_crops, tmp_path):
+    from pose.apis.export import INT8_FLOAT_OPS
+
+    selective = _op_output_types(exports("tflite", "int8"))
+    assert selective["CONV_2D"] == {np.dtype(np.int8)}
+    softmax_ops = set(INT8_FLOAT_OPS) & set(selective)
+    assert {"EXP", "DIV"} <= softmax_ops  # the tiny model's PSA softmaxes
+    for name in softmax_ops:
+        assert selective[name] == {np.dtype(np.float32)}, name
+    everything = export_model(model, tmp_path / "all.tflite", "tflite", quantize="int8",
+                              calibration=real_crops[0], float_ops=())
+    all_int8 = _op_output_types(everything)
+    assert all(all_int8[name] == {np.dtype(np.int8)} for name in softmax_ops)
+    assert ExportedModel(everything).precision == "int8"
+
+
 def test_calibration_crops_are_normalized_real_crops(synthetic_coco):
     from datasets.coco import load_eval_records
 
@@ -184,4 +212,10 @@ def test_export_tool_refuses_before_loading(tmp_path):
                           str(tmp_path / "m.tflite")],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert run.returncode == 2 and "--calibration-images DIR" in run.stderr, run.stderr
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "export.py"), "--weights",
+                          str(tmp_path / "absent.keras"), "--format", "onnx", "--quantize",
+                          "int8", "--float-ops", "EXP", "--out", str(tmp_path / "m.onnx")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 2, run.stderr
+    assert "--float-ops is for --format tflite --quantize int8" in run.stderr
     assert sorted(os.listdir(tmp_path)) == ["ann.json"]

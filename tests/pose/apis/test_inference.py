@@ -186,6 +186,51 @@ def test_batching_across_images_matches_one_at_a_time(checkpoint, estimator):
     assert len(batched[1][1]) == 0
 
 
+def test_network_traced_ahead_gives_the_keras_path_results(checkpoint):
+    from pose.apis.estimator import DynamicBatchModel, load_network
+
+    path, model, config = checkpoint
+    network, loaded_config = load_network(path, trace_ahead=True)
+    assert isinstance(network, DynamicBatchModel) and loaded_config == config
+    assert network.input_shape == model.input_shape
+    assert network.output_shape == model.output_shape
+    x = np.random.default_rng(0).normal(size=(5,) + model.input_shape[1:]).astype("float32")
+    np.testing.assert_allclose(network.predict_on_batch(x), model.predict_on_batch(x),
+                               rtol=1e-5, atol=1e-6)
+    image, boxes = _photo(), np.array([[10.0, 5, 60, 90], [70, 20, 50, 80]])
+    plain = PoseEstimator.from_config(model, config).predict_image(image, boxes)
+    ahead = PoseEstimator.from_config(network, config).predict_image(image, boxes)
+    np.testing.assert_allclose(ahead.keypoints, plain.keypoints, atol=1e-4)
+    padded = PoseEstimator.from_config(network, config, batching="padded")
+    assert padded.predictor.model is network.model
+
+
+def test_background_instantiation_failure_surfaces_at_the_first_call():
+    import tensorflow as tf
+
+    from pose.apis.estimator import DynamicBatchModel
+
+    class FailsOnOneCrop:  # traces, then fails when run on the thread's one blank crop
+        input_shape = (None, 8, 8, 3)
+
+        def __call__(self, x, training=False):
+            tf.debugging.assert_greater(tf.shape(x)[0], 1, message="one crop is not enough")
+            return x
+
+    network = DynamicBatchModel(FailsOnOneCrop(), background=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one crop is not enough"):
+        network.predict_on_batch(np.zeros((4, 8, 8, 3), np.float32))
+
+    class Untraceable:
+        input_shape = (None, 8, 8, 3)
+
+        def __call__(self, x, training=False):
+            raise RuntimeError("no graph today")
+
+    with pytest.raises(RuntimeError, match="no graph today"):  # the trace is not deferred
+        DynamicBatchModel(Untraceable(), background=True)
+
+
 # ----------------------------------------------------------------------------- real images
 
 
@@ -372,3 +417,24 @@ def test_tool_end_to_end(checkpoint, tmp_path):
     assert "flip test off, batch 2" in run.stdout
     assert sorted(os.listdir(tmp_path / "out")) == ["p0.jpg", "p1.jpg", "p2.jpg",
                                                     "predictions.json", "summary.json"]
+
+
+def test_tool_keypoints_equal_the_in_process_keras_path(coco_sample_dir, checkpoint, estimator,
+                                                        tmp_path):
+    """The tool traces ahead with TensorFlow's graph optimizer off (its fast start-up); the
+    keypoints are those of the default in-process path (flip test on, detector boxes)."""
+    weights = checkpoint[0]
+    images = coco_sample_dir / "images"
+    det = coco_sample_dir / "person_detection_results_sample.json"
+    run = _tool("--weights", weights, images, "--boxes", det, "--out", tmp_path / "tool",
+                "--quiet")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "flip test on" in run.stdout
+    run_inference(estimator, collect_inputs([images]), tmp_path / "here", DetectionBoxes(det),
+                  verbose=0)
+    tool, here = (json.loads((tmp_path / d / "predictions.json").read_text())
+                  for d in ("tool", "here"))
+    assert len(tool) == len(here) > 20
+    for got, want in zip(tool, here):
+        assert got["image_id"] == want["image_id"]
+        np.testing.assert_allclose(got["keypoints"], want["keypoints"], atol=2e-3)

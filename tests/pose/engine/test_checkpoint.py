@@ -29,6 +29,33 @@ def test_save_then_load_reproduces_outputs_and_config(tmp_path, tiny_config):
     assert loaded.psa_mode == "sequential"
 
 
+def test_loading_builds_without_random_kernels_and_calls_on_built_before_the_weights(
+        tmp_path, tiny_config, randomized):
+    import keras
+    from keras.src.saving.saving_lib import get_attr_skipset
+
+    model = randomized(build_model(tiny_config.model))
+    path = tmp_path / "m.keras"
+    save_model(model, path, tiny_config)
+    seen = []
+
+    def on_built(net):  # called once, with the built network, before Keras fills it
+        seen.append((net, [np.array(w) for w in net.weights]))
+
+    loaded, _ = load_model(path, on_built=on_built)
+    ((net, before),) = seen
+    assert net is loaded
+    kernels = [w for w, v in zip(before, loaded.weights) if v.name == "kernel"]
+    assert len(kernels) > 10 and all(not k.any() for k in kernels)  # zeros, not N(0, 0.001)
+    for want, got in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(np.array(got), np.array(want))
+    # outside a load the kernels are random again
+    assert np.array(build_model(tiny_config.model).get_layer("stem_conv1").kernel).std() > 0
+    # Keras' attribute skip-set is now found under the key it reads, and is the same set
+    fresh = set(dir(keras.layers.Layer())) | {"_self_unconditional_dependency_names"}
+    assert get_attr_skipset("Layer") == fresh
+
+
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path, tiny_config):
     model = build_model(tiny_config.model)
     path = tmp_path / "last.keras"
