@@ -96,6 +96,7 @@ class TrainConfig:
     batch_size: int = 32  # per replica
     epochs: int = 210
     lr: float = 1e-3
+    lr_schedule: str = "step"  # step: x lr_factor at lr_steps (HRNet) | cosine: to 0 at epochs
     lr_steps: tuple[int, ...] = (170, 200)
     lr_factor: float = 0.1
     warmup_epochs: int = 0

@@ -62,6 +62,64 @@ class EpochStepDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_epochs": self.warmup_epochs}
 
 
+@keras.saving.register_keras_serializable(package="pose")
+class EpochCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up, then a half cosine from ``base_lr`` to 0 at the end of training.
+
+    lr(step) = base_lr · ½(1 + cos(π · t)), t = (epoch − warmup_epochs) / (epochs −
+    warmup_epochs) in [0, 1], epoch = step / steps_per_epoch; during the first
+    ``warmup_epochs`` the rate rises linearly to ``base_lr`` as in ``EpochStepDecay``. For
+    short schedules: the rate stays high longer than after a step drop and ends near 0.
+
+    Args:
+        base_lr: float, the peak learning rate.
+        steps_per_epoch: int, optimizer steps in one epoch.
+        epochs: int, the length of training (the rate reaches 0 at its end).
+        warmup_epochs: float, epochs of linear warm-up. Default 0.
+    """
+
+    def __init__(self, base_lr, steps_per_epoch, epochs, warmup_epochs=0):
+        if steps_per_epoch < 1 or epochs <= warmup_epochs:
+            raise ValueError(f"need steps_per_epoch >= 1 and epochs > warmup_epochs, got "
+                             f"{steps_per_epoch!r}, {epochs!r}, {warmup_epochs!r}")
+        self.base_lr = float(base_lr)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.epochs = int(epochs)
+        self.warmup_epochs = float(warmup_epochs)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        epoch = step / self.steps_per_epoch
+        progress = keras.ops.clip((epoch - self.warmup_epochs)
+                                  / (self.epochs - self.warmup_epochs), 0.0, 1.0)
+        lr = self.base_lr * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+        if self.warmup_epochs > 0:
+            warmup_steps = self.warmup_epochs * self.steps_per_epoch
+            lr = lr * keras.ops.minimum(1.0, (step + 1.0) / warmup_steps)
+        return lr
+
+    def get_config(self):
+        return {"base_lr": self.base_lr, "steps_per_epoch": self.steps_per_epoch,
+                "epochs": self.epochs, "warmup_epochs": self.warmup_epochs}
+
+
+LR_SCHEDULES = ("step", "cosine")
+
+
+def learning_rate_schedule(train_config, steps_per_epoch):
+    """The ``train`` section's schedule: ``step`` (HRNet's drops at ``lr_steps`` by
+    ``lr_factor``) or ``cosine`` (to 0 at ``epochs``; ``lr_steps`` unused), both with
+    ``warmup_epochs`` of linear warm-up."""
+    if train_config.lr_schedule == "cosine":
+        return EpochCosineDecay(train_config.lr, steps_per_epoch, train_config.epochs,
+                                train_config.warmup_epochs)
+    if train_config.lr_schedule == "step":
+        return EpochStepDecay(train_config.lr, steps_per_epoch, train_config.lr_steps,
+                              train_config.lr_factor, train_config.warmup_epochs)
+    raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got "
+                     f"{train_config.lr_schedule!r}")
+
+
 class LearningRateLogger(keras.callbacks.Callback):
     """Puts the learning rate of the epoch's last step into the epoch logs (CSV, TensorBoard).
 

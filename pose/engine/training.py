@@ -41,12 +41,13 @@ from datasets.transforms import Augmentation
 from pose.codec import codec_for_model
 from pose.config import ConfigError, config_to_dict, load_config, save_config
 from pose.engine.callbacks import (
-    EpochStepDecay,
+    LR_SCHEDULES,
     FirstStepNotice,
     HeatmapImages,
     LearningRateLogger,
     SafeCheckpoints,
     ValidationAP,
+    learning_rate_schedule,
 )
 from pose.engine.checkpoint import build_model, check_model_config
 from pose.engine.distribution import (
@@ -127,6 +128,9 @@ def resolve_training_config(config, coco, source="config"):
     """The config with the dataset metadata of the training file filled in, after checking
     the model arguments and that the model predicts the file's keypoints."""
     check_model_config(config.model, source)
+    if config.train.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"{source}: train.lr_schedule must be one of "
+                          f"{', '.join(LR_SCHEDULES)}, got {config.train.lr_schedule!r}")
     meta = DatasetMeta.from_coco(coco, data=config.data)
     if meta.num_keypoints != config.model.num_keypoints:
         raise ConfigError(
@@ -267,8 +271,7 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
                     workdir, epochs_done + 1, config.train.epochs, epochs_done,
                     os.path.join(workdir, "backup"))
     with distribution.scope():
-        schedule = EpochStepDecay(config.train.lr, steps_per_epoch, config.train.lr_steps,
-                                  config.train.lr_factor, config.train.warmup_epochs)
+        schedule = learning_rate_schedule(config.train, steps_per_epoch)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
                       loss=JointsMSELoss(ohkm_topk=config.train.ohkm_topk))
 

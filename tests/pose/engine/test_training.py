@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from datasets.metadata import DatasetMeta, MetadataError
-from pose.config import load_config, save_config
-from pose.engine.callbacks import EpochStepDecay
+from pose.config import ConfigError, load_config, save_config
+from pose.engine.callbacks import EpochCosineDecay, EpochStepDecay, learning_rate_schedule
 from pose.engine.distribution import weights_digest
 from pose.engine.training import train, trim_log
 
@@ -41,6 +41,26 @@ def test_step_schedule_matches_the_epoch_boundaries():
     values = [float(schedule(step)) for step in (0, 9, 10, 19, 20, 29, 30, 45)]
     expected = [1e-4, 1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5]
     np.testing.assert_allclose(values, expected, rtol=1e-5)
+
+
+def test_cosine_schedule_warms_up_then_follows_the_half_cosine_to_zero(tiny_config):
+    schedule = EpochCosineDecay(2e-3, steps_per_epoch=10, epochs=6, warmup_epochs=2)
+    steps = np.array([0, 9, 19, 20, 35, 50, 59, 60, 80])
+    epoch = steps / 10
+    cosine = 0.5 * (1 + np.cos(np.pi * np.clip((epoch - 2) / 4, 0, 1)))  # by hand
+    expected = 2e-3 * cosine * np.minimum(1.0, (steps + 1) / 20)
+    np.testing.assert_allclose([float(schedule(int(s))) for s in steps], expected, rtol=1e-5,
+                               atol=1e-9)  # float32 near 0
+    assert expected[3] == pytest.approx(2e-3) and expected[-1] == 0.0
+    assert float(schedule(40)) == pytest.approx(1e-3)  # halfway through the cosine
+
+    cosine_train = dataclasses.replace(tiny_config.train, lr_schedule="cosine", epochs=6)
+    assert isinstance(learning_rate_schedule(cosine_train, 10), EpochCosineDecay)
+    assert isinstance(learning_rate_schedule(tiny_config.train, 10), EpochStepDecay)
+    wrong = dataclasses.replace(tiny_config, train=dataclasses.replace(
+        tiny_config.train, lr_schedule="linear"))
+    with pytest.raises(ConfigError, match="lr_schedule must be one of step, cosine"):
+        train(wrong, "unused-workdir", verbose=0)
 
 
 def test_short_training_writes_a_checkpoint_that_the_test_tool_evaluates(tmp_path, tiny_config):
