@@ -64,9 +64,14 @@ def main(argv=None):
                         help="bootstrap resamples of the validation images (default 1000)")
     parser.add_argument("--bootstrap-seed", type=int, default=0,
                         help="seed of the bootstrap resampling (default 0)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each in its own process with cores/jobs "
+                             "threads (default 1: one after another)")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
@@ -77,7 +82,7 @@ def main(argv=None):
     elif args.config:
         comparison = run_comparison(load_config(args.config, args.overrides), args.workdir,
                                     variants=args.variants, placement=args.placement,
-                                    seeds=args.seeds, **bootstrap)
+                                    seeds=args.seeds, jobs=args.jobs, **bootstrap)
     else:
         parser.error("give --config (train and compare) or --checkpoints")
     paths = write_comparison(comparison, args.workdir)

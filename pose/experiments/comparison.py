@@ -14,6 +14,8 @@ import csv
 import dataclasses
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from datasets.coco import load_coco
 from datasets.metadata import DatasetMeta
+from pose.config import save_config
 from pose.engine.checkpoint import load_model
 from pose.engine.training import train
 from pose.evaluation.bootstrap import INTERVAL_STATS, PerImageMatches, paired_differences
@@ -90,26 +93,90 @@ def _evaluate_run(label, model, config, out_dir, verbose):
 
 
 def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds=1,
-                   verbose=1, num_resamples=1000, bootstrap_seed=0):
+                   verbose=1, num_resamples=1000, bootstrap_seed=0, jobs=1):
     """Train and evaluate each variant for seeds 0..seeds-1; returns the comparison
-    (see :func:`summarize_comparison`)."""
-    runs = []
+    (see :func:`summarize_comparison`).
+
+    ``jobs`` > 1 trains up to that many runs at once, each in its own ``tools/train.py``
+    process with ``cores // jobs`` TensorFlow threads (``_train_in_processes``); 1 (the
+    default) trains them one after another in this process. On few cores parallel runs
+    use the machine better: each run's first-step trace is mostly single-threaded Python,
+    and a small model's step does not keep two threads busy.
+    """
+    planned = []
     for variant in variants:
         for seed in range(seeds):
             run_config = variant_config(config, variant, placement, seed)
-            run_dir = os.path.join(workdir, variant, f"seed{seed}")
+            planned.append((variant, seed, run_config,
+                            os.path.join(workdir, variant, f"seed{seed}")))
+    pending = [(variant, seed, run_config, run_dir)
+               for variant, seed, run_config, run_dir in planned
+               if not _finished(run_dir, run_config.train.epochs)]
+    train_seconds = {}  # a finished run is reused: its training is not timed here
+    if jobs > 1 and len(pending) > 1:
+        train_seconds = _train_in_processes(pending, jobs, verbose)
+    else:
+        for variant, seed, run_config, run_dir in pending:
             if verbose:
                 logger.info("\n=== %s PSA, seed %d -> %s", variant, seed, run_dir)
-            train_seconds = None  # a finished run is reused: its training was not timed here
-            if not _finished(run_dir, run_config.train.epochs):
-                start = time.perf_counter()
-                train(run_config, run_dir, verbose=verbose, validate=False)
-                train_seconds = time.perf_counter() - start
-            model, _ = load_model(os.path.join(run_dir, "last.keras"))
-            runs.append({**_evaluate_run(variant, model, run_config,
-                                         os.path.join(run_dir, "test"), verbose),
-                         "train_seconds": train_seconds})
+            start = time.perf_counter()
+            train(run_config, run_dir, verbose=verbose, validate=False)
+            train_seconds[run_dir] = time.perf_counter() - start
+    runs = []
+    for variant, seed, run_config, run_dir in planned:
+        model, _ = load_model(os.path.join(run_dir, "last.keras"))
+        runs.append({**_evaluate_run(variant, model, run_config,
+                                     os.path.join(run_dir, "test"), verbose),
+                     "train_seconds": train_seconds.get(run_dir)})
     return summarize_comparison(runs, num_resamples, bootstrap_seed)
+
+
+def _train_in_processes(pending, jobs, verbose):
+    """Train ``pending`` runs, ``jobs`` at a time, each in a ``tools/train.py`` process
+    (its output in ``RUN_DIR/train.log``); returns ``{run_dir: wall seconds}``.
+
+    Raises:
+        RuntimeError: a run failed (its log's tail is in the message).
+    """
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env = dict(os.environ, TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS=threads,
+               TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "train.py")
+    queue, running, seconds = list(pending), [], {}
+    while queue or running:
+        while queue and len(running) < jobs:
+            variant, seed, run_config, run_dir = queue.pop(0)
+            os.makedirs(run_dir, exist_ok=True)
+            requested = os.path.join(run_dir, "requested.yaml")
+            save_config(run_config, requested)
+            log = open(os.path.join(run_dir, "train.log"), "w", encoding="utf-8")
+            if verbose:
+                logger.info("=== %s PSA, seed %d -> %s (own process, %s thread(s), log "
+                            "train.log)", variant, seed, run_dir, threads)
+            process = subprocess.Popen(
+                [sys.executable, tool, "--config", requested, "--workdir", run_dir,
+                 "--no-validate"], stdout=log, stderr=subprocess.STDOUT, env=env)
+            running.append((process, log, run_dir, time.perf_counter()))
+        finished = [entry for entry in running if entry[0].poll() is not None]
+        if not finished:
+            time.sleep(0.5)
+            continue
+        process, log, run_dir, start = finished[0]
+        running.remove(finished[0])
+        log.close()
+        seconds[run_dir] = time.perf_counter() - start
+        if process.returncode != 0:
+            for other, other_log, _, _ in running:
+                other.kill()
+                other.wait()
+                other_log.close()
+            with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
+                tail = f.read()[-3000:]
+            raise RuntimeError(f"training {run_dir} failed (exit {process.returncode}):\n"
+                               f"{tail}")
+        if verbose:
+            logger.info("%s trained in %.0f s", run_dir, seconds[run_dir])
+    return seconds
 
 
 def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_resamples=1000,

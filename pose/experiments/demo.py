@@ -136,16 +136,18 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
     config = load_config(config_path, [f"data.root={data_root}", *overrides])
 
     comparison_dir = os.path.join(workdir, "comparison")
+    jobs = min(2, os.cpu_count() or 1)  # both variants at once, one process each
     with _timed(phases, "train + evaluate both variants, paired bootstrap"):
         comparison = run_comparison(
             config, comparison_dir, variants=("none", "parallel"),
             placement=config.model.psa_placement
-            if config.model.psa_placement != "none" else "branch", seeds=1)
+            if config.model.psa_placement != "none" else "branch", seeds=1, jobs=jobs)
         paths = write_comparison(comparison, comparison_dir)
     for row in comparison["variants"]:
         if row["train_seconds"] is not None:
-            phases[f"  of which training {row['variant']} (first-step trace included)"] = \
-                row["train_seconds"]
+            phases[f"  of which training {row['variant']} ("
+                   + ("at the same time as the other, " if jobs > 1 else "")
+                   + "start-up and first-step trace included)"] = row["train_seconds"]
 
     annotation_file = config.data.resolve(config.data.val_annotations)
     image_dir = config.data.resolve(config.data.val_images)
