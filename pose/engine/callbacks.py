@@ -21,6 +21,13 @@ from pose.fileio import write_json
 logger = logging.getLogger(__name__)
 
 
+def _linear_warmup(lr, step, warmup_epochs, steps_per_epoch):
+    """``lr`` scaled by (step + 1) / warm-up steps during the first ``warmup_epochs``."""
+    if warmup_epochs <= 0:
+        return lr
+    return lr * keras.ops.minimum(1.0, (step + 1.0) / (warmup_epochs * steps_per_epoch))
+
+
 @keras.saving.register_keras_serializable(package="pose")
 class EpochStepDecay(keras.optimizers.schedules.LearningRateSchedule):
     """HRNet's multi-step schedule in epochs, with an optional linear warm-up.
@@ -51,10 +58,7 @@ class EpochStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         epoch = step / self.steps_per_epoch
         drops = sum(keras.ops.cast(epoch >= b, "float32") for b in self.boundaries)
         lr = self.base_lr * keras.ops.power(self.factor, drops)
-        if self.warmup_epochs > 0:
-            warmup_steps = self.warmup_epochs * self.steps_per_epoch
-            lr = lr * keras.ops.minimum(1.0, (step + 1.0) / warmup_steps)
-        return lr
+        return _linear_warmup(lr, step, self.warmup_epochs, self.steps_per_epoch)
 
     def get_config(self):
         return {"base_lr": self.base_lr, "steps_per_epoch": self.steps_per_epoch,
@@ -93,10 +97,7 @@ class EpochCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         progress = keras.ops.clip((epoch - self.warmup_epochs)
                                   / (self.epochs - self.warmup_epochs), 0.0, 1.0)
         lr = self.base_lr * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
-        if self.warmup_epochs > 0:
-            warmup_steps = self.warmup_epochs * self.steps_per_epoch
-            lr = lr * keras.ops.minimum(1.0, (step + 1.0) / warmup_steps)
-        return lr
+        return _linear_warmup(lr, step, self.warmup_epochs, self.steps_per_epoch)
 
     def get_config(self):
         return {"base_lr": self.base_lr, "steps_per_epoch": self.steps_per_epoch,

@@ -143,39 +143,41 @@ def _train_in_processes(pending, jobs, verbose):
                TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "train.py")
     queue, running, seconds = list(pending), [], {}
-    while queue or running:
-        while queue and len(running) < jobs:
-            variant, seed, run_config, run_dir = queue.pop(0)
-            os.makedirs(run_dir, exist_ok=True)
-            requested = os.path.join(run_dir, "requested.yaml")
-            save_config(run_config, requested)
-            log = open(os.path.join(run_dir, "train.log"), "w", encoding="utf-8")
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                variant, seed, run_config, run_dir = queue.pop(0)
+                os.makedirs(run_dir, exist_ok=True)
+                requested = os.path.join(run_dir, "requested.yaml")
+                save_config(run_config, requested)
+                log = open(os.path.join(run_dir, "train.log"), "w", encoding="utf-8")
+                if verbose:
+                    logger.info("=== %s PSA, seed %d -> %s (own process, %s thread(s), log "
+                                "train.log)", variant, seed, run_dir, threads)
+                process = subprocess.Popen(
+                    [sys.executable, tool, "--config", requested, "--workdir", run_dir,
+                     "--no-validate"], stdout=log, stderr=subprocess.STDOUT, env=env)
+                running.append((process, log, run_dir, time.perf_counter()))
+            finished = [entry for entry in running if entry[0].poll() is not None]
+            if not finished:
+                time.sleep(0.5)
+                continue
+            process, log, run_dir, start = finished[0]
+            running.remove(finished[0])
+            log.close()
+            seconds[run_dir] = time.perf_counter() - start
+            if process.returncode != 0:
+                with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
+                    tail = f.read()[-3000:]
+                raise RuntimeError(f"training {run_dir} failed (exit {process.returncode}):"
+                                   f"\n{tail}")
             if verbose:
-                logger.info("=== %s PSA, seed %d -> %s (own process, %s thread(s), log "
-                            "train.log)", variant, seed, run_dir, threads)
-            process = subprocess.Popen(
-                [sys.executable, tool, "--config", requested, "--workdir", run_dir,
-                 "--no-validate"], stdout=log, stderr=subprocess.STDOUT, env=env)
-            running.append((process, log, run_dir, time.perf_counter()))
-        finished = [entry for entry in running if entry[0].poll() is not None]
-        if not finished:
-            time.sleep(0.5)
-            continue
-        process, log, run_dir, start = finished[0]
-        running.remove(finished[0])
-        log.close()
-        seconds[run_dir] = time.perf_counter() - start
-        if process.returncode != 0:
-            for other, other_log, _, _ in running:
-                other.kill()
-                other.wait()
-                other_log.close()
-            with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
-                tail = f.read()[-3000:]
-            raise RuntimeError(f"training {run_dir} failed (exit {process.returncode}):\n"
-                               f"{tail}")
-        if verbose:
-            logger.info("%s trained in %.0f s", run_dir, seconds[run_dir])
+                logger.info("%s trained in %.0f s", run_dir, seconds[run_dir])
+    finally:  # a failed run, an error or Ctrl-C here: no training left running unseen
+        for process, log, _, _ in running:  # (each resumes from its backup when rerun)
+            process.kill()
+            process.wait()
+            log.close()
     return seconds
 
 
