@@ -274,6 +274,10 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
         schedule = learning_rate_schedule(config.train, steps_per_epoch)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
                       loss=JointsMSELoss(ohkm_topk=config.train.ohkm_topk))
+        # Built here, not inside the first traced step: a variable created during a
+        # trace makes tf.function trace the whole step a second time (Keras defers the
+        # build under the default strategy). The demo model's first step: 15.6 -> 9.0 s.
+        model.optimizer.build(model.trainable_variables)
 
     callbacks = [SyncMovingStatistics(distribution)] if adapt_to_multiworker(
         model, distribution) else []
