@@ -149,8 +149,8 @@ class FirstStepNotice(keras.callbacks.Callback):
         self._start = time.perf_counter()
         self._seen = False
         logger.info("Tracing and compiling the training step before the first batch; on a "
-                    "CPU this takes from about half a minute to two minutes for the demo model "
-                    "and several minutes for a full W32 ...")
+                    "CPU this takes from about ten seconds to half a minute for the demo model "
+                    "and one to two minutes for a full W32 ...")
 
     def on_train_batch_end(self, batch, logs=None):
         if not self._seen:

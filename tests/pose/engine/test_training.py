@@ -340,7 +340,7 @@ def test_first_step_notice_does_not_promise_seconds(caplog):
         notice.on_train_begin()
         notice.on_train_batch_end(0)
     begin, done = (r.getMessage() for r in caplog.records)
-    assert "half a minute to two minutes for the demo model" in begin
+    assert "ten seconds to half a minute for the demo model" in begin
     assert "seconds for the demo" not in begin
     assert done.strip().startswith("first training step done after ")
 
