@@ -83,11 +83,11 @@ def _per_image_matches(results_file, annotation_file, oks_sigmas):
 
 
 def _evaluate_run(label, model, config, out_dir, verbose):
+    """A run's row without its latency (timed separately, when nothing else runs)."""
     metrics = evaluate_config(model, config, out_dir=out_dir, verbose=verbose)
     matches = _per_image_matches(os.path.join(out_dir, "keypoints_results.json"),
                                  metrics["annotations"], config.data.oks_sigmas)
     return {"variant": label, **describe_model(model),
-            "latency_ms": measure_latency_ms(model),
             "metrics": {name: metrics[name] for name in STAT_NAMES},
             "boxes": metrics["boxes"], "flip_test": metrics["flip_test"], "matches": matches}
 
@@ -101,7 +101,9 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
     process with ``cores // jobs`` TensorFlow threads (``_train_in_processes``); 1 (the
     default) trains them one after another in this process. On few cores parallel runs
     use the machine better: each run's first-step trace is mostly single-threaded Python,
-    and a small model's step does not keep two threads busy.
+    and a small model's step does not keep two threads busy. A run that finishes while
+    others still train is evaluated at once, on the cores it leaves free; the latencies
+    are timed at the end, when nothing else runs.
     """
     planned = []
     for variant in variants:
@@ -112,9 +114,17 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
     pending = [(variant, seed, run_config, run_dir)
                for variant, seed, run_config, run_dir in planned
                if not _finished(run_dir, run_config.train.epochs)]
+    evaluated = {}  # run_dir: (model, its row without latency)
+
+    def evaluate(run_dir):
+        variant, _, run_config, _ = next(run for run in planned if run[3] == run_dir)
+        model, _ = load_model(os.path.join(run_dir, "last.keras"))
+        evaluated[run_dir] = model, _evaluate_run(variant, model, run_config,
+                                                  os.path.join(run_dir, "test"), verbose)
+
     train_seconds = {}  # a finished run is reused: its training is not timed here
     if jobs > 1 and len(pending) > 1:
-        train_seconds = _train_in_processes(pending, jobs, verbose)
+        train_seconds = _train_in_processes(pending, jobs, verbose, on_trained=evaluate)
     else:
         for variant, seed, run_config, run_dir in pending:
             if verbose:
@@ -123,17 +133,20 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
             train(run_config, run_dir, verbose=verbose, validate=False)
             train_seconds[run_dir] = time.perf_counter() - start
     runs = []
-    for variant, seed, run_config, run_dir in planned:
-        model, _ = load_model(os.path.join(run_dir, "last.keras"))
-        runs.append({**_evaluate_run(variant, model, run_config,
-                                     os.path.join(run_dir, "test"), verbose),
+    for _, _, _, run_dir in planned:
+        if run_dir not in evaluated:
+            evaluate(run_dir)
+        model, row = evaluated[run_dir]
+        runs.append({**row, "latency_ms": measure_latency_ms(model),
                      "train_seconds": train_seconds.get(run_dir)})
     return summarize_comparison(runs, num_resamples, bootstrap_seed)
 
 
-def _train_in_processes(pending, jobs, verbose):
+def _train_in_processes(pending, jobs, verbose, on_trained=None):
     """Train ``pending`` runs, ``jobs`` at a time, each in a ``tools/train.py`` process
     (its output in ``RUN_DIR/train.log``); returns ``{run_dir: wall seconds}``.
+    ``on_trained(run_dir)`` is called for each run that finishes while others still
+    train (the caller's work on it overlaps their training); not for the ones that end last.
 
     Raises:
         RuntimeError: a run failed (its log's tail is in the message).
@@ -143,6 +156,7 @@ def _train_in_processes(pending, jobs, verbose):
                TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "train.py")
     queue, running, seconds = list(pending), [], {}
+    trained = []  # finished runs not yet handed to on_trained
     try:
         while queue or running:
             while queue and len(running) < jobs:
@@ -158,6 +172,9 @@ def _train_in_processes(pending, jobs, verbose):
                     [sys.executable, tool, "--config", requested, "--workdir", run_dir,
                      "--no-validate"], stdout=log, stderr=subprocess.STDOUT, env=env)
                 running.append((process, log, run_dir, time.perf_counter()))
+            if trained and running:  # after the launches, so that it overlaps training
+                on_trained(trained.pop(0))
+                continue
             finished = [entry for entry in running if entry[0].poll() is not None]
             if not finished:
                 time.sleep(0.5)
@@ -173,6 +190,8 @@ def _train_in_processes(pending, jobs, verbose):
                                    f"\n{tail}")
             if verbose:
                 logger.info("%s trained in %.0f s", run_dir, seconds[run_dir])
+            if on_trained is not None:
+                trained.append(run_dir)
     finally:  # a failed run, an error or Ctrl-C here: no training left running unseen
         for process, log, _, _ in running:  # (each resumes from its backup when rerun)
             process.kill()
@@ -196,7 +215,8 @@ def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_r
             if run_config is None:
                 raise ValueError(f"{path} has no config beside it; pass a config")
             run_out = os.path.join(out_dir or scratch, f"{i:02d}_{label}")
-            runs.append(_evaluate_run(label, model, run_config, run_out, verbose))
+            runs.append({**_evaluate_run(label, model, run_config, run_out, verbose),
+                         "latency_ms": measure_latency_ms(model)})
     return summarize_comparison(runs, num_resamples, bootstrap_seed)
 
 

@@ -94,6 +94,39 @@ def test_runs_trained_in_parallel_processes_match_the_in_process_training(tmp_pa
     assert in_process["variants"][0]["train_seconds"] > 0
 
 
+def test_a_run_that_ends_first_is_handed_over_while_the_others_still_train(tmp_path,
+                                                                         tiny_config,
+                                                                         monkeypatch):
+    from pose.experiments import comparison
+
+    events = []
+
+    class FakeTraining:  # finishes after its given number of polls
+        polls_left = {"a": 1, "b": 4, "c": 1}
+
+        def __init__(self, argv, **kwargs):
+            self.name = os.path.basename(os.path.dirname(argv[argv.index("--workdir") + 1]))
+            self.returncode = None
+            events.append(f"start {self.name}")
+
+        def poll(self):
+            self.polls_left[self.name] -= 1
+            if self.polls_left[self.name] < 0:
+                self.returncode = 0
+            return self.returncode
+
+    monkeypatch.setattr(comparison.subprocess, "Popen", FakeTraining)
+    monkeypatch.setattr(comparison.time, "sleep", lambda seconds: None)
+    pending = [(name, 0, tiny_config, str(tmp_path / name / "seed0")) for name in "abc"]
+    seconds = comparison._train_in_processes(
+        pending, jobs=2, verbose=0,
+        on_trained=lambda run_dir: events.append(f"evaluate {run_dir.split(os.sep)[-2]}"))
+    # a ends first: c starts in its slot before a is evaluated (b still trains), and c,
+    # ending while b trains, is evaluated too; b ends last and is left to the caller.
+    assert events == ["start a", "start b", "start c", "evaluate a", "evaluate c"]
+    assert sorted(os.path.basename(os.path.dirname(d)) for d in seconds) == ["a", "b", "c"]
+
+
 def test_a_failing_run_in_its_own_process_is_reported_with_its_log(tmp_path, tiny_config):
     missing = dataclasses.replace(tiny_config.data, root=str(tmp_path / "no-such-data"))
     with pytest.raises(RuntimeError, match=r"failed \(exit 2\)(.|\n)*no-such-data"):
