@@ -244,6 +244,12 @@ def normalize_batch(images):
 def _options(deterministic):
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
+    # No autotuning thread: TensorFlow 2.21 does not wake it when an iterator is deleted,
+    # so each deletion (the end of every fit and evaluation) waited for its sleep, which
+    # doubles up to 60 s (the demo's trainings ended 27-40 s late in 4 of 8 runs). The
+    # AUTOTUNE values then start (and stay) at their defaults: min(16, cores) parallel
+    # calls, and a prefetch buffer that grows while the consumer waits.
+    options.autotune.enabled = False
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return options
 

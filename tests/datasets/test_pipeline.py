@@ -153,6 +153,16 @@ def test_seeded_reproducible_and_reshuffled(tmp_path):
                                np.sort(a[0][1].sum(axis=(1, 2, 3))), rtol=1e-6)
 
 
+def test_pipelines_run_without_the_autotuning_thread(tmp_path):
+    # TensorFlow 2.21 does not wake that thread when an iterator is deleted: every fit and
+    # evaluation then ended by waiting out its sleep (up to 60 s; see _options).
+    records = _blob_dataset(tmp_path, 4)
+    train = build_dataset(records, CODEC, 2, training=True)
+    evaluation = build_eval_dataset(records, CODEC.input_size, 2)
+    assert train.options().autotune.enabled is False
+    assert evaluation.options().autotune.enabled is False
+
+
 def test_corrupt_and_missing_images_are_skipped_and_counted(tmp_path):
     records = _blob_dataset(tmp_path, 7)
     with open(records.image_paths[2], "r+b") as f:  # corrupt: header kept, body garbage
