@@ -211,14 +211,16 @@ def benchmark_runtimes(args):
             "variant": variant_name(*key), "size": os.path.getsize(lat_paths[key]) / 2**20,
             "b1": lat["b1_ms"], "b1_ratio": lat["b1_ms"] / base["b1_ms"],
             "b8": lat["b8_ms"], "b8_ratio": lat["b8_ms"] / base["b8_ms"],
-            "load": lat["load_s"], "ap": ap[key]["AP"] if ap else float("nan"),
-            "dap": (ap[key]["AP"] - ap[("keras", None)]["AP"]) * 100 if ap else float("nan"),
-            "size_acc": sizes_acc[key] / 2**20 if sizes_acc else float("nan")})
+            "load": lat["load_s"], "ap": ap[key]["AP"] if ap else None,
+            "dap": (ap[key]["AP"] - ap[("keras", None)]["AP"]) * 100 if ap else None,
+            "size_acc": sizes_acc[key] / 2**20 if sizes_acc else None})
     columns = [("variant", "runtime / precision", "{}"), ("size", "file (MiB)", "{:.1f}"),
                ("b1", "batch 1 (ms)", "{:.0f}"), ("b1_ratio", "× Keras", "{:.2f}"),
                ("b8", "batch 8 (ms)", "{:.0f}"), ("b8_ratio", "× Keras", "{:.2f}"),
-               ("load", "load (s)", "{:.2f}"), ("size_acc", "trained file (MiB)", "{:.2f}"),
-               ("ap", "trained AP", "{:.3f}"), ("dap", "ΔAP (points)", "{:+.1f}")]
+               ("load", "load (s)", "{:.2f}")]
+    if ap:  # not with --latency-only
+        columns += [("size_acc", "trained file (MiB)", "{:.2f}"),
+                    ("ap", "trained AP", "{:.3f}"), ("dap", "ΔAP (points)", "{:+.1f}")]
     print()
     print(f"{args.latency_config} latency ({lw}x{lh}, random weights), AP of {args.weights}; "
           f"{_cpu_name()}, flags {' '.join(_cpu_flags())}, {os.cpu_count()} cores")

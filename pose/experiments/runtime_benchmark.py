@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from pose.errors import UserError
+
 # (format, quantization) pairs; format "keras" is the checkpoint itself.
 VARIANTS = (("keras", None), ("tflite", None), ("onnx", None), ("tflite", "float16"),
             ("tflite", "dynamic"), ("onnx", "dynamic"), ("tflite", "int8"), ("onnx", "int8"))
@@ -38,14 +40,15 @@ def parse_variants(names=None):
     Keras baseline always first; None: all of them.
 
     Raises:
-        ValueError: a name that is not a variant.
+        UserError: a name that is not a variant (a ``ValueError``; the tool prints it as
+            one line).
     """
     if names is None:
         return VARIANTS
     known = {f"{fmt}:{q}" if q else fmt: (fmt, q) for fmt, q in VARIANTS}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from "
+        raise UserError(f"--variants: unknown variant(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(known)}")
     wanted = {known[name] for name in names} | {("keras", None)}
     return tuple(v for v in VARIANTS if v in wanted)
