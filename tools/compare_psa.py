@@ -72,6 +72,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1 and args.checkpoints:
+        parser.error("--jobs is for training (--config); --checkpoints only evaluates")
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)

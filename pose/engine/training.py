@@ -131,6 +131,9 @@ def resolve_training_config(config, coco, source="config"):
     if config.train.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"{source}: train.lr_schedule must be one of "
                           f"{', '.join(LR_SCHEDULES)}, got {config.train.lr_schedule!r}")
+    if config.data.image_cache_mib < 0:
+        raise ConfigError(f"{source}: data.image_cache_mib must be >= 0 (0: no cache), got "
+                          f"{config.data.image_cache_mib!r}")
     meta = DatasetMeta.from_coco(coco, data=config.data)
     if meta.num_keypoints != config.model.num_keypoints:
         raise ConfigError(

@@ -61,6 +61,10 @@ def test_cosine_schedule_warms_up_then_follows_the_half_cosine_to_zero(tiny_conf
         tiny_config.train, lr_schedule="linear"))
     with pytest.raises(ConfigError, match="lr_schedule must be one of step, cosine"):
         train(wrong, "unused-workdir", verbose=0)
+    negative_cache = dataclasses.replace(tiny_config, data=dataclasses.replace(
+        tiny_config.data, image_cache_mib=-1))
+    with pytest.raises(ConfigError, match="data.image_cache_mib must be >= 0"):
+        train(negative_cache, "unused-workdir", verbose=0)
 
 
 def test_short_training_writes_a_checkpoint_that_the_test_tool_evaluates(tmp_path, tiny_config):
