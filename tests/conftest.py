@@ -56,10 +56,14 @@ def tiny_hrnet():
 
 def randomize_weights(model, seed=0):
     """He-normal kernels: a fresh HRNet's final layer (std 0.001) outputs ~1e-11, which
-    would make every score 0 and every comparison of outputs trivially true."""
+    would make every score 0 and every comparison of outputs trivially true.
+
+    Every weight of rank >= 2 is drawn here: the convolution kernels and PSA's projection
+    matrices (``wq``/``wv``/``wz``), so that the same seed gives the same model in every
+    process (Keras' own initializers are unseeded)."""
     rng = np.random.default_rng(seed)
     for w in model.weights:
-        if w.path.endswith("kernel"):
+        if len(w.shape) >= 2:
             fan_in = int(np.prod(w.shape[:-1]))
             gain = 0.03 if w.path.startswith("final_layer") else 1.0  # heatmaps ~0..1
             w.assign(rng.standard_normal(w.shape).astype("float32")
