@@ -1,5 +1,6 @@
-"""Shared fixtures: the shared data folders (real COCO sample, official HRNet checkpoints),
-tiny model settings and weights, a generated COCO-format data set."""
+"""Shared fixtures: the test data folders of ``tests/data`` (real COCO sample, official HRNet
+checkpoints, PSA reference outputs), tiny model settings and weights, a generated COCO-format
+data set."""
 
 import os
 import pickle
@@ -13,8 +14,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# ``shared/`` lies beside the repository (the project's read-only data; never copied in).
-SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+# The test data is part of the repository (tests/data/README.md says where each file is from).
+TEST_DATA_DIR = REPO_ROOT / "tests" / "data"
 
 # Small enough to build in about a second; still four stages, every fusion path, PSA.
 # Input sides must divide by 32 (stem x4, three branch halvings), hence 64x32.
@@ -22,11 +23,13 @@ TINY_HRNET = dict(width=8, num_keypoints=17, input_size=(32, 64), stage_modules=
                   num_blocks=1, stage1_blocks=1, stem_width=16)
 
 
-def _shared_dir(name, marker):
-    folder = SHARED_DATA_DIR / name
+def _data_dir(name, marker):
+    """A folder of ``tests/data``. Its absence fails the test instead of skipping it: the data
+    is committed, so a missing file is a broken checkout, never a reason to test less."""
+    folder = TEST_DATA_DIR / name
     if not (folder / marker).is_file():
-        pytest.skip(f"{folder / marker} is absent: the shared test data lives in the project's "
-                    "shared/ folder beside the repository, not in the repository")
+        pytest.fail(f"{folder / marker} is missing: the test data is part of the repository "
+                    "(tests/data/README.md); restore it from git", pytrace=False)
     return folder
 
 
@@ -38,14 +41,21 @@ def repo_root():
 
 @pytest.fixture(scope="session")
 def coco_sample_dir():
-    """``../shared/data/coco_sample`` (4 COCO val2017 images); skips the test if absent."""
-    return _shared_dir("coco_sample", "person_keypoints_sample.json")
+    """``tests/data/coco_sample`` (4 COCO val2017 images, their annotations, detector boxes)."""
+    return _data_dir("coco_sample", "person_keypoints_sample.json")
 
 
 @pytest.fixture(scope="session")
 def official_hrnet_dir():
-    """``../shared/data/official_hrnet`` (tiny official HRNet checkpoints); skips if absent."""
-    return _shared_dir("official_hrnet", "io.npz")
+    """``tests/data/official_hrnet`` (tiny official HRNet checkpoints and their outputs)."""
+    return _data_dir("official_hrnet", "io.npz")
+
+
+@pytest.fixture(scope="session")
+def psa_reference_dir():
+    """``tests/data/psa_reference`` (official PSA modules, the Keras port's formulation, and
+    their outputs)."""
+    return _data_dir("psa_reference", "psa_official_io.npz")
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO.parent / "shared" / "data" / "coco_sample"
+SAMPLE = REPO / "tests" / "data" / "coco_sample"
 DEFAULT_CONFIGS = ("configs/coco/hrnet_w32_256x192_psa_p.yaml",
                    "configs/demo/hrnet_small_128x96.yaml")
 

@@ -277,7 +277,7 @@ def test_grey_rgba_palette_and_16bit_become_uint8_rgb(tmp_path):
 # ------------------------------------------------------------------ generated COCO
 
 def test_counts_on_generated_coco(tmp_path):
-    synthetic = pytest.importorskip("datasets.synthetic")
+    from datasets import synthetic
     synthetic.generate_coco(tmp_path, num_train=6, num_val=3, seed=3, image_size=(160, 120))
     ann_file = tmp_path / "annotations" / "person_keypoints_train2017.json"
     data = json.load(open(ann_file))

@@ -34,7 +34,7 @@ def denormalize(images):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    synthetic = pytest.importorskip("datasets.synthetic")
+    from datasets import synthetic
     root = tmp_path_factory.mktemp("synth")
     synthetic.generate_coco(root, num_train=6, num_val=2, seed=11, image_size=(160, 120))
     records = load_train_records(root / "annotations" / "person_keypoints_train2017.json",

@@ -1,5 +1,6 @@
 """Official HRNet checkpoints → HRNet: layouts, architecture from the file, exact outputs."""
 
+import gzip
 import json
 
 import numpy as np
@@ -99,7 +100,8 @@ def test_imagenet_multi_scale_fusion_of_the_last_module_is_skipped(tmp_path, tin
 
 @pytest.mark.parametrize("manifest", ["w32_256x192", "w48_256x192"])
 def test_full_official_key_manifests_map_onto_hrnet(official_hrnet_dir, manifest):
-    keys = json.loads((official_hrnet_dir / "official_keys.json").read_text())[manifest]
+    keys = json.loads(gzip.decompress(
+        (official_hrnet_dir / "official_keys.json.gz").read_bytes()))[manifest]
     # Only shapes matter: zero-strided stand-ins cost no memory.
     state_dict = {k: np.broadcast_to(np.float32(0), shape) for k, shape in keys.items()
                   if not k.endswith("num_batches_tracked")}

@@ -62,12 +62,14 @@ def test_views_into_one_shared_storage(tmp_path, torch_checkpoint_writer, legacy
     assert not loaded["whole"].flags.writeable
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16", "int64", "int32", "int16",
-                                   "int8", "uint8", "bool"])
-@pytest.mark.parametrize("byteorder", ["little", "big"])
+# Every storage dtype in both byte orders, but big-endian bfloat16: no torch build we know
+# writes it.
+@pytest.mark.parametrize("dtype,byteorder", [
+    (dtype, byteorder)
+    for dtype in ["float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8",
+                  "bool"]
+    for byteorder in ["little", "big"] if (dtype, byteorder) != ("bfloat16", "big")])
 def test_storage_dtypes_and_byte_orders(tmp_path, torch_checkpoint_writer, dtype, byteorder):
-    if dtype == "bfloat16" and byteorder == "big":
-        pytest.skip("big-endian bfloat16 files are not written by any torch build we know")
     w = torch_checkpoint_writer
     np_dtype = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
     values = (np.arange(6) - 2).astype(np_dtype) if dtype != "bool" else \
