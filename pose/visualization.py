@@ -15,6 +15,7 @@ Example:
     >>> save_image(overlay, "out/000000000785.jpg")
 """
 
+import colorsys
 import csv
 import math
 import os
@@ -63,7 +64,15 @@ def _pt(xy):
     return int(round(float(xy[0]))), int(round(float(xy[1])))
 
 
-def draw_pose(image_rgb, keypoints, scores, meta, boxes=None, box_scores=None, threshold=0.3):
+def track_color(track_id):
+    """A distinct RGB colour per track id: hues a golden-ratio step apart, so consecutive
+    ids (people who appear together) differ most."""
+    r, g, b = colorsys.hsv_to_rgb((int(track_id) * 0.6180339887) % 1.0, 0.9, 1.0)
+    return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
+
+
+def draw_pose(image_rgb, keypoints, scores, meta, boxes=None, box_scores=None, threshold=0.3,
+              track_ids=None):
     """Draw skeletons (and optional person boxes) on a copy of an RGB image.
 
     Limbs are coloured by ``meta.limb_sides`` and joints by ``meta.keypoint_sides``
@@ -80,6 +89,9 @@ def draw_pose(image_rgb, keypoints, scores, meta, boxes=None, box_scores=None, t
         boxes: optional (N, 4) person boxes ``x, y, w, h``. Default None.
         box_scores: optional (N,) scores written above the boxes. Default None.
         threshold: float, the keypoint score a joint must exceed. Default 0.3.
+        track_ids: optional (N,) int track ids (videos): each person's limbs and box take
+            the id's colour (``track_color``; joints keep their side colours) and the
+            label reads ``#id score``. Default None.
 
     Returns:
         The drawn (H, W, 3) uint8 RGB copy; the input is not modified.
@@ -104,6 +116,12 @@ def draw_pose(image_rgb, keypoints, scores, meta, boxes=None, box_scores=None, t
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         if boxes.shape[0] != n:
             raise ValueError(f"{n} keypoint sets but {boxes.shape[0]} boxes")
+    if track_ids is not None:
+        track_ids = np.asarray(track_ids).reshape(-1)
+        if track_ids.shape[0] != n:
+            raise ValueError(f"{n} keypoint sets but {track_ids.shape[0]} track ids")
+    person_colors = [None if track_ids is None else track_color(t)
+                     for t in (track_ids if track_ids is not None else range(n))]
     h, w = canvas.shape[:2]
     image_size = math.sqrt(float(h) * float(w))
     visible = (scores > threshold) & np.all(np.isfinite(keypoints), axis=-1)
@@ -119,16 +137,20 @@ def draw_pose(image_rgb, keypoints, scores, meta, boxes=None, box_scores=None, t
             t = max(1, _line_width(sizes[i], image_size) // 2)
             p1, p2 = _pt((x, y)), _pt((x + bw, y + bh))
             cv2.rectangle(canvas, p1, p2, HALO_COLOR, t + 2, cv2.LINE_AA)
-            cv2.rectangle(canvas, p1, p2, BOX_COLOR, t, cv2.LINE_AA)
+            cv2.rectangle(canvas, p1, p2, person_colors[i] or BOX_COLOR, t, cv2.LINE_AA)
+            text = [] if track_ids is None else [f"#{int(track_ids[i])}"]
             if box_scores is not None:
-                _label(canvas, f"{float(np.ravel(box_scores)[i]):.2f}", p1, image_size)
+                text.append(f"{float(np.ravel(box_scores)[i]):.2f}")
+            if text:
+                _label(canvas, " ".join(text), p1, image_size, person_colors[i])
 
     # Draw the biggest people first, so the small (usually farther) ones stay on top.
     for i in np.argsort(-sizes, kind="stable"):
         t = _line_width(sizes[i], image_size)
         halo = max(1, (t + 1) // 2)
         radius = t + 1
-        limbs = [(a, b, SIDE_COLORS[side]) for (a, b), side in zip(meta.skeleton, meta.limb_sides)
+        limbs = [(a, b, person_colors[i] or SIDE_COLORS[side])
+                 for (a, b), side in zip(meta.skeleton, meta.limb_sides)
                  if visible[i, a] and visible[i, b]]
         for a, b, _ in limbs:
             cv2.line(canvas, _pt(keypoints[i, a]), _pt(keypoints[i, b]), HALO_COLOR,
@@ -143,8 +165,8 @@ def draw_pose(image_rgb, keypoints, scores, meta, boxes=None, box_scores=None, t
     return canvas
 
 
-def _label(canvas, text, corner, image_size):
-    """White text on a dark box just above ``corner`` (inside the image)."""
+def _label(canvas, text, corner, image_size, color=None):
+    """Text (white, or ``color``) on a dark box just above ``corner`` (inside the image)."""
     font_scale = float(np.clip(image_size / 900.0, 0.4, 2.0))
     thickness = max(1, int(round(font_scale * 1.5)))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
@@ -152,7 +174,7 @@ def _label(canvas, text, corner, image_size):
     y = int(np.clip(corner[1] - 3, th + base + 2, canvas.shape[0] - 1))
     cv2.rectangle(canvas, (x, y - th - base - 2), (x + tw + 4, y), HALO_COLOR, -1)
     cv2.putText(canvas, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                BOX_COLOR, thickness, cv2.LINE_AA)
+                color or BOX_COLOR, thickness, cv2.LINE_AA)
 
 
 # --------------------------------------------------------------------------- heatmaps

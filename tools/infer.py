@@ -4,6 +4,7 @@
                           [--config CFG] [--boxes DET.json | --detector hog | --whole-image]
                           [--no-flip] [--recursive] [--threshold 0.3] [--batch-size N]
                           [--runtime auto|keras|litert|onnx] [--threads N]
+                          [--detect-every N] [--smooth] [--track-metric oks|iou] ...
 
 The config defaults to the one saved beside the checkpoint (RUN/best.yaml). --weights may
 also be an export of tools/export.py with its .yaml beside it: a .tflite runs on LiteRT
@@ -14,7 +15,8 @@ come from a COCO detection-results JSON (matched by file name or image id), Open
 people detector (OpenCV 4 only), or the whole image (the default when neither is given).
 Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores),
 DIR/summary.json (counts, skipped files, dropped boxes) and, per video, DIR/<stem>.mp4 and
-DIR/<stem>.jsonl. See ``pose.apis``. The skeleton, colours, flip pairs and sigmas are the
+DIR/<stem>.jsonl, whose people carry a track_id that follows each person through the
+video (--track-*, --smooth, --detect-every: ``pose.apis.tracking``). See ``pose.apis``. The skeleton, colours, flip pairs and sigmas are the
 model's (its config carries the dataset metadata). Bad input, or nothing processed, ends
 in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
 """
@@ -66,6 +68,33 @@ def parse_args(argv=None):
     parser.add_argument("--box-threshold", type=float, default=0.5,
                         help="draw people whose box score is at least this; all people go "
                              "to the JSON (default 0.5)")
+    video = parser.add_argument_group(
+        "videos", "people are followed from frame to frame (a track_id per person in the "
+        "JSONL, overlay coloured by id); see pose.apis.tracking")
+    video.add_argument("--track-metric", choices=["oks", "iou"], default="oks",
+                       help="match people to tracks by keypoint similarity with the "
+                            "dataset's sigmas (default) or by box IoU")
+    video.add_argument("--track-threshold", type=float, default=0.3,
+                       help="least OKS/IoU of a match (default 0.3)")
+    video.add_argument("--track-max-age", type=int, default=30, metavar="FRAMES",
+                       help="frames a lost person is remembered; back later = new id "
+                            "(default 30)")
+    video.add_argument("--detect-every", type=int, default=1, metavar="N",
+                       help="run the box source on every N-th frame only; between, each "
+                            "person's box comes from their last keypoints (default 1)")
+    video.add_argument("--track-min-score", type=float, default=0.3,
+                       help="with --detect-every: drop a person found in a propagated box "
+                            "whose mean keypoint score is below this (default 0.3)")
+    video.add_argument("--smooth", action="store_true",
+                       help="smooth keypoints over time with a One-Euro filter per track")
+    video.add_argument("--smooth-min-cutoff", type=float, default=1.0, metavar="HZ",
+                       help="One-Euro cutoff at rest: lower = less jitter, more lag "
+                            "(default 1.0)")
+    video.add_argument("--smooth-beta", type=float, default=0.007,
+                       help="One-Euro speed coefficient: higher = less lag in fast motion "
+                            "(default 0.007)")
+    video.add_argument("--smooth-d-cutoff", type=float, default=1.0, metavar="HZ",
+                       help="One-Euro cutoff of the speed estimate (default 1.0)")
     parser.add_argument("--batch-size", type=int,
                         help="crops per model call (default: test.batch_size of the config)")
     parser.add_argument("--batching", choices=["dynamic", "padded"], default="dynamic",
@@ -86,11 +115,19 @@ def main(argv=None):
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
     from pose.apis.inputs import InputError, collect_inputs
     from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
+    from pose.apis.smoothing import OneEuroParams
+    from pose.apis.tracking import TrackingParams
 
     try:
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         choose_runtime(args.weights, args.runtime)
+        smooth = (OneEuroParams(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff)
+                  if args.smooth else None)
+        tracking = TrackingParams(metric=args.track_metric,
+                                  match_threshold=args.track_threshold,
+                                  max_age=args.track_max_age, detect_every=args.detect_every,
+                                  min_score=args.track_min_score, smooth=smooth)
         inputs = collect_inputs(args.inputs, recursive=args.recursive)
         if args.boxes:
             source = DetectionBoxes(args.boxes)
@@ -124,7 +161,7 @@ def main(argv=None):
     ready = time.perf_counter() - _START
     report = run_inference(estimator, inputs, args.out, source,
                            threshold=args.threshold, box_threshold=args.box_threshold,
-                           verbose=0 if args.quiet else 1)
+                           verbose=0 if args.quiet else 1, tracking=tracking)
     print(report.summary())
     if report.num_images == 0:
         raise InputError(f"nothing was processed: none of the {len(inputs)} input(s) could "

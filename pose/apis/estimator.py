@@ -43,9 +43,15 @@ class People:
     scores: np.ndarray  # (P,) box score × mean confident keypoint score
     boxes: np.ndarray  # (P, 4) x, y, w, h
     box_scores: np.ndarray  # (P,)
+    track_ids: np.ndarray = None  # (P,) int, video only (``pose.apis.tracking``)
 
     def __len__(self):
         return len(self.scores)
+
+    def subset(self, keep):
+        """The people selected by ``keep`` (a boolean mask or indices), in order."""
+        values = (getattr(self, f.name) for f in dataclasses.fields(self))
+        return People(*(None if v is None else np.asarray(v)[keep] for v in values))
 
     def records(self):
         """One JSON-friendly dict per person (keypoints as COCO's flat [x, y, s]·K)."""
@@ -61,6 +67,8 @@ class People:
                 "box_score": float(self.box_scores[i]),
                 "keypoint_scores": [float(v) for v in self.keypoint_scores[i]],
             })
+            if self.track_ids is not None:
+                out[-1]["track_id"] = int(self.track_ids[i])
         return out
 
 

@@ -16,7 +16,9 @@ Outputs (every file written to a temporary name in ``out_dir`` and renamed when 
   file, so that ``predictions.json`` stays a plain COCO results list that pycocotools'
   ``loadRes`` reads.
 - ``<video stem>.mp4`` (mp4v) and ``<video stem>.jsonl``: the overlay video and one JSON
-  line per frame ``{"frame", "time_s", "people": [...]}``.
+  line per frame ``{"frame", "time_s", "people": [...]}``; each person of a video carries
+  a ``track_id`` (``pose.apis.tracking``: ids across frames, ``--smooth``,
+  ``--detect-every``), and the overlay colours and labels people by it.
 
 Every person box is clipped to its image first (``pose.apis.boxes.clip_boxes``).
 """
@@ -34,6 +36,7 @@ from datasets.coco import ImageDecodeError, read_image_rgb
 from pose.apis.boxes import clip_boxes
 from pose.apis.estimator import Frame
 from pose.apis.inputs import InputError, image_id_from_name, open_video
+from pose.apis.tracking import PoseTracker, track_video
 from pose.fileio import atomic_path, save_image, write_json
 from pose.visualization import draw_pose
 
@@ -144,7 +147,7 @@ class _Progress:
 
 
 def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_threshold=0.5,
-                  verbose=1):
+                  verbose=1, tracking=None):
     """Estimate poses on ``inputs`` and write overlays, ``predictions.json`` and video files.
 
     Args:
@@ -157,6 +160,8 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
         box_threshold: float, people whose box score is below are written to the JSON but
             not drawn (detector files list many weak boxes). Default 0.5.
         verbose: 0 silent, 1 progress bar.
+        tracking: ``pose.apis.tracking.TrackingParams`` for videos (matching, max age,
+            ``smooth``, ``detect_every``); None takes the defaults. Default None.
 
     Returns:
         ``InferenceReport``.
@@ -183,9 +188,10 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
 
     def draw(image, people):
         shown = people.box_scores >= box_threshold
+        ids = None if people.track_ids is None else people.track_ids[shown]
         return draw_pose(image, people.keypoints[shown], people.keypoint_scores[shown], meta,
                          boxes=people.boxes[shown], box_scores=people.box_scores[shown],
-                         threshold=threshold)
+                         threshold=threshold, track_ids=ids)
 
     def mark_first_output():
         if report.first_output_seconds is None:
@@ -199,7 +205,7 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
     # ---- videos: one stream per video, overlay video + JSON lines
     for item in videos:
         video_path, lines_path = _run_video(estimator, item, names, box_source, draw,
-                                            report, progress, mark_first_output)
+                                            report, progress, mark_first_output, tracking)
         report.videos.append((video_path, lines_path))
     report.seconds = time.perf_counter() - start
     report.summary_file = os.path.join(out_dir, "summary.json")
@@ -255,8 +261,10 @@ def _run_images(estimator, images, out_dir, names, box_source, draw, report, pro
     return predictions_file
 
 
-def _run_video(estimator, item, names, box_source, draw, report, progress, mark_first_output):
+def _run_video(estimator, item, names, box_source, draw, report, progress, mark_first_output,
+               tracking=None):
     cap, fps, _ = open_video(item.path)
+    tracker = PoseTracker(estimator.meta.sigmas_array, fps, tracking)
     stem = os.path.splitext(item.name)[0]
     video_path = names.take(stem + ".mp4")
     lines_path = names.take(stem + ".jsonl")
@@ -267,19 +275,17 @@ def _run_video(estimator, item, names, box_source, draw, report, progress, mark_
         tmp_lines = stack.enter_context(atomic_path(lines_path))
         lines = stack.enter_context(open(tmp_lines, "w"))
 
-        def frames():
+        def images():
             index = 0
             while True:
                 ok, bgr = cap.read()
                 if not ok:
                     break
-                image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                boxes, scores = report.checked_boxes(
-                    image, *box_source(image, file_name=None, image_id=index))
-                yield Frame(index, image, boxes, scores)
+                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 index += 1
 
-        for frame, people in estimator.iter_frames(frames()):
+        for frame, people in track_video(estimator, images(), box_source, tracker,
+                                         report.checked_boxes):
             overlay = draw(frame.image, people)
             if writer is None:
                 h, w = overlay.shape[:2]
