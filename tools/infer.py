@@ -16,9 +16,9 @@ people detector (OpenCV 4 only), or the whole image (the default when neither is
 Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores),
 DIR/summary.json (counts, skipped files, dropped boxes) and, per video, DIR/<stem>.mp4 and
 DIR/<stem>.jsonl, whose people carry a track_id that follows each person through the
-video (--track-*, --smooth, --detect-every: ``pose.apis.tracking``). See ``pose.apis``. The skeleton, colours, flip pairs and sigmas are the
-model's (its config carries the dataset metadata). Bad input, or nothing processed, ends
-in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
+video (--track-*, --smooth, --detect-every: ``pose.apis.tracking``). See ``pose.apis``.
+The skeleton, colours, flip pairs and sigmas are the model's (its config carries the
+dataset metadata). Bad input, or nothing processed, ends in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
 import argparse

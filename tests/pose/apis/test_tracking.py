@@ -6,6 +6,7 @@ moved along known paths, ``datasets.synthetic.clips``), where a random test netw
 keypoints would make the test about the network; the runner and ``tools/infer.py`` on
 generated clips with the tiny network and with a planted "perfect" pose estimator."""
 
+import dataclasses
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -23,7 +25,13 @@ from pose.apis.estimator import People
 from pose.apis.inputs import collect_inputs
 from pose.apis.runner import run_inference
 from pose.apis.smoothing import OneEuroFilter, OneEuroParams
-from pose.apis.tracking import PoseTracker, TrackingParams, box_iou_matrix, keypoint_box
+from pose.apis.tracking import (
+    PoseTracker,
+    TrackingParams,
+    box_iou_matrix,
+    keypoint_box,
+    track_video,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 COCO = DatasetMeta.coco()
@@ -102,8 +110,6 @@ def test_a_person_back_after_max_age_gets_a_new_id(tmp_path):
     people = [ClipPerson((80, 120), (0.5, 0), 100, frames=(0, 9)),  # leaves, back at 20
               ClipPerson((200, 120), (0, 0), 100),
               ClipPerson((140, 120), (0, 0), 90, frames=(0, 4))]  # leaves, back at 12
-    import dataclasses
-
     truth = render_clip(tmp_path / "c.avi", people, num_frames=30, size=(320, 200), seed=1)
     truth.present[20:, 0] = True  # person 0 missed frames 10..19: 10 frames
     truth.present[12:, 2] = True  # person 2 missed frames 5..11: 7 frames
@@ -259,9 +265,6 @@ def test_detect_every_follows_moving_people_and_drops_weak_tracks(tmp_path, cros
     boxes = CountingBoxes(truth)
     estimator = PlantedEstimator(truth)
     tracker = PoseTracker(COCO.sigmas_array, truth.fps, TrackingParams(detect_every=4))
-    from pose.apis.tracking import track_video
-
-    import cv2
     cap = cv2.VideoCapture(str(path))
     images = ((i, cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)) for i in range(40))
     ids = []
