@@ -18,7 +18,8 @@ DIR/summary.json (counts, skipped files, dropped boxes) and, per video, DIR/<ste
 DIR/<stem>.jsonl, whose people carry a track_id that follows each person through the
 video (--track-*, --smooth, --detect-every: ``pose.apis.tracking``). See ``pose.apis``.
 The skeleton, colours, flip pairs and sigmas are the model's (its config carries the
-dataset metadata). Bad input, or nothing processed, ends in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
+dataset metadata). Bad input, or nothing processed, ends in one line ``error: ...`` and
+exit code 2 (--debug shows the traceback).
 """
 
 import argparse
