@@ -5,6 +5,8 @@
     python tools/benchmark.py bootstrap [--images 5000] [--resamples 1000] [--out FILE]
     python tools/benchmark.py runtimes --weights TRAINED.keras [--latency-config CFG]
                                        [--rounds 2] [--repeats 10] [--workdir DIR] [--out FILE]
+    python tools/benchmark.py video --weights W32.tflite [--frames 40] [--size 1280x720]
+                                    [--boxes DET.json] [--rounds 2] [--workdir DIR] [--out FILE]
 
 ``model``: trainable parameters, conv MACs, forward latency at batch 1 and 8 (median of
 ``--repeats`` calls after a warm-up), first-call (tracing) time and peak memory, for every
@@ -25,6 +27,12 @@ dynamic, int8 exports): file size and forward latency at batch 1 and 8 of the
 ``--latency-config`` model (random weights, W32 by default), each variant in a fresh
 process, in one run; and the COCO AP of the same exports of the trained ``--weights``
 on its config's validation set next to the float32 AP (``pose.experiments.runtime_benchmark``).
+
+``video``: frames per second of ``tools/infer.py``'s video path on a generated clip with
+four people (720p by default): person boxes on every frame vs ``--detect-every 5``, each
+with and without ``--smooth``, and the time tracking and smoothing take per frame
+(``pose.experiments.video_benchmark``). The box source is ``--boxes`` (default: the
+clip's true boxes as a detection file).
 """
 
 import argparse
@@ -235,6 +243,44 @@ def benchmark_runtimes(args):
     print(f"\nwrote {args.out}")
 
 
+def benchmark_video_inference(args):
+    from pose.apis.boxes import DetectionBoxes
+    from pose.apis.estimator import PoseEstimator, load_network, runtime_description
+    from pose.config import resolve_config
+    from pose.experiments.video_benchmark import (
+        COLUMNS,
+        benchmark_video,
+        four_people_clip,
+        variant_rows,
+    )
+
+    width, height = (int(v) for v in args.size.split("x"))
+    os.makedirs(args.workdir, exist_ok=True)
+    clip, detections, _ = four_people_clip(args.workdir, args.frames, (width, height))
+    boxes = DetectionBoxes(args.boxes or detections)
+    model, saved = load_network(args.weights, threads=args.threads, optimize_graph=False,
+                                trace_ahead=True)
+    config = resolve_config(None, saved, [], source=args.weights)
+    estimator = PoseEstimator.from_config(model, config)
+    runtime = runtime_description(model, args.threads)
+    print(f"{runtime}; {clip}: {args.frames} frames {width}x{height}, 4 people; person "
+          f"boxes: {boxes.name}; flip test {'on' if estimator.flip else 'off'}", flush=True)
+    results = benchmark_video(estimator, clip, boxes, args.workdir, rounds=args.rounds)
+    rows = variant_rows(results)
+    print()
+    print(f"{args.weights}: {runtime}; {_cpu_name()}, flags {' '.join(_cpu_flags())}, "
+          f"{os.cpu_count()} cores")
+    print(format_table(rows, COLUMNS))
+    report = {"machine": {"cpu": _cpu_name(), "flags": _cpu_flags(), "cores": os.cpu_count(),
+                          "python": platform.python_version(),
+                          "load_average": os.getloadavg()},
+              "weights": args.weights, "runtime": runtime, "clip": clip,
+              "frames": args.frames, "size": [width, height], "box_source": boxes.name,
+              "flip_test": estimator.flip, "rows": rows, "results": results}
+    write_json(report, args.out)
+    print(f"\nwrote {args.out}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -276,6 +322,18 @@ def main(argv=None):
                           help="LiteRT/ONNX Runtime threads (default: the core count)")
     runtimes.add_argument("--workdir", default="work/runtimes")
     runtimes.add_argument("--out", default="benchmark_runtimes.json")
+    video = sub.add_parser("video", help="video frames/s: detection every frame vs every 5, "
+                                         "tracking and smoothing")
+    video.add_argument("--weights", required=True, help="the pose model (.tflite, .onnx, "
+                                                        ".keras) with its .yaml beside it")
+    video.add_argument("--frames", type=int, default=40)
+    video.add_argument("--size", default="1280x720", help="clip WIDTHxHEIGHT")
+    video.add_argument("--boxes", help="COCO detection results for the clip's frames "
+                                       "(default: its true boxes)")
+    video.add_argument("--rounds", type=int, default=2)
+    video.add_argument("--threads", type=int, default=None)
+    video.add_argument("--workdir", default="work/video_benchmark")
+    video.add_argument("--out", default="benchmark_video.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
@@ -284,6 +342,8 @@ def main(argv=None):
         benchmark_eval_scale(args)
     elif args.benchmark == "bootstrap":
         benchmark_bootstrap_intervals(args)
+    elif args.benchmark == "video":
+        benchmark_video_inference(args)
     else:
         benchmark_runtimes(args)
 

@@ -57,6 +57,8 @@ class InferenceReport:
     num_people: int = 0
     seconds: float = 0.0
     first_output_seconds: float = None  # from the start of the run to the first overlay
+    tracking_seconds: float = 0.0  # of ``seconds``: matching people to tracks (videos)
+    smoothing_seconds: float = 0.0  # of ``tracking_seconds``: the One-Euro filters
 
     @property
     def images_per_second(self):
@@ -302,6 +304,8 @@ def _run_video(estimator, item, names, box_source, draw, report, progress, mark_
             report.num_images += 1
             report.num_people += len(people)
             progress.add()
+        report.tracking_seconds += tracker.seconds
+        report.smoothing_seconds += tracker.smooth_seconds
         if writer is None:
             raise InputError(f"video {item.path!r} has no readable frame")
         writer.release()  # flush before the rename
