@@ -95,6 +95,21 @@ def test_box_iou_and_keypoint_box_by_hand():
     assert keypoint_box([[1, 1], [2, 2]], [0.9, 0.1]) is None
 
 
+def test_matching_is_the_joint_optimum_not_greedy():
+    """Two side-by-side people both step 3 px left. Greedily, the first track would take
+    the person its box overlaps most (IoU 0.67, its neighbour) and leave the second track
+    a poor match (0.11); the assignment solver pairs each with its own (0.54 + 0.54)."""
+    def people(xs):
+        boxes = np.array([[x, 0, 10, 10] for x in xs], np.float64)
+        kp = np.repeat(boxes[:, None, :2] + 5, 17, axis=1)  # (P, 17, 2) box centres
+        return People(kp, np.full((len(xs), 17), 0.9), np.ones(len(xs)), boxes,
+                      np.ones(len(xs)))
+
+    tracker = PoseTracker(COCO.sigmas_array, 25.0, TrackingParams(metric="iou"))
+    assert tracker.update(people([0, 5]), 0).track_ids.tolist() == [0, 1]
+    assert tracker.update(people([2, -3]), 1).track_ids.tolist() == [1, 0]
+
+
 @pytest.mark.parametrize("metric", ["oks", "iou"])
 def test_crossing_people_keep_their_ids(crossing, metric):
     _, truth = crossing
