@@ -265,7 +265,9 @@ def benchmark_video_inference(args):
     runtime = runtime_description(model, args.threads)
     print(f"{runtime}; {clip}: {args.frames} frames {width}x{height}, 4 people; person "
           f"boxes: {boxes.name}; flip test {'on' if estimator.flip else 'off'}", flush=True)
-    results = benchmark_video(estimator, clip, boxes, args.workdir, rounds=args.rounds)
+    results = benchmark_video(estimator, clip, boxes, args.workdir, rounds=args.rounds,
+                              min_score=args.track_min_score,
+                              keypoint_threshold=args.keypoint_threshold)
     rows = variant_rows(results)
     print()
     print(f"{args.weights}: {runtime}; {_cpu_name()}, flags {' '.join(_cpu_flags())}, "
@@ -276,7 +278,9 @@ def benchmark_video_inference(args):
                           "load_average": os.getloadavg()},
               "weights": args.weights, "runtime": runtime, "clip": clip,
               "frames": args.frames, "size": [width, height], "box_source": boxes.name,
-              "flip_test": estimator.flip, "rows": rows, "results": results}
+              "flip_test": estimator.flip, "track_min_score": args.track_min_score,
+              "keypoint_threshold": args.keypoint_threshold, "rows": rows,
+              "results": results}
     write_json(report, args.out)
     print(f"\nwrote {args.out}")
 
@@ -331,6 +335,12 @@ def main(argv=None):
     video.add_argument("--boxes", help="COCO detection results for the clip's frames "
                                        "(default: its true boxes)")
     video.add_argument("--rounds", type=int, default=2)
+    video.add_argument("--track-min-score", type=float, default=0.0,
+                       help="tools/infer.py's --track-min-score; 0 (default) keeps every "
+                            "person between detections (random weights score near 0)")
+    video.add_argument("--keypoint-threshold", type=float, default=0.0,
+                       help="keypoints above this make the propagated boxes (default 0: "
+                            "all, for random weights; tools/infer.py uses 0.3)")
     video.add_argument("--threads", type=int, default=None)
     video.add_argument("--workdir", default="work/video_benchmark")
     video.add_argument("--out", default="benchmark_video.json")

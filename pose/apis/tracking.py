@@ -153,6 +153,9 @@ class PoseTracker:
         self.frame = None
         self.seconds = 0.0
         self.smooth_seconds = 0.0
+        from scipy.optimize import linear_sum_assignment  # here: only videos need scipy
+
+        self._assign = linear_sum_assignment
 
     def similarity(self, people):
         """(tracks, people) similarity by the chosen metric."""
@@ -173,8 +176,6 @@ class PoseTracker:
         """Match ``people`` (``pose.apis.estimator.People``) of frame number ``frame`` to
         the tracks; returns them with ``track_ids`` set (and keypoints smoothed)."""
         start = time.perf_counter()
-        from scipy.optimize import linear_sum_assignment  # only videos need scipy
-
         p = self.params
         frame = int(frame)
         self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= p.max_age]
@@ -182,7 +183,7 @@ class PoseTracker:
         track_of = np.full(n, -1)
         if self.tracks and n:
             similarity = self.similarity(people)  # (T, P)
-            rows, cols = linear_sum_assignment(similarity, maximize=True)
+            rows, cols = self._assign(similarity, maximize=True)
             for r, c in zip(rows, cols):
                 if similarity[r, c] >= p.match_threshold and similarity[r, c] > 0:
                     track_of[c] = r

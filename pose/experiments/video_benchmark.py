@@ -66,7 +66,7 @@ class TimedBoxes:
 
 
 def benchmark_video(estimator, clip, box_source, workdir, rounds=2, variants=VARIANTS,
-                    warmup_frames=3):
+                    warmup_frames=3, min_score=0.0, keypoint_threshold=0.0):
     """Run ``clip`` through ``run_inference`` per variant; a dict per variant (best round).
 
     Args:
@@ -78,6 +78,12 @@ def benchmark_video(estimator, clip, box_source, workdir, rounds=2, variants=VAR
         variants: ``(label, detect_every, smooth)`` tuples. Default ``VARIANTS``.
         warmup_frames: int, frames run first (untimed) so that no variant pays the
             runtime's first calls. Default 3.
+        min_score, keypoint_threshold: ``TrackingParams``'; the defaults 0 keep every
+            person between detections whatever the scores, so that every variant
+            estimates the same people, as a trained model that keeps finding them would
+            (the benchmark's random-weight models score near 0: with ``tools/infer.py``'s
+            0.3 they would lose everybody on the first frame without detection and do
+            less work). Default 0.0.
     """
     for i, image in zip(range(warmup_frames), _frames(clip)):
         boxes, scores = box_source(image, file_name=None, image_id=i)
@@ -87,7 +93,9 @@ def benchmark_video(estimator, clip, box_source, workdir, rounds=2, variants=VAR
     for round_index in range(rounds):
         for label, every, smooth in variants:
             params = TrackingParams(detect_every=every,
-                                    smooth=OneEuroParams() if smooth else None)
+                                    smooth=OneEuroParams() if smooth else None,
+                                    min_score=min_score,
+                                    keypoint_threshold=keypoint_threshold)
             timed = TimedBoxes(box_source)
             calls_before = estimator.model_calls
             out = os.path.join(workdir, "out_" + label.replace(" ", "_").replace("+", "p"))
