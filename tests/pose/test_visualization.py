@@ -13,6 +13,7 @@ from pose.visualization import (
     draw_pose,
     plot_comparison,
     plot_training_curves,
+    track_color,
 )
 
 META = DatasetMeta.coco()
@@ -79,6 +80,31 @@ def test_limbs_get_their_side_colours_over_a_halo():
     row = out[(ra + rb) // 2, (ca + cb) // 2:(ca + cb) // 2 + 15]
     assert (row.max(axis=1) < 60).any(), "no dark outline next to the limb"
     assert len({SIDE_COLORS["left"], SIDE_COLORS["right"], SIDE_COLORS["center"]}) == 3
+
+
+def test_people_of_a_video_take_their_track_colour():
+    image = np.full((400, 600, 3), GREY, np.uint8)
+    kpts = np.stack([_person(cx=150, top=40, height=320), _person(cx=450, top=40, height=320)])
+    boxes = [[60, 30, 180, 340], [360, 30, 180, 340]]
+    out = draw_pose(image, kpts, np.ones((2, 17)), META, boxes=boxes, box_scores=[0.9, 0.8],
+                    track_ids=[0, 7])
+    colors = [track_color(0), track_color(7)]
+    assert colors[0] != colors[1] and len({track_color(i) for i in range(8)}) == 8
+    for i, (x, y, w, h) in enumerate(boxes):
+        ra, ca = _xy(kpts[i], "left_knee")
+        rb, cb = _xy(kpts[i], "left_ankle")
+        assert tuple(out[(ra + rb) // 2, (ca + cb) // 2]) == colors[i]  # limbs by id
+        edge = out[y + h // 2, x - 3:x + 4].astype(int)  # across the box's left edge
+        line = edge[edge.sum(axis=1).argmax()]  # a thin anti-aliased line: about the colour
+        assert np.abs(line - colors[i]).max() < 40, edge
+        # the label above the box is written in the id's colour
+        label = out[max(0, y - 30):y, x:x + 80].reshape(-1, 3)
+        assert (label == colors[i]).all(axis=1).any()
+    # joints keep their side colours, so left and right still read
+    r, c = _xy(kpts[0], "left_wrist")
+    assert tuple(out[r, c]) == SIDE_COLORS["left"]
+    with pytest.raises(ValueError, match="track ids"):
+        draw_pose(image, kpts, np.ones((2, 17)), META, track_ids=[1])
 
 
 def test_line_width_scales_with_the_person():
