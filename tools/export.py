@@ -126,12 +126,25 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from pose.apis.export import (FLOAT32_PARITY_TOLERANCE, INT8_FLOAT_OPS, export_model,
-                                  parity, parity_bound)
+    from pose.apis.export import (
+        FLOAT32_PARITY_TOLERANCE,
+        INT8_FLOAT_OPS,
+        export_model,
+        parity,
+        parity_bound,
+    )
     from pose.config import config_path_for, save_config
     from pose.engine.pretrained import load_any_checkpoint
 
     model, config = load_any_checkpoint(args.weights, input_size=args.input_size)
+    if args.quantize:  # int8 is faster than float32 only with int8 dot products
+        from pose.apis.cpu_features import cpu_flags, quantized_speed_note
+
+        flags = cpu_flags()
+        print(f"CPU flags: {' '.join(flags) or 'unknown'}", flush=True)
+        note = quantized_speed_note(args.quantize, flags)
+        if note:
+            print(f"note: {note}", flush=True)
     try:
         crops = _calibration(args, config, model)
         float_ops = INT8_FLOAT_OPS if args.float_ops is None else tuple(args.float_ops)
