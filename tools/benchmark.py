@@ -234,6 +234,7 @@ def benchmark_runtimes(args):
 
 def benchmark_video_inference(args):
     from pose.apis.boxes import DetectionBoxes
+    from pose.apis.cpu_features import cpu_flags
     from pose.apis.estimator import PoseEstimator, load_network, runtime_description
     from pose.config import resolve_config
     from pose.experiments.video_benchmark import (
@@ -259,10 +260,10 @@ def benchmark_video_inference(args):
                               keypoint_threshold=args.keypoint_threshold)
     rows = variant_rows(results)
     print()
-    print(f"{args.weights}: {runtime}; {_cpu_name()}, flags {' '.join(_cpu_flags())}, "
+    print(f"{args.weights}: {runtime}; {_cpu_name()}, flags {' '.join(cpu_flags())}, "
           f"{os.cpu_count()} cores")
     print(format_table(rows, COLUMNS))
-    report = {"machine": {"cpu": _cpu_name(), "flags": _cpu_flags(), "cores": os.cpu_count(),
+    report = {"machine": {"cpu": _cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(),
                           "python": platform.python_version(),
                           "load_average": os.getloadavg()},
               "weights": args.weights, "runtime": runtime, "clip": clip,
