@@ -101,7 +101,9 @@ def benchmark_video(estimator, clip, box_source, workdir, rounds=2, variants=VAR
             timed = TimedBoxes(box_source)
             calls_before = estimator.model_calls
             out = os.path.join(workdir, "out_" + label.replace(" ", "_").replace("+", "p"))
+            cpu_before = time.process_time()
             report = run_inference(estimator, inputs, out, timed, verbose=0, tracking=params)
+            cpu = time.process_time() - cpu_before
             frames = report.num_images
             result = {"frames": frames, "seconds": report.seconds,
                       "fps": frames / report.seconds, "cpu_s_per_frame": cpu / frames,
