@@ -120,7 +120,7 @@ def _overlay_ext(name):
     return ext if ext in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp") else ".png"
 
 
-class _Progress:
+class Progress:
     """``images n/N`` on stderr, rewritten in place at most every half second (Keras'
     Progbar would import TensorFlow, which a LiteRT/ONNX run never loads)."""
 
@@ -177,7 +177,7 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
         cap.release()
         frame_counts[item.path] = count
     names = _Names(out_dir)
-    progress = _Progress(len(images) + sum(frame_counts.values())
+    progress = Progress(len(images) + sum(frame_counts.values())
                          if all(frame_counts.values()) else None, verbose)
     meta = estimator.meta
 
