@@ -177,18 +177,24 @@ def tflite_files(tmp_path_factory):
                       for b, _, _ in ssd_rows], np.float32)[None]  # ymin, xmin, ymax, xmax
     classes = np.array([[c for _, c, _ in ssd_rows]], np.float32)
     scores = np.array([[s for _, _, s in ssd_rows]], np.float32)
+    count = np.array([4.0], np.float32)
+    # The outputs come in the order of the keys and are named StatefulPartitionedCall:k:
+    # boxes, classes, scores, count (the post-processing op's order) in one file; scores
+    # before classes (as TF2 exports often list them) in the other, told apart by value.
     ssd = tflite_detector(folder / "ssd.tflite",
-                          {"detection_boxes": boxes, "detection_classes": classes,
-                           "detection_scores": scores,
-                           "num_detections": np.array([4.0], np.float32)},
-                          input_dtype=np.uint8)
+                          {"a_boxes": boxes, "b_classes": classes, "c_scores": scores,
+                           "d_count": count}, input_dtype=np.uint8)
+    ssd_swapped = tflite_detector(folder / "ssd_swapped.tflite",
+                                  {"a_boxes": boxes, "b_scores": scores, "c_classes": classes,
+                                   "d_count": count}, input_dtype=np.uint8)
     yolov8 = tflite_detector(folder / "yolov8.tflite",
                              {"output0": _yolo(centred, False, normalise=(SIZE, SIZE)).T[None]})
-    return {"ssd": ssd, "yolov8": yolov8}
+    return {"ssd": ssd, "ssd_swapped": ssd_swapped, "yolov8": yolov8}
 
 
-def test_tflite_ssd_uint8(tflite_files):
-    source = DetectorBoxes(tflite_files["ssd"], threads=1)
+@pytest.mark.parametrize("name", ["ssd", "ssd_swapped"])
+def test_tflite_ssd_uint8(tflite_files, name):
+    source = DetectorBoxes(tflite_files[name], threads=1)
     assert source.layout == "ssd" and "uint8" in source.name and "plain resize" in source.name
     assert_people(source, [PERSON_A, PERSON_B])
 
