@@ -13,6 +13,7 @@ from pose.apis.detector_layouts import (
     PRESETS,
     DetectorError,
     Placement,
+    dequantize,
     fit_image,
     make_input,
 )
@@ -96,6 +97,9 @@ def onnx_files(tmp_path_factory):
         "yolov8": onnx_detector(folder / "yolov8.onnx",
                                 {"output0": _yolo(centred, False).T[None]}),
         "yolox": onnx_detector(folder / "yolox.onnx", {"output": yolox_raw_rows()[None]}),
+        # exported with --decode_in_inference: centres and sizes in input pixels already
+        "yolox_decoded": onnx_detector(folder / "yolox_decoded.onnx",
+                                       {"output": _yolo(top_left, True)[None]}),
         "heatmaps": onnx_detector(folder / "pose.onnx",
                                   {"heatmaps": np.zeros((1, 32, 24, 17), np.float32)},
                                   input_shape=(1, 128, 96, 3), input_name="crops"),
@@ -104,18 +108,21 @@ def onnx_files(tmp_path_factory):
 
 @pytest.mark.parametrize("layout,preset,with_duplicate", [
     ("end2end", "rtmdet", False), ("yolov5", "ultralytics", True),
-    ("yolov8", "ultralytics", True), ("yolox", "yolox", True)])
+    ("yolov8", "ultralytics", True), ("yolox", "yolox", True),
+    ("yolox_decoded", "yolox", True)])
 def test_onnx_layouts(onnx_files, layout, preset, with_duplicate):
     """Recognised from the outputs alone; the person boxes come back in image pixels; the
     chair, the faint person and (files without NMS) the duplicate are dropped."""
-    source = DetectorBoxes(onnx_files[layout], threads=1)
+    path = onnx_files[layout]
+    layout = layout.replace("_decoded", "")
+    source = DetectorBoxes(path, threads=1)
     assert (source.layout, source.preset, source.size) == (layout, preset, (SIZE, SIZE))
-    assert source.name.startswith(f"detector {onnx_files[layout]}: layout {layout} (")
+    assert source.name.startswith(f"detector {path}: layout {layout} (")
     assert "input 128x128 float32" in source.name and "threshold 0.3" in source.name
     assert_people(source, [PERSON_A, PERSON_B])
     assert source.calls == 1
     if with_duplicate:  # the duplicate is there without NMS
-        no_nms = DetectorBoxes(onnx_files[layout], threads=1, nms_iou=1.0)
+        no_nms = DetectorBoxes(path, threads=1, nms_iou=1.0)
         assert_people(no_nms, [PERSON_A, PERSON_B, DUPLICATE])
 
 
@@ -245,6 +252,11 @@ def test_fit_image_and_input_by_hand():
     x = make_input(canvas, TensorInfo("x", (1, 128, 128, 3), np.dtype(np.int8), (1 / 255, -128)),
                    PRESETS["ultralytics"], channels_first=False)
     assert x.dtype == np.int8 and x[0, 0, 0].tolist() == [200 - 128, 100 - 128, 50 - 128]
+    # and an int8 output back to floats: (q - zero_point) * scale
+    out = TensorInfo("y", (1, 2), np.dtype(np.int8), (0.5, 3))
+    np.testing.assert_allclose(dequantize(np.array([[3, 7]], np.int8), out), [[0.0, 2.0]])
+    np.testing.assert_allclose(dequantize(np.array([[3.0, 7.0]], np.float32), out),
+                               [[3.0, 7.0]])  # a float output is left alone
 
 
 # ----------------------------------------------------------------- end to end
