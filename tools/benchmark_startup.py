@@ -161,16 +161,20 @@ def main(argv=None):
         # Alternating rounds over the box sources: the load of a shared machine spreads
         # over all of them alike.
         runs = {label: [] for label, _, _ in sources}
-        for _ in range(args.repeats):
+        for round_index in range(args.repeats):
             for label, _, source_args in sources:
-                runs[label].append(time_first_overlay(weights, args.images, workdir / "out",
-                                                      [*source_args, *extra]))
+                run = time_first_overlay(weights, args.images, workdir / "out",
+                                         [*source_args, *extra])
+                runs[label].append(run)
+                print(f"  round {round_index + 1}, {label}: first overlay "
+                      f"{run['first_overlay_s']} s, {run['images_per_s']} images/s, boxes "
+                      f"{run['box_ms_per_image']} ms/image", flush=True)
         for label, people, _ in sources:
             row = {"config": config, "weights": fmt, "boxes": label, "people": people,
                    "runs": runs[label]}
             for key in ("first_overlay_s", "exit_s", "model_ready_s", "images_per_s",
                         "people_per_s", "box_ms_per_image"):
-                values = [r[key] for r in runs if r[key] is not None]
+                values = [r[key] for r in runs[label] if r[key] is not None]
                 row[key] = round(statistics.median(values), 2) if values else None
             rows.append(row)
             print(f"{config} ({fmt}, {label}): first overlay {row['first_overlay_s']} s "

@@ -300,6 +300,8 @@ def test_planted_detector_gives_the_keypoints_of_boxes(coco_sample_dir, tmp_path
                                tmp_path / f"det{image['id']}", DetectorBoxes(detector),
                                verbose=0)
         from_boxes[image["file_name"]] = json.loads(open(report.predictions_file).read())
+        assert report.box_seconds > 0  # the detector's share of the run is measured
+        assert json.loads(open(report.summary_file).read())["box_seconds"] >= 0
     (tmp_path / "gt.json").write_text(json.dumps(entries))
     report = run_inference(estimator, collect_inputs([str(coco_sample_dir / "images")]),
                            tmp_path / "boxes", DetectionBoxes(tmp_path / "gt.json"), verbose=0)
