@@ -3,24 +3,14 @@ tools/test.py evaluates with and tools/infer.py --boxes matches by file name."""
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 
 from pose.apis.boxes import DetectionBoxes
 from pose.apis.detection_results import stable_image_id
 from tests.pose.apis.detector_files import onnx_detector
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _tool(name, *args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+from tests.tools.test_pretrained_tools import _tool  # runs tools/NAME in a subprocess
 
 
 def _gt_detector(path, coco_sample_dir):
