@@ -88,8 +88,12 @@ def test_image_ids_and_detection_matching(tmp_path):
          "score": 0.9},  # not a person
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": 0.5},
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 0, 20], "score": 0.5},  # empty
-    ]))
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": float("nan")},
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": "high"},
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": [0.5]},
+    ]))  # (json.dumps writes the NaN as the bare token NaN, which Python's json reads)
     source = DetectionBoxes(det)
+    assert source.dropped == {"non_positive_size": 1, "not_finite": 1, "malformed": 2}
     image = np.zeros((50, 60, 3), np.uint8)
     boxes, scores = source(image, file_name="/elsewhere/a.png", image_id=None)
     assert boxes.tolist() == [[1, 2, 30, 40]] and scores.tolist() == [0.9]
@@ -107,11 +111,13 @@ def test_clip_boxes_cuts_to_the_image_and_counts_what_it_drops():
              [630, 470, 50, 50],          # sticks out at the bottom right: cut
              [5000, 5000, 100, 200],      # wholly outside
              [np.nan, 0, 10, 10],         # NaN
-             [0, 0, 0, 10], [0, 0, 10, -3]]  # zero / negative size
-    kept, scores, dropped = clip_boxes(boxes, np.arange(7.0), 640, 480)
+             [0, 0, 0, 10], [0, 0, 10, -3],  # zero / negative size
+             [10, 20, 30, 40], [10, 20, 30, 40]]  # good boxes with NaN / infinite scores
+    scores_in = np.append(np.arange(7.0), [np.nan, np.inf])
+    kept, scores, dropped = clip_boxes(boxes, scores_in, 640, 480)
     np.testing.assert_allclose(kept, [[10, 20, 30, 40], [0, 0, 20, 35], [630, 470, 10, 10]])
     assert scores.tolist() == [0.0, 1.0, 2.0]
-    assert dropped == {"outside_image": 1, "not_finite": 1, "non_positive_size": 2}
+    assert dropped == {"outside_image": 1, "not_finite": 3, "non_positive_size": 2}
 
 
 def test_bad_detection_boxes_are_dropped_counted_and_summarized(estimator, tmp_path):
