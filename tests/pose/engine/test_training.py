@@ -143,6 +143,25 @@ history = train(load_config(sys.argv[1]), sys.argv[2], strategy="mirrored", verb
                 validate=False)
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync,
       "loss", history.history["loss"][-1])
+
+# SyncMovingStatistics on this strategy's 2 replicas: each contributes the same moving
+# statistics, so their average is exactly those values (a sum would double them).
+import keras, numpy as np
+from pose.engine.distribution import SyncMovingStatistics
+strategy = tf.distribute.MirroredStrategy()
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 1),
+                              keras.layers.BatchNormalization(), keras.layers.Conv2D(3, 1),
+                              keras.layers.BatchNormalization()])
+rng = np.random.default_rng(0)
+for w in model.non_trainable_weights:  # distinct values: a misplaced slice shows too
+    w.assign(rng.uniform(1.0, 2.0, w.shape).astype("float32"))
+before = [w.numpy() for w in model.non_trainable_weights]
+callback = SyncMovingStatistics(strategy)
+callback.set_model(model)
+callback.on_epoch_end(0)
+print("statistics_kept", all(np.array_equal(b, w.numpy())
+                             for b, w in zip(before, model.non_trainable_weights)))
 """
 
 
@@ -158,6 +177,7 @@ def test_two_training_steps_under_mirrored_strategy_on_two_cpus(tmp_path, tiny_c
     words = result.stdout.split()
     assert words[words.index("replicas") + 1] == "2"
     assert np.isfinite(float(words[words.index("loss") + 1]))
+    assert words[words.index("statistics_kept") + 1] == "True"  # averaged, not summed
 
 
 def _free_local_ports(count):
