@@ -27,7 +27,6 @@ process, in one run; and the COCO AP of the same exports of the trained ``--weig
 on its config's validation set next to the float32 AP (``pose.experiments.runtime_benchmark``).
 """
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -39,6 +38,11 @@ import tempfile
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 from pose.experiments.benchmark import (
     RUNNERS,
@@ -236,7 +240,7 @@ def benchmark_runtimes(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
     model = sub.add_parser("model", help="parameters, MACs, latency of every PSA variant")
     model.add_argument("--width", type=int, default=32)

@@ -13,7 +13,6 @@ line names the runtime. A ``.tflite`` runs on LiteRT and an ``.onnx`` on ONNX Ru
 without importing TensorFlow. Prints a table and writes JSON.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -24,6 +23,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "coco_sample"
@@ -93,7 +97,7 @@ def time_first_overlay(weights, inputs, out_dir, extra_args=(), timeout=900):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
     parser.add_argument("--images", nargs="+",
                         default=[str(SAMPLE / "images" / "000000000785.jpg")],

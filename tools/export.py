@@ -25,7 +25,6 @@ relative RMS difference printed; --tolerance, when given, bounds it. ONNX needs 
 ``onnx`` extra (pip install .[onnx]); without it the tool says so and exits with status 2.
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -34,9 +33,14 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, help="a .keras checkpoint")
     parser.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
     parser.add_argument("--out", required=True,

@@ -19,7 +19,6 @@ model's (its config carries the dataset metadata). Bad input, or nothing process
 in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -29,11 +28,16 @@ import time
 # own output when TensorFlow is used (.keras, SavedModel); an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 _START = time.perf_counter()  # before the heavy imports: start-up is measured from here
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders, glob patterns or video files")
     parser.add_argument("--weights", required=True,

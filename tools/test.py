@@ -11,7 +11,6 @@ file name, and the rest of the config is the COCO default unless --config is giv
 input ends in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -20,6 +19,11 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 from pose.config import resolve_config
 from pose.engine.pretrained import load_any_checkpoint
 from pose.errors import run_tool
@@ -27,7 +31,7 @@ from pose.evaluation.evaluator import evaluate_config
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True,
                         help="a .keras checkpoint or a PyTorch HRNet .pth")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),

@@ -238,7 +238,7 @@ def test_two_workers_on_loopback_train_identically_and_resume_after_a_kill(tmp_p
             (scratch / "backup" / "training_metadata.json").exists()
             for scratch in (tmp_path / "tmp_killed").glob("pose_*"))
 
-    deadline = time.time() + 300
+    deadline = time.time() + 600  # two TensorFlow start-ups on two loaded cores
     try:
         while (not epoch_backed_up_by_both() and time.time() < deadline
                and all(p.poll() is None for p in first)):
