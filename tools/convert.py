@@ -19,7 +19,7 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import ToolArgumentParser, hide_native_output, one_line
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -47,7 +47,7 @@ def main(argv=None):
         report = convert_checkpoint(args.checkpoint, args.out, input_size=args.input_size,
                                     reference=args.check)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     print("\n".join(report.lines()))
     print(f"wrote {args.out} and its config beside it")

@@ -33,7 +33,7 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import ToolArgumentParser, hide_native_output, one_line
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -102,10 +102,12 @@ def _calibration(args, config, model):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    from pose.apis.export import ExportError, check_export
+    from pose.apis.export import ExportError, check_export, check_export_output
 
-    try:  # before loading anything: a missing package or an unsupported mode
+    try:  # before loading anything: a missing package, an unsupported mode, a bad --out
         check_export(args.format, args.quantize)
+        check_export_output(args.out, args.format,
+                            [args.weights, args.calibration, args.calibration_images])
         if args.calibration_count < 1:
             raise ValueError(f"--calibration-count must be >= 1, got {args.calibration_count}")
         if args.calibration and not os.path.isfile(args.calibration):
@@ -115,7 +117,7 @@ def main(argv=None):
         if args.float_ops is not None and (args.format, args.quantize) != ("tflite", "int8"):
             raise ValueError("--float-ops is for --format tflite --quantize int8")
     except (ExportError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
     from pose.apis.export import INT8_FLOAT_OPS, export_model, parity
@@ -129,7 +131,7 @@ def main(argv=None):
         path = export_model(model, args.out, args.format, quantize=args.quantize,
                             calibration=crops, float_ops=float_ops)
     except (ExportError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     if config is not None:  # beside the export, so tools/infer.py --weights PATH works
         save_config(config, config_path_for(path))

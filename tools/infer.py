@@ -28,7 +28,7 @@ import time
 # own output when TensorFlow is used (.keras, SavedModel); an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import ToolArgumentParser, hide_native_output, one_line
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -90,12 +90,15 @@ def main(argv=None):
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
     from pose.apis.inputs import InputError, collect_inputs
     from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
+    from pose.checks import check_output_folder, check_positive_options, finite
 
     try:
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        check_positive_options(args, "threads", "batch_size", "input_size")
+        finite(args.threshold, "--threshold")
+        finite(args.box_threshold, "--box-threshold")
         choose_runtime(args.weights, args.runtime)
         inputs = collect_inputs(args.inputs, recursive=args.recursive)
+        check_output_folder(args.out, [item.path for item in inputs] + [args.weights])
         if args.boxes:
             source = DetectionBoxes(args.boxes)
             why = "given by --boxes"
@@ -108,7 +111,7 @@ def main(argv=None):
                    "no --boxes or --detector given; for several people per image pass "
                    "--boxes DET.json")
     except (InputError, RuntimeChoiceError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
     # Lazy imports: a .tflite/.onnx run never loads TensorFlow or Keras.
@@ -130,9 +133,6 @@ def main(argv=None):
                            threshold=args.threshold, box_threshold=args.box_threshold,
                            verbose=0 if args.quiet else 1)
     print(report.summary())
-    if report.num_images == 0:
-        raise InputError(f"nothing was processed: none of the {len(inputs)} input(s) could "
-                         "be read (listed above)")
     first = ("-" if report.first_output_seconds is None
              else f"{ready + report.first_output_seconds:.1f} s")
     print(f"start-up: model ready {ready:.1f} s, first overlay {first} after process start; "
