@@ -139,10 +139,13 @@ def _overlay_ext(name):
 
 class _Progress:
     """``images n/N`` on stderr, rewritten in place at most every half second (Keras'
-    Progbar would import TensorFlow, which a LiteRT/ONNX run never loads)."""
+    Progbar would import TensorFlow, which a LiteRT/ONNX run never loads). Only on a
+    terminal, and erased when done: stderr keeps nothing but a possible ``error:`` line
+    (the report on stdout has the counts)."""
 
     def __init__(self, target, verbose):
-        self.enabled = bool(verbose)
+        isatty = getattr(sys.stderr, "isatty", None)
+        self.enabled = bool(verbose) and callable(isatty) and isatty()
         self.target = target
         self.done = 0
         self.last = 0.0
@@ -156,7 +159,8 @@ class _Progress:
         if final or now - self.last >= 0.5:
             self.last = now
             total = f"/{self.target}" if self.target else ""
-            sys.stderr.write(f"\rimages {self.done}{total}" + ("\n" if final else ""))
+            text = f"images {self.done}{total}"
+            sys.stderr.write(f"\r{' ' * len(text)}\r" if final else f"\r{text}")
             sys.stderr.flush()
 
 

@@ -395,9 +395,11 @@ def test_tool_errors_are_clear_and_fast(checkpoint, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.jpg").write_bytes(b"")
     run = _tool("--weights", weights, tmp_path / "bad", "--out", tmp_path / "o2")
-    assert run.returncode == 2  # nothing processed is a failure
-    assert run.stderr.strip().splitlines()[-1] == (
-        "error: nothing was processed: none of the 1 input(s) could be read (listed above)")
+    assert run.returncode == 2  # nothing processed is a failure, and writes nothing
+    assert run.stderr.strip().splitlines() == [
+        f"error: nothing was processed: none of the 1 input(s) could be read "
+        f"({tmp_path / 'bad' / 'x.jpg'}: empty file)"], run.stderr
+    assert not (tmp_path / "o2").exists()
     if not hasattr(cv2, "HOGDescriptor"):
         _write_image(tmp_path / "a.png", _photo())
         run = _tool("--weights", weights, tmp_path / "a.png", "--detector", "hog",
@@ -444,3 +446,41 @@ def test_tool_keypoints_equal_the_in_process_keras_path(coco_sample_dir, checkpo
     for got, want in zip(tool, here):
         assert got["image_id"] == want["image_id"]
         np.testing.assert_allclose(got["keypoints"], want["keypoints"], atol=2e-3)
+
+
+def test_non_finite_outputs_are_written_as_strict_json_nulls_and_counted(checkpoint, tmp_path):
+    """A model whose heatmaps are NaN (a NaN bias, as a broken conversion gives) yields
+    predictions.json and the per-frame JSON lines without bare NaN tokens: the values are
+    null and the people counted in the report and summary.json."""
+    from pose.engine.checkpoint import build_model
+
+    _, model, config = checkpoint
+    broken = build_model(config.model)
+    broken.set_weights(model.get_weights())
+    bias = broken.get_layer("final_layer").bias
+    bias.assign(np.full(bias.shape, np.nan, np.float32))
+    (tmp_path / "in").mkdir()
+    _write_image(tmp_path / "in" / "a.jpg", _photo())
+    writer = cv2.VideoWriter(str(tmp_path / "in" / "clip.avi"),
+                             cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (96, 64))
+    for i in range(2):
+        writer.write(_photo(64, 96, seed=i))
+    writer.release()
+    report = run_inference(PoseEstimator.from_config(broken, config),
+                           collect_inputs([tmp_path / "in"]), tmp_path / "out",
+                           WholeImageBoxes(), verbose=0)
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in the JSON")
+
+    people = json.loads((tmp_path / "out" / "predictions.json").read_text(),
+                        parse_constant=refuse)
+    frames = [json.loads(line, parse_constant=refuse)
+              for line in (tmp_path / "out" / "clip.jsonl").read_text().splitlines()]
+    assert len(people) == 1 and all(v is None for v in people[0]["keypoint_scores"])
+    assert people[0]["keypoints"][2::3] == people[0]["keypoint_scores"]
+    assert len(frames) == 2 and all(len(f["people"]) == 1 for f in frames)
+    assert report.non_finite_people == 3 == report.num_people
+    assert "3 person(s) had NaN or infinite values, written as null" in report.summary()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["non_finite_people"] == 3
