@@ -71,8 +71,11 @@ def _matches(annotation_file, results):
 
 def test_full_set_equals_cocoeval_summarize_exactly(coco_sample_dir, generated):
     sample = coco_sample_dir / "person_keypoints_sample.json"
-    for annotation_file in (sample, generated[0]):
+    for annotation_file, decimals in ((sample, None), (generated[0], None), (generated[0], 1)):
         results = _noisy_ground_truth(json.loads(annotation_file.read_text()), 0.02, 0)
+        if decimals is not None:  # many equal scores: the order of ties must be COCOeval's
+            for r in results:
+                r["score"] = round(r["score"], decimals)
         cocoeval = run_cocoeval(annotation_file, results, COCO_SIGMAS)
         matches = PerImageMatches.from_cocoeval(cocoeval)
         ours = resampled_stats(matches, np.ones(len(matches.image_ids), np.int64))
@@ -112,7 +115,7 @@ def test_identical_predictions_give_exactly_zero(generated):
         assert pair["seeds"] == [len(runs)] * 2
         for name, stat in pair["stats"].items():
             assert (stat["difference"], stat["low"], stat["high"]) == (0.0, 0.0, 0.0), name
-            assert not stat["excludes_zero"]
+            assert not stat["excludes_zero"] and stat["undefined"] == 0
 
 
 def test_injected_keypoint_error_gives_a_negative_difference_excluding_zero(generated):
@@ -190,3 +193,21 @@ def test_the_seeds_are_a_second_resampling_level(generated):
     assert drop < -0.05  # the broken seed is clearly worse
     assert ap["difference"] == pytest.approx(drop / 2, abs=0.02)  # the mean over seeds
     assert ap["low"] < 0.8 * drop and ap["high"] > 0.2 * drop
+
+
+def test_documented_defaults_and_an_unevaluated_cocoeval(generated):
+    """README: 1,000 resamples, seed 0, 95% intervals; from_cocoeval needs evaluate()."""
+    import inspect
+
+    from pycocotools.cocoeval import COCOeval
+
+    defaults = {name: p.default
+                for name, p in inspect.signature(paired_differences).parameters.items()}
+    assert (defaults["num_resamples"], defaults["seed"], defaults["confidence"]) == (
+        1000, 0, 0.95)
+    annotation_file, annotations = generated
+    cocoeval = run_cocoeval(annotation_file, _noisy_ground_truth(annotations, 0.02, 0),
+                            COCO_SIGMAS)
+    unevaluated = COCOeval(cocoeval.cocoGt, cocoeval.cocoDt, "keypoints")
+    with pytest.raises(ValueError, match=r"no per-image results: run evaluate\(\) first"):
+        PerImageMatches.from_cocoeval(unevaluated)
