@@ -1,6 +1,7 @@
 """pose.errors: one line per user mistake, argparse mistakes included, and native stderr
 output kept off the terminal (checked in a child process: it redirects file descriptor 2)."""
 
+import os
 import subprocess
 import sys
 
@@ -30,6 +31,13 @@ def test_run_tool_turns_a_user_error_into_one_line(capsys):
     with pytest.raises(KeyError):  # a bug is no user error
         run_tool(lambda argv: {}["x"], [])
     assert capsys.readouterr().err == ""  # nothing hidden in this process: nothing replayed
+
+
+def test_run_tool_reads_sys_argv_by_default(monkeypatch):
+    seen = []
+    monkeypatch.setattr("sys.argv", ["tools/x.py", "--out", "o", "--debug"])
+    assert run_tool(lambda argv: seen.append(argv)) == 0
+    assert seen == [["--out", "o"]]
 
 
 def test_argument_mistakes_are_user_errors(capsys):
@@ -68,8 +76,10 @@ sys.exit(run_tool(main, sys.argv[1:]))
                  "native start-up line", "a library warning", "KeyError: 'bug'"]),
 ])
 def test_native_output_is_hidden_unless_debug_or_a_bug(args, shown):
+    # the child imports the same pose.errors as this process (a mutation tool's copy too)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     run = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, env=env)
     lines = run.stderr.splitlines()
     found = [next((i for i, line in enumerate(lines) if text in line), None) for text in shown]
     assert None not in found and found == sorted(found), run.stderr  # all, in this order

@@ -148,17 +148,19 @@ def test_hog_boxes(monkeypatch):
         with pytest.raises(InputError, match=r'pip install "opencv-python-headless<5"'):
             HogBoxes()
 
+    people_detector = np.ones(3781, np.float32)  # the size of OpenCV's people SVM
+
     class FakeHog:  # stands in for cv2.HOGDescriptor, present or not
         def setSVMDetector(self, detector):
-            pass
+            assert detector is people_detector  # OpenCV's default people detector
 
         def detectMultiScale(self, grey, **kwargs):
             assert grey.ndim == 2 and max(grey.shape) <= 800
             return np.array([[10, 20, 30, 60]]), np.array([1.5])
 
     monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
-    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", lambda: None,
-                        raising=False)
+    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector",
+                        lambda: people_detector, raising=False)
     boxes, scores = HogBoxes()(np.zeros((1000, 1600, 3), np.uint8))
     np.testing.assert_allclose(boxes, [[20, 40, 60, 120]])  # found at half size
     assert 0.5 < scores[0] < 1.0
