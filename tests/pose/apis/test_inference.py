@@ -155,15 +155,27 @@ def test_hog_boxes(monkeypatch):
             assert detector is people_detector  # OpenCV's default people detector
 
         def detectMultiScale(self, grey, **kwargs):
-            assert grey.ndim == 2 and max(grey.shape) <= 800
+            # OpenCV's people-detector sample settings
+            assert kwargs == dict(winStride=(8, 8), padding=(8, 8), scale=1.05)
+            searched.append(grey)
+            if grey.shape == (300, 400):
+                return (), ()  # OpenCV's "nothing found"
             return np.array([[10, 20, 30, 60]]), np.array([1.5])
 
     monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
     monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector",
                         lambda: people_detector, raising=False)
-    boxes, scores = HogBoxes()(np.zeros((1000, 1600, 3), np.uint8))
+    searched = []
+    big = np.zeros((1000, 1600, 3), np.uint8)
+    big[::2, ::2] = 255  # a fine pattern: area averaging keeps its mean, nearest would not
+    boxes, scores = HogBoxes()(big)
     np.testing.assert_allclose(boxes, [[20, 40, 60, 120]])  # found at half size
     assert 0.5 < scores[0] < 1.0
+    assert searched[-1].shape == (500, 800)  # the long side cut to 800 pixels
+    assert abs(float(searched[-1].mean()) - 255 / 4) < 2.0  # cv2.INTER_AREA
+    boxes, scores = HogBoxes()(np.zeros((300, 400, 3), np.uint8))  # small: searched as is
+    assert searched[-1].shape == (300, 400)
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
 # ----------------------------------------------------------------------------- estimator

@@ -195,18 +195,17 @@ def test_the_seeds_are_a_second_resampling_level(generated):
     assert ap["low"] < 0.8 * drop and ap["high"] > 0.2 * drop
 
 
-def test_documented_defaults_and_an_unevaluated_cocoeval(generated):
+def test_documented_defaults_and_an_unevaluated_cocoeval(coco_sample_dir, generated):
     """README: 1,000 resamples, seed 0, 95% intervals; from_cocoeval needs evaluate()."""
-    import inspect
-
     from pycocotools.cocoeval import COCOeval
 
-    defaults = {name: p.default
-                for name, p in inspect.signature(paired_differences).parameters.items()}
-    assert (defaults["num_resamples"], defaults["seed"], defaults["confidence"]) == (
-        1000, 0, 0.95)
-    annotation_file, annotations = generated
-    cocoeval = run_cocoeval(annotation_file, _noisy_ground_truth(annotations, 0.02, 0),
+    sample = coco_sample_dir / "person_keypoints_sample.json"
+    annotations = json.loads(sample.read_text())
+    runs = {"a": [_matches(sample, _noisy_ground_truth(annotations, 0.02, 0))],
+            "b": [_matches(sample, _noisy_ground_truth(annotations, 0.05, 1))]}
+    assert paired_differences(runs) == paired_differences(runs, num_resamples=1000, seed=0,
+                                                          confidence=0.95)
+    cocoeval = run_cocoeval(generated[0], _noisy_ground_truth(generated[1], 0.02, 0),
                             COCO_SIGMAS)
     unevaluated = COCOeval(cocoeval.cocoGt, cocoeval.cocoDt, "keypoints")
     with pytest.raises(ValueError, match=r"no per-image results: run evaluate\(\) first"):
