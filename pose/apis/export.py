@@ -291,7 +291,10 @@ def calibration_crops(annotation_file, image_dir, input_size, count=300, seed=0,
     from datasets.coco import load_eval_records
     from datasets.pipeline import build_eval_dataset
 
-    records = load_eval_records(annotation_file, image_dir, input_size)
+    if not os.path.isdir(image_dir):  # checked as training checks its data
+        raise ExportError(f"calibration images folder not found: {image_dir} (the images of "
+                          f"{annotation_file})")
+    records = load_eval_records(annotation_file, image_dir, input_size)  # load_coco's checks
     if len(records) == 0:
         raise ExportError(f"{annotation_file}: no person with keypoints to calibrate on")
     rng = np.random.default_rng(seed)

@@ -195,6 +195,8 @@ def test_calibration_crops_are_normalized_real_crops(synthetic_coco):
     assert crops.std(axis=(1, 2, 3)).min() > 0.1  # real image content, not padding
     everyone = calibration_crops(ann, synthetic_coco / "train2017", (32, 64), count=10**6)
     assert len(everyone) == people
+    with pytest.raises(ExportError, match="calibration images folder not found: "):
+        calibration_crops(ann, synthetic_coco / "nope", (32, 64))
 
 
 def test_refused_combinations(model, tmp_path, monkeypatch):
