@@ -24,11 +24,11 @@ from pose.errors import ToolArgumentParser, hide_native_output
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
-from pose.checks import check_output_folder, check_positive_options
+from pose.checks import check_positive_options
 from pose.config import resolve_config
 from pose.engine.pretrained import load_any_checkpoint
 from pose.errors import run_tool
-from pose.evaluation.evaluator import evaluate_config
+from pose.evaluation.evaluator import check_evaluation_output, evaluate_config
 
 
 def main(argv=None):
@@ -53,7 +53,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     check_positive_options(args, "input_size")
-    check_output_folder(args.out, [args.weights, args.annotations, args.images, args.boxes])
+    check_evaluation_output(args.out, args.images, [args.weights, args.annotations, args.boxes],
+                            option="--out")
     model, saved_config = load_any_checkpoint(args.weights, input_size=args.input_size)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,

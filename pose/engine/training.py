@@ -211,8 +211,10 @@ def trim_log(path, epochs_done):
 
 def _train(config, workdir, strategy, verbose, validate, force, source):
     data = config.data
-    check_output_folder(workdir, [data.resolve(data.train_images), data.resolve(data.val_images),
-                                  data.resolve(data.train_annotations)], option="workdir")
+    # the trainer's files have names of their own: only a file, the images folders or a
+    # read-only place are refused
+    check_output_folder(workdir, [data.resolve(data.train_images), data.resolve(data.val_images)],
+                        option="workdir")
     coco = load_coco(data.resolve(data.train_annotations))
     config, meta = resolve_training_config(config, coco, source)
     if config.train.init_weights:  # before anything is written: a missing file fails at once

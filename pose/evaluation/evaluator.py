@@ -21,7 +21,7 @@ import numpy as np
 from datasets.coco import AnnotationError, load_coco, load_eval_records
 from datasets.metadata import DatasetMeta, MetadataError
 from datasets.pipeline import PipelineStats, build_eval_dataset
-from pose.checks import check_output_folder
+from pose.checks import check_output_file, check_output_folder
 from pose.codec import codec_for_model
 from pose.evaluation.metrics import (
     evaluate_coco_keypoints,
@@ -114,8 +114,7 @@ def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=No
     coco = load_coco(annotations) if isinstance(annotations, (str, os.PathLike)) else annotations
     annotation_file = getattr(coco, "annotation_file", None) or "(COCO object)"
     if out_dir is not None:  # before anything is written: never over an input
-        check_output_folder(out_dir, [image_dir, annotation_file, box_file],
-                            option="output folder")
+        check_evaluation_output(out_dir, image_dir, [annotation_file, box_file])
     if not os.path.isdir(image_dir):
         raise AnnotationError(f"images folder not found: {image_dir} (the images of "
                               f"{annotation_file})")
@@ -169,6 +168,18 @@ def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=No
         write_coco_results(results, os.path.join(out_dir, "keypoints_results.json"))
         write_json(report, os.path.join(out_dir, "metrics.json"))
     return report
+
+
+EVALUATION_OUTPUTS = ("keypoints_results.json", "metrics.json")
+
+
+def check_evaluation_output(out_dir, image_dir=None, inputs=(), option="output folder"):
+    """Refuse ``out_dir`` for ``evaluate``'s files before anything is written: a file,
+    the images folder itself, a place that cannot be written, or a folder where one of
+    the written files (``EVALUATION_OUTPUTS``) would replace an input file."""
+    check_output_folder(out_dir, [image_dir], option=option)
+    for name in EVALUATION_OUTPUTS:
+        check_output_file(os.path.join(out_dir, name), inputs, option=option)
 
 
 def evaluate_config(model, config, out_dir=None, annotation_file=None, image_dir=None,
