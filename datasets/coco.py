@@ -118,6 +118,11 @@ def _read_json(path, what):
         raise AnnotationError(f"{what} file {path!r} cannot be read: {exc}") from exc
 
 
+def _is_number(value):
+    """A JSON number (not a string such as "12", not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def load_coco(annotation_file):
     """Load a COCO keypoint annotation file into a ``pycocotools.coco.COCO`` object.
 
@@ -153,6 +158,12 @@ def load_coco(annotation_file):
         if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
             raise AnnotationError(
                 f"annotation file {path!r}: annotations[{i}] lacks 'id' or 'image_id'")
+        for key in ("keypoints", "bbox"):  # pycocotools computes with them as numbers
+            values = ann.get(key, [])
+            if not isinstance(values, list) or not all(_is_number(v) for v in values):
+                raise AnnotationError(
+                    f"annotation file {path!r}: annotations[{i}] (id {ann['id']!r}) has "
+                    f"{key} that are not a list of numbers: {str(values)[:80]}")
     filled = fill_missing_areas(data["annotations"])
     if filled:
         logger.info("%s: %d annotations have no 'area'; filled in from the box (0.53 x box "

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from datasets.transforms import Augmentation
+from pose.checks import finite, positive
 from pose.errors import UserError
 from pose.fileio import write_text
 
@@ -84,6 +85,9 @@ class DataConfig:
     # demo's 1,200 640x480 images: 1.1 GB), not for COCO's 118k.
     image_cache_mib: int = 0
 
+    def __post_init__(self):
+        positive(self.sigma, "data.sigma", integer=False, error=ConfigError)
+
     def resolve(self, relative):
         """A data path of this section: absolute paths stay, others are under ``root``."""
         return relative if os.path.isabs(relative) else os.path.join(self.root, relative)
@@ -110,6 +114,16 @@ class TrainConfig:
     init_weights: typing.Optional[str] = None
     init_partial: bool = False  # leave layers of another shape fresh instead of failing
 
+    def __post_init__(self):  # a zero batch or epoch count, a NaN rate: refused here
+        for name in ("batch_size", "epochs", "val_every"):
+            positive(getattr(self, name), f"train.{name}", error=ConfigError)
+        positive(self.lr, "train.lr", integer=False, error=ConfigError)
+        positive(self.lr_factor, "train.lr_factor", integer=False, error=ConfigError)
+        if finite(self.warmup_epochs, "train.warmup_epochs", error=ConfigError) < 0:
+            raise ConfigError(f"train.warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        if self.ohkm_topk is not None:
+            positive(self.ohkm_topk, "train.ohkm_topk", error=ConfigError)
+
 
 @dataclass(frozen=True)
 class TestConfig:
@@ -125,6 +139,11 @@ class TestConfig:
     keypoint_score_threshold: float = 0.2
     oks_nms_threshold: float = 0.9
     soft_nms: bool = False
+
+    def __post_init__(self):
+        positive(self.batch_size, "test.batch_size", error=ConfigError)
+        for name in ("box_score_threshold", "keypoint_score_threshold", "oks_nms_threshold"):
+            finite(getattr(self, name), f"test.{name}", error=ConfigError)
 
 
 @dataclass(frozen=True)
@@ -153,7 +172,7 @@ def load_config(path, overrides=()):
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
-            tree = yaml.safe_load(f)
+            tree = load_yaml(f, path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
@@ -164,6 +183,35 @@ def load_config(path, overrides=()):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
     config = _build(Config, tree, path, prefix="")
     return apply_overrides(config, overrides, source=path)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
+    last silently, so a config could say ``lr`` twice and train with the second)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, typing.Hashable):
+                continue  # PyYAML's own error follows
+            if key in seen:
+                raise ConfigError(f"{self.source}: duplicate key {key!r} at lines {seen[key]} "
+                                  f"and {line}; keep one of them")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(stream, source):
+    """``yaml.safe_load`` of ``stream`` that refuses duplicate keys (``ConfigError``
+    naming ``source``, the key and both lines)."""
+    loader = _UniqueKeyLoader(stream)
+    loader.source = os.fspath(source)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def apply_overrides(config, overrides, source="--set"):
@@ -183,7 +231,10 @@ def apply_overrides(config, overrides, source="--set"):
         except yaml.YAMLError as e:
             raise ConfigError(f"override {override!r}: value is not YAML: {e}") from None
         value = _coerce(raw, fields[field_name].type, f"{key.strip()} (override for {source})")
-        section = dataclasses.replace(section, **{field_name: value})
+        try:
+            section = dataclasses.replace(section, **{field_name: value})
+        except ConfigError as e:
+            raise ConfigError(f"override {override!r} for {source}: {e}") from None
         config = dataclasses.replace(config, **{section_name: section})
     return config
 

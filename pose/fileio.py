@@ -93,6 +93,29 @@ def write_json(data, path, indent=2):
     return write_text(json.dumps(data, indent=indent, separators=separators), path)
 
 
+def finite_json(value):
+    """``(value', count)``: ``value`` (nested dicts, lists, tuples, numbers) with every NaN
+    or infinite number replaced by None, and how many were replaced.
+
+    ``json.dumps`` writes NaN as the bare token ``NaN``, which is not JSON (strict parsers,
+    JavaScript, ``jq`` refuse the file); null is.
+    """
+    count = 0
+
+    def clean(v):
+        nonlocal count
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, (float, np.floating)) and not np.isfinite(v):
+            count += 1
+            return None
+        return v
+
+    return clean(value), count
+
+
 def save_image(image_rgb, path, jpeg_quality=92):
     """Write an RGB ``uint8`` image atomically (format from the extension; BGR on disk).
 

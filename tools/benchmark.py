@@ -35,7 +35,6 @@ with and without ``--smooth``, and the time tracking and smoothing take per fram
 clip's true boxes as a detection file).
 """
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -47,6 +46,11 @@ import tempfile
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 from pose.experiments.benchmark import (
     RUNNERS,
@@ -276,7 +280,7 @@ def benchmark_video_inference(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
     model = sub.add_parser("model", help="parameters, MACs, latency of every PSA variant")
     model.add_argument("--width", type=int, default=32)

@@ -14,7 +14,6 @@ Each runs with ``num_parallel_calls=AUTOTUNE``, batches, normalizes, and is time
     python tools/benchmark_pipeline.py --out benchmark_pipeline.json
 """
 
-import argparse
 import logging
 import os
 import platform
@@ -29,6 +28,11 @@ import tensorflow as tf
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 from datasets.coco import load_train_records, read_image_rgb
 from datasets.pipeline import build_dataset, normalize_batch
@@ -102,7 +106,7 @@ def time_datasets(datasets, epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmark_pipeline.json", help="JSON output path")
     parser.add_argument("--images", type=int, default=64, help="synthetic images to generate")
     parser.add_argument("--image-size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))

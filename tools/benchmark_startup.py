@@ -20,7 +20,6 @@ random weights, exported as Ultralytics exports it) capped at that many people
 (``--max-people``): the detector's cost per image and at start-up, next to pose alone.
 """
 
-import argparse
 import logging
 import os
 import re
@@ -31,7 +30,11 @@ import sys
 import time
 from pathlib import Path
 
+from pose.errors import ToolArgumentParser, hide_native_output
 from pose.fileio import write_json
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "coco_sample"
@@ -103,7 +106,7 @@ def time_first_overlay(weights, inputs, out_dir, extra_args=(), timeout=900):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
     parser.add_argument("--images", nargs="+",
                         default=[str(SAMPLE / "images" / "000000000785.jpg")],

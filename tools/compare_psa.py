@@ -19,6 +19,11 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 from pose.config import load_config
 from pose.experiments.comparison import (
     PLACEMENTS,
@@ -49,7 +54,7 @@ def _variant_list(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML config of the experiment")
     parser.add_argument("--variants", type=_variant_list, default=list(VARIANTS),
                         help="comma-separated: none,parallel,sequential")

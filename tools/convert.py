@@ -11,7 +11,6 @@ HxW in the file name, else 192x256. Nothing in the file is executed: only tensor
 output_nhwc_fp64) and prints the max abs difference.
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -20,9 +19,14 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output, one_line
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a PyTorch .pth checkpoint of HRNet")
     parser.add_argument("--out", required=True, help="the .keras file to write")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
@@ -43,7 +47,7 @@ def main(argv=None):
         report = convert_checkpoint(args.checkpoint, args.out, input_size=args.input_size,
                                     reference=args.check)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     print("\n".join(report.lines()))
     print(f"wrote {args.out} and its config beside it")

@@ -5,7 +5,6 @@
 Re-running reuses the generated data and finished models, and resumes interrupted ones.
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -14,11 +13,16 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 from pose.experiments.demo import run_demo
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/demo/hrnet_small_128x96.yaml")
     parser.add_argument("--workdir", default="work/demo")
     parser.add_argument("--train", type=int, default=1200, help="generated training images")

@@ -31,7 +31,6 @@ relative RMS difference printed; --tolerance, when given, bounds it. ONNX needs 
 ``onnx`` extra (pip install .[onnx]); without it the tool says so and exits with status 2.
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -40,9 +39,14 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output, one_line
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True,
                         help="a .keras checkpoint or a PyTorch HRNet .pth (official model zoo, "
                              "mmpose; converted on the fly)")
@@ -110,10 +114,14 @@ def _calibration(args, config, model):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    from pose.apis.export import ExportError, check_export
+    from pose.apis.export import ExportError, check_export, check_export_output
+    from pose.checks import check_positive_options
 
-    try:  # before loading anything: a missing package or an unsupported mode
+    try:  # before loading anything: a missing package, an unsupported mode, a bad --out
         check_export(args.format, args.quantize)
+        check_export_output(args.out, args.format,
+                            [args.weights, args.calibration, args.calibration_images])
+        check_positive_options(args, "input_size")
         if args.calibration_count < 1:
             raise ValueError(f"--calibration-count must be >= 1, got {args.calibration_count}")
         if args.calibration and not os.path.isfile(args.calibration):
@@ -123,7 +131,7 @@ def main(argv=None):
         if args.float_ops is not None and (args.format, args.quantize) != ("tflite", "int8"):
             raise ValueError("--float-ops is for --format tflite --quantize int8")
     except (ExportError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
     from pose.apis.export import (
@@ -151,7 +159,7 @@ def main(argv=None):
         path = export_model(model, args.out, args.format, quantize=args.quantize,
                             calibration=crops, float_ops=float_ops)
     except (ExportError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     if config is not None:  # beside the export, so tools/infer.py --weights PATH works
         save_config(config, config_path_for(path))

@@ -28,7 +28,6 @@ dataset metadata). Bad input, or nothing processed, ends in one line ``error: ..
 exit code 2 (--debug shows the traceback).
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -38,13 +37,18 @@ import time
 # own output when TensorFlow is used (.keras, SavedModel); an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output, one_line
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 _START = time.perf_counter()  # before the heavy imports: start-up is measured from here
 
 
 def parse_args(argv=None):
     from pose.apis.detector import add_detector_arguments
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders, glob patterns or video files")
     parser.add_argument("--weights", required=True,
@@ -131,10 +135,12 @@ def main(argv=None):
     from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
     from pose.apis.smoothing import OneEuroParams
     from pose.apis.tracking import TrackingParams
+    from pose.checks import check_output_folder, check_positive_options, finite
 
     try:
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        check_positive_options(args, "threads", "batch_size", "input_size")
+        finite(args.threshold, "--threshold")
+        finite(args.box_threshold, "--box-threshold")
         choose_runtime(args.weights, args.runtime)
         smooth = (OneEuroParams(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff)
                   if args.smooth else None)
@@ -143,6 +149,7 @@ def main(argv=None):
                                   max_age=args.track_max_age, detect_every=args.detect_every,
                                   min_score=args.track_min_score, smooth=smooth)
         inputs = collect_inputs(args.inputs, recursive=args.recursive)
+        check_output_folder(args.out, [item.path for item in inputs] + [args.weights])
         if args.boxes:
             source = DetectionBoxes(args.boxes)
             why = "given by --boxes"
@@ -158,7 +165,7 @@ def main(argv=None):
                    "no --detector or --boxes given; for several people per image pass "
                    "--detector FILE.onnx|FILE.tflite or --boxes DET.json")
     except (InputError, RuntimeChoiceError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
     # Lazy imports: a .tflite/.onnx run never loads TensorFlow or Keras.
@@ -180,9 +187,6 @@ def main(argv=None):
                            threshold=args.threshold, box_threshold=args.box_threshold,
                            verbose=0 if args.quiet else 1, tracking=tracking)
     print(report.summary())
-    if report.num_images == 0:
-        raise InputError(f"nothing was processed: none of the {len(inputs)} input(s) could "
-                         "be read (listed above)")
     first = ("-" if report.first_output_seconds is None
              else f"{ready + report.first_output_seconds:.1f} s")
     print(f"start-up: model ready {ready:.1f} s, first overlay {first} after process start; "

@@ -7,17 +7,21 @@ Example:
         --false-positives-per-image 19.5
 """
 
-import argparse
 import json
 import logging
 import sys
+
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: OpenCV's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 from datasets.synthetic import SyntheticConfig, generate_coco
 
 
 def parse_args(argv=None):
     defaults = SyntheticConfig()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ToolArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="output root (COCO layout is written below it)")
     p.add_argument("--train", type=int, default=0, help="number of train2017 images")
     p.add_argument("--val", type=int, default=0, help="number of val2017 images")

@@ -3,7 +3,6 @@
     python tools/model_table.py configs/coco/*.yaml configs/demo/*.yaml [--json OUT]
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -12,6 +11,11 @@ import time
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 from pose.config import load_config
 from pose.engine.checkpoint import build_model
@@ -24,7 +28,7 @@ COLUMNS = [("config", "config", "{}"), ("width", "W", "{}"), ("input", "input", 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", help="YAML config files")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)

@@ -8,7 +8,6 @@ reference inputs (input_nhwc of the .npz) with the PSA-free network's; see
 pose/experiments/psa_insertion.py for the measures.
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -16,6 +15,11 @@ import sys
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) would hide this tool's
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
 
 COLUMNS = [("placement", "PSA placement", "{}"), ("mode", "mode", "{}"),
            ("batchnorm", "BatchNorm statistics", "{}"),
@@ -26,7 +30,7 @@ COLUMNS = [("placement", "PSA placement", "{}"), ("mode", "mode", "{}"),
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a PyTorch HRNet pose checkpoint")
     parser.add_argument("--reference", required=True,
                         help=".npz with input_nhwc (normalised network inputs)")

@@ -11,7 +11,6 @@ file name, and the rest of the config is the COCO default unless --config is giv
 input ends in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -20,14 +19,20 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
+from pose.checks import check_positive_options
 from pose.config import resolve_config
 from pose.engine.pretrained import load_any_checkpoint
 from pose.errors import run_tool
-from pose.evaluation.evaluator import evaluate_config
+from pose.evaluation.evaluator import check_evaluation_output, evaluate_config
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True,
                         help="a .keras checkpoint or a PyTorch HRNet .pth")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
@@ -47,6 +52,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
+    check_positive_options(args, "input_size")
+    check_evaluation_output(args.out, args.images, [args.weights, args.annotations, args.boxes],
+                            option="--out")
     model, saved_config = load_any_checkpoint(args.weights, input_size=args.input_size)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,

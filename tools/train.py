@@ -6,7 +6,6 @@ retrains from epoch 1). Bad input ends in one line ``error: ...`` and exit code 
 (--debug shows the traceback).
 """
 
-import argparse
 import logging
 import os
 import sys
@@ -15,6 +14,11 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pose.errors import ToolArgumentParser, hide_native_output
+
+if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
+    hide_native_output()
+
 from pose.config import load_config
 from pose.engine.distribution import STRATEGIES
 from pose.engine.training import train
@@ -22,7 +26,7 @@ from pose.errors import run_tool
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="YAML config, e.g. configs/coco/...")
     parser.add_argument("--workdir", required=True, help="folder for checkpoints and logs")
     parser.add_argument("--set", dest="overrides", action="append", default=[],

@@ -52,6 +52,11 @@ def clip_boxes(boxes, scores, width, height):
     return clipped, scores[keep], {k: v for k, v in dropped.items() if v}
 
 
+def _is_number(value):
+    """A JSON number (``bool`` is an ``int`` to Python, not a number to JSON)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class WholeImageBoxes:
     """One person box covering the whole image (score 1)."""
 
@@ -77,7 +82,8 @@ class DetectionBoxes:
 
     Attributes:
         dropped: counts of entries dropped when the file was read, by reason
-            (``malformed``, ``not_finite``, ``non_positive_size``).
+            (``malformed``: a box that is not 4 numbers or a score that is not a number,
+            ``not_finite``: a NaN or infinite box value or score, ``non_positive_size``).
     """
 
     def __init__(self, path, score_threshold=0.0, category_id=1):
@@ -88,21 +94,21 @@ class DetectionBoxes:
         for d in load_detections(self.path):  # AnnotationError naming the file
             if d.get("category_id", category_id) != category_id:
                 continue
-            if float(d["score"]) < score_threshold:
-                continue
-            box = d["bbox"]
+            box, score = d["bbox"], d["score"]
             reason = None
             if (not isinstance(box, list) or len(box) != 4
-                    or not all(isinstance(v, (int, float)) for v in box)):
+                    or not all(_is_number(v) for v in box) or not _is_number(score)):
                 reason = "malformed"
-            elif not np.all(np.isfinite(box)) or not np.isfinite(float(d["score"])):
+            elif not np.all(np.isfinite(box)) or not np.isfinite(score):
                 reason = "not_finite"
+            elif score < score_threshold:
+                continue
             elif box[2] <= 0 or box[3] <= 0:
                 reason = "non_positive_size"
             if reason:
                 self.dropped[reason] = self.dropped.get(reason, 0) + 1
                 continue
-            entry = (tuple(float(v) for v in box), float(d["score"]))
+            entry = (tuple(float(v) for v in box), float(score))
             if "file_name" in d:
                 name = os.path.basename(str(d["file_name"]))
                 self.by_name.setdefault(name, []).append(entry)

@@ -27,6 +27,7 @@ import numpy as np
 
 from datasets.metadata import DatasetMeta, MetadataError
 from datasets.transforms import crop_boxes, normalize_image
+from pose.checks import positive
 from pose.codec import codec_for_model
 from pose.config import TestConfig
 from pose.errors import CheckpointError
@@ -269,9 +270,9 @@ class PoseEstimator:
                                 "that describes the dataset)")
         self.codec = codec
         self.flip = self.test_cfg.flip_test if flip is None else bool(flip)
-        self.batch_size = int(batch_size or self.test_cfg.batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        # 0 is a mistake, not "the default" (None is)
+        self.batch_size = positive(self.test_cfg.batch_size if batch_size is None
+                                   else batch_size, "batch_size")
         self.padding = float(padding)
         if batching not in ("dynamic", "padded"):
             raise ValueError(f"batching must be 'dynamic' or 'padded', got {batching!r}")

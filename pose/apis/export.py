@@ -47,6 +47,8 @@ import tempfile
 import numpy as np
 
 from pose.apis.runtimes import open_network
+from pose.checks import OutputError, check_output_file, check_output_folder
+from pose.config import config_path_for
 from pose.errors import UserError
 from pose.fileio import atomic_directory, atomic_path, write_bytes
 
@@ -101,6 +103,32 @@ def check_export(fmt, quantize=None):
         if quantize not in QUANTIZATION_SUPPORT[fmt]:
             raise ExportError(f"{fmt} export cannot be quantized to {quantize}: "
                               f"{_UNSUPPORTED_WHY[fmt]}")
+
+
+def check_export_output(path, fmt, inputs=()):
+    """Refuse ``path`` as the export of format ``fmt`` before anything is loaded.
+
+    A ``.tflite``/``.onnx`` export is a file: not an input (``--weights``), not an existing
+    folder. A SavedModel is a folder that replaces ``path`` whole, so ``path`` may not be a
+    file, nor an existing folder other than an earlier SavedModel (its contents would be
+    deleted), nor hold an input. The config written beside the export (``config_path_for``)
+    may not be an input either.
+
+    Raises:
+        OutputError: naming ``--out`` and what is wrong.
+    """
+    path = os.fspath(path)
+    inputs = [os.fspath(p) for p in inputs if p is not None]
+    if fmt == "saved_model":
+        check_output_folder(path, inputs)
+        if (os.path.isdir(path) and os.listdir(path)
+                and not os.path.isfile(os.path.join(path, "saved_model.pb"))):
+            raise OutputError(f"--out {path} is a folder that is not a SavedModel; a "
+                              "SavedModel export replaces the whole folder: choose a new "
+                              "or empty folder")
+    else:
+        check_output_file(path, inputs)
+    check_output_file(config_path_for(path), inputs)
 
 
 def _quietly(fn, *args, **kwargs):
@@ -263,7 +291,10 @@ def calibration_crops(annotation_file, image_dir, input_size, count=300, seed=0,
     from datasets.coco import load_eval_records
     from datasets.pipeline import build_eval_dataset
 
-    records = load_eval_records(annotation_file, image_dir, input_size)
+    if not os.path.isdir(image_dir):  # checked as training checks its data
+        raise ExportError(f"calibration images folder not found: {image_dir} (the images of "
+                          f"{annotation_file})")
+    records = load_eval_records(annotation_file, image_dir, input_size)  # load_coco's checks
     if len(records) == 0:
         raise ExportError(f"{annotation_file}: no person with keypoints to calibrate on")
     rng = np.random.default_rng(seed)

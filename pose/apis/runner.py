@@ -37,7 +37,8 @@ from pose.apis.boxes import clip_boxes
 from pose.apis.estimator import Frame
 from pose.apis.inputs import InputError, image_id_from_name, open_video
 from pose.apis.tracking import PoseTracker, track_video
-from pose.fileio import atomic_path, save_image, write_json
+from pose.checks import check_output_folder
+from pose.fileio import atomic_path, finite_json, save_image, write_json
 from pose.visualization import draw_pose
 
 
@@ -55,6 +56,7 @@ class InferenceReport:
     summary_file: str = None
     num_images: int = 0  # images and video frames estimated
     num_people: int = 0
+    non_finite_people: int = 0  # people with NaN/infinite values, written as null
     seconds: float = 0.0
     first_output_seconds: float = None  # from the start of the run to the first overlay
     box_seconds: float = 0.0  # spent in the person-box source (a detector's share)
@@ -83,6 +85,10 @@ class InferenceReport:
         if self.dropped_boxes:
             lines.append(f"dropped {sum(self.dropped_boxes.values())} person box(es): "
                          + ", ".join(f"{k}={v}" for k, v in sorted(self.dropped_boxes.items())))
+        if self.non_finite_people:
+            lines.append(f"{self.non_finite_people} person(s) had NaN or infinite values, "
+                         "written as null: the model's output is not finite (check the "
+                         "weights)")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
             lines.extend(f"  {path}: {reason}" for path, reason in self.skipped)
@@ -92,7 +98,8 @@ class InferenceReport:
         """What ``summary.json`` holds."""
         return {"box_source": self.box_source, "box_seconds": round(self.box_seconds, 3),
                 "images": self.num_images,
-                "people": self.num_people, "dropped_boxes": dict(self.dropped_boxes),
+                "people": self.num_people, "non_finite_people": self.non_finite_people,
+                "dropped_boxes": dict(self.dropped_boxes),
                 "no_boxes": list(self.no_boxes),
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "predictions_file": self.predictions_file,
@@ -104,6 +111,16 @@ class InferenceReport:
         found = box_source(image, **where)
         self.box_seconds += time.perf_counter() - start
         return self.checked_boxes(image, *found)
+
+    def strict_records(self, records):
+        """``records`` with non-finite numbers as null (strict JSON), counting the people
+        that had any."""
+        out = []
+        for record in records:
+            clean, count = finite_json(record)
+            self.non_finite_people += count > 0
+            out.append(clean)
+        return out
 
     def checked_boxes(self, image, boxes, scores):
         """``clip_boxes`` on ``image``, counting what it drops."""
@@ -139,10 +156,13 @@ def _overlay_ext(name):
 
 class Progress:
     """``images n/N`` on stderr, rewritten in place at most every half second (Keras'
-    Progbar would import TensorFlow, which a LiteRT/ONNX run never loads)."""
+    Progbar would import TensorFlow, which a LiteRT/ONNX run never loads). Only on a
+    terminal, and erased when done: stderr keeps nothing but a possible ``error:`` line
+    (the report on stdout has the counts)."""
 
     def __init__(self, target, verbose):
-        self.enabled = bool(verbose)
+        isatty = getattr(sys.stderr, "isatty", None)
+        self.enabled = bool(verbose) and callable(isatty) and isatty()
         self.target = target
         self.done = 0
         self.last = 0.0
@@ -156,7 +176,8 @@ class Progress:
         if final or now - self.last >= 0.5:
             self.last = now
             total = f"/{self.target}" if self.target else ""
-            sys.stderr.write(f"\rimages {self.done}{total}" + ("\n" if final else ""))
+            text = f"images {self.done}{total}"
+            sys.stderr.write(f"\r{' ' * len(text)}\r" if final else f"\r{text}")
             sys.stderr.flush()
 
 
@@ -181,11 +202,14 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
         ``InferenceReport``.
 
     Raises:
-        InputError: a video that cannot be opened (checked before anything is written).
+        OutputError: ``out_dir`` is a file, an input folder or the folder of an input, or
+            cannot be written (checked before anything is written).
+        InputError: a video that cannot be opened (likewise), or no input could be read
+            (then nothing but unreadable-file checks happened: no output is written).
     """
     start = time.perf_counter()
     out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    check_output_folder(out_dir, [item.path for item in inputs])
     report = InferenceReport(box_source=getattr(box_source, "name", type(box_source).__name__),
                              dropped_boxes=dict(getattr(box_source, "dropped", {})))
     images = [item for item in inputs if item.kind == "image"]
@@ -222,6 +246,10 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
                                             report, progress, mark_first_output, tracking)
         report.videos.append((video_path, lines_path))
     report.seconds = time.perf_counter() - start
+    if report.num_images == 0:
+        skipped = "; ".join(f"{path}: {reason}" for path, reason in report.skipped[:3])
+        raise InputError(f"nothing was processed: none of the {len(inputs)} input(s) could "
+                         f"be read ({skipped}{' ...' if len(report.skipped) > 3 else ''})")
     report.summary_file = os.path.join(out_dir, "summary.json")
     write_json(report.as_dict(), report.summary_file)
     return report
@@ -264,12 +292,14 @@ def _run_images(estimator, images, out_dir, names, box_source, draw, report, pro
         save_image(draw(frame.image, people), path)
         mark_first_output()
         report.overlays.append(path)
-        for record in people.records():
+        for record in report.strict_records(people.records()):
             results.append({"image_id": image_id, "category_id": 1,
                             "file_name": item.name, **record})
         report.num_images += 1
         report.num_people += len(people)
         progress.add()
+    if not report.num_images:
+        return None  # nothing read: run_inference reports it, no empty results file
     predictions_file = os.path.join(out_dir, "predictions.json")
     write_json(results, predictions_file, indent=None)
     return predictions_file
@@ -316,7 +346,8 @@ def _run_video(estimator, item, names, box_source, draw, report, progress, mark_
             mark_first_output()
             lines.write(json.dumps({"frame": int(frame.key),
                                     "time_s": round(frame.key / fps, 4),
-                                    "people": people.records()}) + "\n")
+                                    "people": report.strict_records(people.records())},
+                                   allow_nan=False) + "\n")
             report.num_images += 1
             report.num_people += len(people)
             progress.add()

@@ -38,12 +38,18 @@ import os
 
 import numpy as np
 
+from pose.errors import CheckpointError
+
 RUNTIMES = ("auto", "keras", "litert", "onnx")
 # The runtime of each format (see the table above).
 FORMAT_RUNTIME = {"keras": "keras", "pth": "keras", "saved_model": "keras", "tflite": "litert",
                   "onnx": "onnx"}
 # PyTorch HRNet checkpoints (pose.engine.pretrained.TORCH_SUFFIXES, which imports Keras).
 TORCH_SUFFIXES = (".pth", ".pt", ".pth.tar")
+
+
+class ModelNotFoundError(CheckpointError, FileNotFoundError):
+    """An exported model file that does not exist (a user error, and a FileNotFoundError)."""
 
 
 class RuntimeChoiceError(ValueError):
@@ -171,12 +177,12 @@ class LiteRTNetwork(_Network):
 
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"TFLite model not found: {self.path}")
+            raise ModelNotFoundError(f"TFLite model not found: {self.path}")
         self.threads = _threads(threads)
         try:
             self._interpreter = Interpreter(model_path=self.path, num_threads=self.threads)
         except ValueError as exc:  # LiteRT's message for a file that is not a model
-            raise ValueError(f"{self.path}: not a readable TFLite model ({exc})") from None
+            raise CheckpointError(f"{self.path}: not a readable TFLite model ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self.input_size = tuple(int(v) for v in self._input["shape"][1:3])  # (H, W)
@@ -265,7 +271,7 @@ class OnnxNetwork(_Network):
 
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"ONNX model not found: {self.path}")
+            raise ModelNotFoundError(f"ONNX model not found: {self.path}")
         self.threads = _threads(threads)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
@@ -275,7 +281,7 @@ class OnnxNetwork(_Network):
             self._session = onnxruntime.InferenceSession(
                 self.path, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise ValueError(f"{self.path}: not a readable ONNX model ({exc})") from None
+            raise CheckpointError(f"{self.path}: not a readable ONNX model ({exc})") from None
         inp = self._session.get_inputs()[0]
         self._input_name = inp.name
         self.input_size = tuple(inp.shape[1:3])  # (H, W)

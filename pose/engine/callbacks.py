@@ -212,8 +212,53 @@ class ValidationAP(keras.callbacks.Callback):
         logs.update({f"val_{name}": float(report[name]) for name in STAT_NAMES})
 
 
+def finite_loss(logs):
+    """False when ``logs`` hold a NaN or infinite ``loss`` (a vector of per-worker values
+    under multi-worker training counts as one), True otherwise."""
+    loss = (logs or {}).get("loss")
+    return loss is None or bool(np.all(np.isfinite(keras.ops.convert_to_numpy(loss))))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training at the first batch whose loss is NaN or infinite, and remember where.
+
+    Keras' ``TerminateOnNaN`` stops too, but the epoch's end callbacks still run after it:
+    they would save the diverged weights over the last good checkpoint and backup.
+    ``SafeCheckpoints`` and ``FiniteBackupAndRestore`` skip an epoch whose loss is not
+    finite; ``stopped_at`` (``(epoch, batch, loss)``, 0-based) lets the trainer report it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stopped_at is None and not finite_loss(logs):
+            loss = np.ravel(keras.ops.convert_to_numpy(logs["loss"]))
+            self.stopped_at = (self._epoch, batch, float(loss[~np.isfinite(loss)][0]))
+            self.model.stop_training = True
+
+
+class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that keeps the last backup when an epoch ends with a non-finite
+    loss (resuming from diverged weights would only diverge again)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if finite_loss(logs):
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        if not self.model.stop_training:  # a stopped run keeps its backup to resume from
+            super().on_train_end(logs)
+
+
 class SafeCheckpoints(keras.callbacks.Callback):
-    """``last.keras`` every epoch and ``best.keras`` on a new best validation AP, atomically."""
+    """``last.keras`` every epoch and ``best.keras`` on a new best validation AP, atomically;
+    nothing for an epoch whose loss is not finite (the last good checkpoint stays)."""
 
     def __init__(self, workdir, config, monitor="val_AP"):
         super().__init__()
@@ -228,6 +273,8 @@ class SafeCheckpoints(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if not finite_loss(logs):
+            return
         save_model(self.model, os.path.join(self.workdir, "last.keras"), self.config)
         value = logs.get(self.monitor, math.nan)
         if not math.isnan(value) and value > self.best:

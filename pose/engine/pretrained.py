@@ -20,7 +20,8 @@ import re
 import keras
 import numpy as np
 
-from pose.config import Config, ModelConfig
+from pose.checks import check_output_file
+from pose.config import Config, ModelConfig, config_path_for
 from pose.engine.checkpoint import build_model, load_model, save_model
 from pose.errors import UserError
 from pose.models.conversion import (
@@ -147,7 +148,13 @@ def convert_checkpoint(path, out, input_size=None, reference=None):
 
     Returns:
         The ``ConversionReport`` (``max_abs_diff`` set with ``reference``).
+
+    Raises:
+        OutputError: ``out`` or the config beside it is an input, a folder, or cannot be
+            written (before the checkpoint is read).
     """
+    for target in (out, config_path_for(out)):
+        check_output_file(target, [path, reference], option="--out")
     model, config, report = model_from_torch_checkpoint(path, input_size, allow_no_head=True)
     if reference is not None:
         report.max_abs_diff = reference_difference(model, reference)

@@ -38,14 +38,17 @@ from datasets.coco import load_coco, load_train_records
 from datasets.metadata import DatasetMeta
 from datasets.pipeline import PipelineStats, build_dataset
 from datasets.transforms import Augmentation
+from pose.checks import check_output_folder
 from pose.codec import codec_for_model
 from pose.config import ConfigError, config_to_dict, load_config, save_config
 from pose.engine.callbacks import (
     LR_SCHEDULES,
+    FiniteBackupAndRestore,
     FirstStepNotice,
     HeatmapImages,
     LearningRateLogger,
     SafeCheckpoints,
+    StopOnNonFiniteLoss,
     ValidationAP,
     learning_rate_schedule,
 )
@@ -73,10 +76,8 @@ def augmentation_from_config(data):
     return Augmentation(**{name: getattr(data, name) for name in names})
 
 
-def _initialize(model, train_config, workdir, verbose):
-    """Load ``train.init_weights`` into ``model``; write what happened to the workdir."""
-    report = initialize_from(model, train_config.init_weights,
-                             allow_partial=train_config.init_partial)
+def _write_init_report(report, train_config, workdir, verbose):
+    """Write what ``initialize_from`` loaded, skipped and left fresh to the workdir."""
     write_json(dict(source=os.path.abspath(train_config.init_weights), **report.as_dict()),
                os.path.join(workdir, "init_weights.json"))
     if verbose:
@@ -210,6 +211,10 @@ def trim_log(path, epochs_done):
 
 def _train(config, workdir, strategy, verbose, validate, force, source):
     data = config.data
+    # the trainer's files have names of their own: only a file, the images folders or a
+    # read-only place are refused
+    check_output_folder(workdir, [data.resolve(data.train_images), data.resolve(data.val_images)],
+                        option="workdir")
     coco = load_coco(data.resolve(data.train_annotations))
     config, meta = resolve_training_config(config, coco, source)
     if config.train.init_weights:  # before anything is written: a missing file fails at once
@@ -262,11 +267,15 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
             f"could be read ({stats.missing_files} missing, {stats.decode_errors} not "
             f"decodable), e.g. {list(stats.failed_paths)[:3]}") from None
 
+    init_report = None
+    if config.train.init_weights:  # read before anything is written: it may be unusable
+        with distribution.scope():
+            init_report = initialize_from(model, config.train.init_weights,
+                                          allow_partial=config.train.init_partial)
     os.makedirs(workdir, exist_ok=True)  # everything is checked: the first write
     save_config(config, os.path.join(workdir, "config.yaml"))
-    if config.train.init_weights:
-        with distribution.scope():
-            _initialize(model, config.train, workdir, verbose)
+    if init_report is not None:
+        _write_init_report(init_report, config.train, workdir, verbose)
     log_path = os.path.join(workdir, "log.csv")
     trim_log(log_path, epochs_done)
     if state == "resume" and verbose:
@@ -284,10 +293,8 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
 
     callbacks = [SyncMovingStatistics(distribution)] if adapt_to_multiworker(
         model, distribution) else []
-    callbacks += [
-        keras.callbacks.TerminateOnNaN(),
-        LearningRateLogger(),
-    ]
+    divergence = StopOnNonFiniteLoss()
+    callbacks += [divergence, LearningRateLogger()]
     if validate:
         detections = (None if config.test.use_gt_boxes
                       else data.resolve(config.test.detections))
@@ -304,7 +311,7 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
                       sample_heatmaps[:4].numpy(), config.train.val_every),
         # Last: when the backup says an epoch is done, its log row and checkpoints exist
         # (a kill before it re-runs the epoch, and trim_log drops its old row).
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
+        FiniteBackupAndRestore(os.path.join(workdir, "backup")),
     ]
     if verbose:
         callbacks.insert(0, FirstStepNotice())
@@ -318,6 +325,23 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
         logger.info("skipped unreadable images: %s", stats.as_dict())
     if verbose:
         logger.info("final weights sha256 %s", weights_digest(model))
-    if not model.stop_training:  # TerminateOnNaN stops early: not finished
-        write_json({"epochs": config.train.epochs}, os.path.join(workdir, FINISHED_FILE))
+    if divergence.stopped_at is not None:
+        raise diverged_error(divergence.stopped_at, workdir, config.train.lr)
+    write_json({"epochs": config.train.epochs}, os.path.join(workdir, FINISHED_FILE))
     return history
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite (a too high learning rate, bad data)."""
+
+
+def diverged_error(stopped_at, workdir, lr):
+    """The ``TrainingDiverged`` that says where the loss stopped being finite and what the
+    workdir still holds."""
+    epoch, batch, loss = stopped_at
+    last = os.path.join(workdir, "last.keras")
+    kept = (f"{last} holds the last epoch that ended with a finite loss" if os.path.isfile(last)
+            else "no checkpoint was written")
+    return TrainingDiverged(f"training stopped: the loss became {loss} in epoch {epoch + 1}, "
+                            f"step {batch + 1}; {kept}; lower train.lr (now {lr:g}) or check "
+                            "the training data")

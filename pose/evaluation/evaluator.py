@@ -18,9 +18,10 @@ import time
 import keras
 import numpy as np
 
-from datasets.coco import load_coco, load_eval_records
+from datasets.coco import AnnotationError, load_coco, load_eval_records
 from datasets.metadata import DatasetMeta, MetadataError
 from datasets.pipeline import PipelineStats, build_eval_dataset
+from pose.checks import check_output_file, check_output_folder
 from pose.codec import codec_for_model
 from pose.evaluation.metrics import (
     evaluate_coco_keypoints,
@@ -112,26 +113,36 @@ def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=No
     # Read once: metadata, records and COCOeval share it.
     coco = load_coco(annotations) if isinstance(annotations, (str, os.PathLike)) else annotations
     annotation_file = getattr(coco, "annotation_file", None) or "(COCO object)"
+    if out_dir is not None:  # before anything is written: never over an input
+        check_evaluation_output(out_dir, image_dir, [annotation_file, box_file])
+    if not os.path.isdir(image_dir):
+        raise AnnotationError(f"images folder not found: {image_dir} (the images of "
+                              f"{annotation_file})")
     meta = meta if meta is not None else DatasetMeta.from_coco(coco)
     records = load_eval_records(coco, image_dir, codec.input_size,
                                 detections=box_file,
                                 score_threshold=test_cfg.box_score_threshold,
                                 missing_images=missing_images)
     # datasets.coco logs the records' load report (INFO, or WARNING with problems).
+    if not len(records):  # an AP of -1 (or 0) would look like a result
+        raise AnnotationError(f"nothing to evaluate: no usable person box lies on an image "
+                              f"of {annotation_file}: {records.report.summary()}")
     start = time.perf_counter()
-    if len(records):
-        predictions, stats = predict_records(
-            model, records, codec, test_cfg.batch_size,
-            flip_index=meta.flip_index_array if flip_test else None,
-            shift_heatmap=test_cfg.shift_heatmap, verbose=verbose)
-        results = postprocess_predictions(
-            predictions.keypoints, predictions.scores, predictions.image_ids,
-            predictions.box_scores, predictions.areas, meta.sigmas_array,
-            score_threshold=test_cfg.keypoint_score_threshold,
-            nms_threshold=test_cfg.oks_nms_threshold, soft_nms=test_cfg.soft_nms)
-        skipped = stats.as_dict()
-    else:
-        results, skipped = [], {"missing_files": 0, "decode_errors": 0, "failed_paths": []}
+    predictions, stats = predict_records(
+        model, records, codec, test_cfg.batch_size,
+        flip_index=meta.flip_index_array if flip_test else None,
+        shift_heatmap=test_cfg.shift_heatmap, verbose=verbose)
+    if not len(predictions.image_ids):
+        raise AnnotationError(
+            f"nothing to evaluate: none of the images of {annotation_file} could be read "
+            f"from {image_dir} ({stats.missing_files} missing, {stats.decode_errors} not "
+            f"decodable), e.g. {list(stats.failed_paths)[:3]}")
+    results = postprocess_predictions(
+        predictions.keypoints, predictions.scores, predictions.image_ids,
+        predictions.box_scores, predictions.areas, meta.sigmas_array,
+        score_threshold=test_cfg.keypoint_score_threshold,
+        nms_threshold=test_cfg.oks_nms_threshold, soft_nms=test_cfg.soft_nms)
+    skipped = stats.as_dict()
     # Images the loader already dropped as missing never reach the pipeline: count them too.
     skipped["missing_files"] += records.report.missing_image_files
     skipped["failed_paths"] = list(dict.fromkeys(
@@ -157,6 +168,18 @@ def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=No
         write_coco_results(results, os.path.join(out_dir, "keypoints_results.json"))
         write_json(report, os.path.join(out_dir, "metrics.json"))
     return report
+
+
+EVALUATION_OUTPUTS = ("keypoints_results.json", "metrics.json")
+
+
+def check_evaluation_output(out_dir, image_dir=None, inputs=(), option="output folder"):
+    """Refuse ``out_dir`` for ``evaluate``'s files before anything is written: a file,
+    the images folder itself, a place that cannot be written, or a folder where one of
+    the written files (``EVALUATION_OUTPUTS``) would replace an input file."""
+    check_output_folder(out_dir, [image_dir], option=option)
+    for name in EVALUATION_OUTPUTS:
+        check_output_file(os.path.join(out_dir, name), inputs, option=option)
 
 
 def evaluate_config(model, config, out_dir=None, annotation_file=None, image_dir=None,

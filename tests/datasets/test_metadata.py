@@ -136,6 +136,17 @@ PUBLISHED = {
 }
 
 
+# CrowdPose's 15 limbs as mmpose's configs/_base_/datasets/crowdpose.py lists them
+# (skeleton_info 0..14, by name; mmpose's 'top_head' is the release's 'head').
+PUBLISHED_CROWDPOSE_SKELETON = (
+    ("left_ankle", "left_knee"), ("left_knee", "left_hip"), ("right_ankle", "right_knee"),
+    ("right_knee", "right_hip"), ("left_hip", "right_hip"), ("left_shoulder", "left_hip"),
+    ("right_shoulder", "right_hip"), ("left_shoulder", "right_shoulder"),
+    ("left_shoulder", "left_elbow"), ("right_shoulder", "right_elbow"),
+    ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"), ("head", "neck"),
+    ("right_shoulder", "neck"), ("left_shoulder", "neck"))
+
+
 def _data(**fields):
     """A ``data`` config slice (pose.config.DataConfig's metadata fields)."""
     keys = ("dataset", "keypoint_names", "skeleton", "flip_pairs", "oks_sigmas")
@@ -155,6 +166,8 @@ def test_presets_carry_published_sigmas_and_flip_pairs():
     assert DatasetMeta.from_config(_data(dataset="coco")) == DatasetMeta.coco()
     assert DatasetMeta.from_config(_data(dataset="ochuman")) == DatasetMeta.coco()
     assert DatasetMeta.from_config(_data()) == DatasetMeta.coco()
+    crowdpose = DatasetMeta.from_config(_data(dataset="crowdpose"))
+    assert tuple(crowdpose.names_of(crowdpose.skeleton)) == PUBLISHED_CROWDPOSE_SKELETON
 
 
 def test_metadata_round_trips_through_the_config_fields():

@@ -259,6 +259,8 @@ def test_config_errors_name_the_value():
 
 
 def test_cli_annotations_only(tmp_path, monkeypatch, capsys):
+    # run as __main__ in this process: keep the test process's stderr where it is
+    monkeypatch.setattr("pose.errors.hide_native_output", lambda argv=None: None)
     monkeypatch.setattr("sys.argv", [str(TOOL), "--out", str(tmp_path), "--train", "3",
                                      "--val", "4", "--seed", "2", "--width", "160",
                                      "--height", "128", "--annotations-only"])

@@ -195,6 +195,8 @@ def test_calibration_crops_are_normalized_real_crops(synthetic_coco):
     assert crops.std(axis=(1, 2, 3)).min() > 0.1  # real image content, not padding
     everyone = calibration_crops(ann, synthetic_coco / "train2017", (32, 64), count=10**6)
     assert len(everyone) == people
+    with pytest.raises(ExportError, match="calibration images folder not found: "):
+        calibration_crops(ann, synthetic_coco / "nope", (32, 64))
 
 
 def test_refused_combinations(model, tmp_path, monkeypatch):
@@ -245,3 +247,24 @@ def test_export_tool_refuses_before_loading(tmp_path):
     assert run.returncode == 2, run.stderr
     assert "--float-ops is for --format tflite --quantize int8" in run.stderr
     assert sorted(os.listdir(tmp_path)) == ["ann.json"]
+
+
+def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
+    """tools/export.py says OK and exits 0 when the export agrees within --tolerance, and
+    FAILED with exit status 1 when it does not (a tolerance below any float32 export's
+    difference)."""
+    import runpy
+
+    from pose.engine.checkpoint import save_model
+
+    weights = tmp_path / "m.keras"
+    save_model(model, weights)
+    main = runpy.run_path(str(REPO / "tools" / "export.py"), run_name="tool_under_test")["main"]
+    out = tmp_path / "m.tflite"
+    assert main(["--weights", str(weights), "--format", "tflite", "--out", str(out)]) == 0
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verdict.startswith("parity: ") and verdict.endswith(": OK"), verdict
+    assert main(["--weights", str(weights), "--format", "tflite", "--out", str(out),
+                 "--tolerance", "1e-15"]) == 1
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verdict.startswith("parity: ") and verdict.endswith(": FAILED"), verdict

@@ -88,8 +88,12 @@ def test_image_ids_and_detection_matching(tmp_path):
          "score": 0.9},  # not a person
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": 0.5},
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 0, 20], "score": 0.5},  # empty
-    ]))
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": float("nan")},
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": "high"},
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": [0.5]},
+    ]))  # (json.dumps writes the NaN as the bare token NaN, which Python's json reads)
     source = DetectionBoxes(det)
+    assert source.dropped == {"non_positive_size": 1, "not_finite": 1, "malformed": 2}
     image = np.zeros((50, 60, 3), np.uint8)
     boxes, scores = source(image, file_name="/elsewhere/a.png", image_id=None)
     assert boxes.tolist() == [[1, 2, 30, 40]] and scores.tolist() == [0.9]
@@ -107,11 +111,13 @@ def test_clip_boxes_cuts_to_the_image_and_counts_what_it_drops():
              [630, 470, 50, 50],          # sticks out at the bottom right: cut
              [5000, 5000, 100, 200],      # wholly outside
              [np.nan, 0, 10, 10],         # NaN
-             [0, 0, 0, 10], [0, 0, 10, -3]]  # zero / negative size
-    kept, scores, dropped = clip_boxes(boxes, np.arange(7.0), 640, 480)
+             [0, 0, 0, 10], [0, 0, 10, -3],  # zero / negative size
+             [10, 20, 30, 40], [10, 20, 30, 40]]  # good boxes with NaN / infinite scores
+    scores_in = np.append(np.arange(7.0), [np.nan, np.inf])
+    kept, scores, dropped = clip_boxes(boxes, scores_in, 640, 480)
     np.testing.assert_allclose(kept, [[10, 20, 30, 40], [0, 0, 20, 35], [630, 470, 10, 10]])
     assert scores.tolist() == [0.0, 1.0, 2.0]
-    assert dropped == {"outside_image": 1, "not_finite": 1, "non_positive_size": 2}
+    assert dropped == {"outside_image": 1, "not_finite": 3, "non_positive_size": 2}
 
 
 def test_bad_detection_boxes_are_dropped_counted_and_summarized(estimator, tmp_path):
@@ -142,20 +148,34 @@ def test_hog_boxes(monkeypatch):
         with pytest.raises(InputError, match=r'pip install "opencv-python-headless<5"'):
             HogBoxes()
 
+    people_detector = np.ones(3781, np.float32)  # the size of OpenCV's people SVM
+
     class FakeHog:  # stands in for cv2.HOGDescriptor, present or not
         def setSVMDetector(self, detector):
-            pass
+            assert detector is people_detector  # OpenCV's default people detector
 
         def detectMultiScale(self, grey, **kwargs):
-            assert grey.ndim == 2 and max(grey.shape) <= 800
+            # OpenCV's people-detector sample settings
+            assert kwargs == dict(winStride=(8, 8), padding=(8, 8), scale=1.05)
+            searched.append(grey)
+            if grey.shape == (300, 400):
+                return (), ()  # OpenCV's "nothing found"
             return np.array([[10, 20, 30, 60]]), np.array([1.5])
 
     monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
-    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", lambda: None,
-                        raising=False)
-    boxes, scores = HogBoxes()(np.zeros((1000, 1600, 3), np.uint8))
+    monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector",
+                        lambda: people_detector, raising=False)
+    searched = []
+    big = np.zeros((1000, 1600, 3), np.uint8)
+    big[::2, ::2] = 255  # a fine pattern: area averaging keeps its mean, nearest would not
+    boxes, scores = HogBoxes()(big)
     np.testing.assert_allclose(boxes, [[20, 40, 60, 120]])  # found at half size
     assert 0.5 < scores[0] < 1.0
+    assert searched[-1].shape == (500, 800)  # the long side cut to 800 pixels
+    assert abs(float(searched[-1].mean()) - 255 / 4) < 2.0  # cv2.INTER_AREA
+    boxes, scores = HogBoxes()(np.zeros((300, 400, 3), np.uint8))  # small: searched as is
+    assert searched[-1].shape == (300, 400)
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -335,7 +355,7 @@ def test_unopenable_video_is_an_error_before_any_output(estimator, tmp_path):
     with pytest.raises(InputError, match="cannot open video .*broken.mp4"):
         run_inference(estimator, collect_inputs([good, bad]), out, WholeImageBoxes(),
                       verbose=0)
-    assert os.listdir(out) == []
+    assert not out.exists()  # not even the folder
 
 
 # ----------------------------------------------------------------------------- bad images
@@ -389,9 +409,11 @@ def test_tool_errors_are_clear_and_fast(checkpoint, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.jpg").write_bytes(b"")
     run = _tool("--weights", weights, tmp_path / "bad", "--out", tmp_path / "o2")
-    assert run.returncode == 2  # nothing processed is a failure
-    assert run.stderr.strip().splitlines()[-1] == (
-        "error: nothing was processed: none of the 1 input(s) could be read (listed above)")
+    assert run.returncode == 2  # nothing processed is a failure, and writes nothing
+    assert run.stderr.strip().splitlines() == [
+        f"error: nothing was processed: none of the 1 input(s) could be read "
+        f"({tmp_path / 'bad' / 'x.jpg'}: empty file)"], run.stderr
+    assert not (tmp_path / "o2").exists()
     if not hasattr(cv2, "HOGDescriptor"):
         _write_image(tmp_path / "a.png", _photo())
         run = _tool("--weights", weights, tmp_path / "a.png", "--detector", "hog",
@@ -438,3 +460,41 @@ def test_tool_keypoints_equal_the_in_process_keras_path(coco_sample_dir, checkpo
     for got, want in zip(tool, here):
         assert got["image_id"] == want["image_id"]
         np.testing.assert_allclose(got["keypoints"], want["keypoints"], atol=2e-3)
+
+
+def test_non_finite_outputs_are_written_as_strict_json_nulls_and_counted(checkpoint, tmp_path):
+    """A model whose heatmaps are NaN (a NaN bias, as a broken conversion gives) yields
+    predictions.json and the per-frame JSON lines without bare NaN tokens: the values are
+    null and the people counted in the report and summary.json."""
+    from pose.engine.checkpoint import build_model
+
+    _, model, config = checkpoint
+    broken = build_model(config.model)
+    broken.set_weights(model.get_weights())
+    bias = broken.get_layer("final_layer").bias
+    bias.assign(np.full(bias.shape, np.nan, np.float32))
+    (tmp_path / "in").mkdir()
+    _write_image(tmp_path / "in" / "a.jpg", _photo())
+    writer = cv2.VideoWriter(str(tmp_path / "in" / "clip.avi"),
+                             cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (96, 64))
+    for i in range(2):
+        writer.write(_photo(64, 96, seed=i))
+    writer.release()
+    report = run_inference(PoseEstimator.from_config(broken, config),
+                           collect_inputs([tmp_path / "in"]), tmp_path / "out",
+                           WholeImageBoxes(), verbose=0)
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in the JSON")
+
+    people = json.loads((tmp_path / "out" / "predictions.json").read_text(),
+                        parse_constant=refuse)
+    frames = [json.loads(line, parse_constant=refuse)
+              for line in (tmp_path / "out" / "clip.jsonl").read_text().splitlines()]
+    assert len(people) == 1 and all(v is None for v in people[0]["keypoint_scores"])
+    assert people[0]["keypoints"][2::3] == people[0]["keypoint_scores"]
+    assert len(frames) == 2 and all(len(f["people"]) == 1 for f in frames)
+    assert report.non_finite_people == 3 == report.num_people
+    assert "3 person(s) had NaN or infinite values, written as null" in report.summary()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["non_finite_people"] == 3

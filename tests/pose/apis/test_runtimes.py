@@ -149,7 +149,8 @@ def test_infer_on_an_export_never_imports_tensorflow(exported, fmt, runtime, wit
     detector = ["--detector", str(_detector_file(fmt, tmp_path))] if with_detector else []
     run = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "tools" / "infer.py"),
                           "--weights", str(paths[fmt]), str(tmp_path / "photo.jpg"), "--out",
-                          str(out), "--threads", "1", "--quiet", *detector],
+                          str(out), "--threads", "1", "--quiet", *detector,
+                          "--debug"],  # -X importtime writes to fd 2, which tools hide
                          capture_output=True, text=True, timeout=300, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert run.returncode == 0, run.stderr[-3000:]

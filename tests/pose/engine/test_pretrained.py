@@ -16,6 +16,7 @@ from pose.engine.pretrained import (
     load_any_checkpoint,
 )
 from pose.engine.training import train
+from pose.errors import UserError
 from pose.models.torch_checkpoint import CheckpointError, load_torch_checkpoint
 
 TINY_OFFICIAL = dict(width=6, num_keypoints=17, stage_modules=(1, 1, 2), stage1_blocks=4,
@@ -101,8 +102,9 @@ def test_missing_init_weights_say_where_to_get_them(tmp_path, tiny_config):
         tiny_config.train, init_weights=str(tmp_path / "hrnet_w32-36af842e.pth")))
     with pytest.raises(FileNotFoundError, match=r"hrnet_w32-36af842e\.pth not found.*"
                                                 r"HRNet-Image-Classification.*"
-                                                r"train\.init_weights=null"):
+                                                r"train\.init_weights=null") as raised:
         train(config, str(tmp_path / "run"), verbose=0)
+    assert isinstance(raised.value, UserError)  # one line from the tools, not a traceback
     assert not (tmp_path / "run").exists()  # failed before anything was written
 
 

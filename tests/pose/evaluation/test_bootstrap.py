@@ -71,8 +71,11 @@ def _matches(annotation_file, results):
 
 def test_full_set_equals_cocoeval_summarize_exactly(coco_sample_dir, generated):
     sample = coco_sample_dir / "person_keypoints_sample.json"
-    for annotation_file in (sample, generated[0]):
+    for annotation_file, decimals in ((sample, None), (generated[0], None), (generated[0], 1)):
         results = _noisy_ground_truth(json.loads(annotation_file.read_text()), 0.02, 0)
+        if decimals is not None:  # many equal scores: the order of ties must be COCOeval's
+            for r in results:
+                r["score"] = round(r["score"], decimals)
         cocoeval = run_cocoeval(annotation_file, results, COCO_SIGMAS)
         matches = PerImageMatches.from_cocoeval(cocoeval)
         ours = resampled_stats(matches, np.ones(len(matches.image_ids), np.int64))
@@ -112,7 +115,7 @@ def test_identical_predictions_give_exactly_zero(generated):
         assert pair["seeds"] == [len(runs)] * 2
         for name, stat in pair["stats"].items():
             assert (stat["difference"], stat["low"], stat["high"]) == (0.0, 0.0, 0.0), name
-            assert not stat["excludes_zero"]
+            assert not stat["excludes_zero"] and stat["undefined"] == 0
 
 
 def test_injected_keypoint_error_gives_a_negative_difference_excluding_zero(generated):
@@ -153,3 +156,57 @@ def test_runs_on_different_images_are_refused(coco_sample_dir, generated):
     b = _matches(generated[0], _noisy_ground_truth(generated[1], 0.02, 0))
     with pytest.raises(ValueError, match="same images"):
         paired_differences({"a": [a], "b": [b]}, num_resamples=10)
+
+
+def test_the_interval_is_the_central_95_percent_of_the_resampled_differences(generated):
+    """One seed per variant: the replicates are the differences of the two variants' stats
+    on the same drawn image sets (drawn first from ``default_rng(seed)``), and the default
+    interval is their 2.5 and 97.5 percentiles (a 90% interval would be narrower)."""
+    annotation_file, annotations = generated
+    a = _matches(annotation_file, _noisy_ground_truth(annotations, 0.02, 0))
+    b = _matches(annotation_file, _noisy_ground_truth(annotations, 0.03, 1))
+    (pair,) = paired_differences({"a": [a], "b": [b]}, num_resamples=400, seed=11)
+    counts = resample_image_counts(len(a.image_ids), 400, np.random.default_rng(11))
+    diffs = resampled_stats(b, counts)[:, 0] - resampled_stats(a, counts)[:, 0]  # AP
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    assert (pair["stats"]["AP"]["low"], pair["stats"]["AP"]["high"]) == (low, high)
+    narrower = np.quantile(diffs, [0.05, 0.95])
+    assert low < narrower[0] and narrower[1] < high  # the percentiles tell 95% from 90%
+
+
+def test_the_seeds_are_a_second_resampling_level(generated):
+    """Variant b's two seeds disagree (one clean, one with a wrist moved by 30% of the
+    box): a replicate that draws the broken seed twice sees the whole drop, one that draws
+    the clean seed twice sees none, so the interval spans from about 0 to about the full
+    drop. Averaging both seeds in every replicate (no seed resampling) would give an
+    interval around half the drop, as narrow as the image resampling alone."""
+    annotation_file, annotations = generated
+    clean = [_matches(annotation_file, _noisy_ground_truth(annotations, 0.02, s))
+             for s in (0, 1, 2)]
+    broken = _matches(annotation_file, _noisy_ground_truth(annotations, 0.02, 3,
+                                                           shift_joint=9, shift=0.3))
+    (pair,) = paired_differences({"a": clean[:2], "b": [clean[2], broken]},
+                                 num_resamples=400, seed=0)
+    ap = pair["stats"]["AP"]
+    full = np.ones(len(broken.image_ids), np.int64)
+    drop = resampled_stats(broken, full)[0, 0] - resampled_stats(clean[2], full)[0, 0]
+    assert drop < -0.05  # the broken seed is clearly worse
+    assert ap["difference"] == pytest.approx(drop / 2, abs=0.02)  # the mean over seeds
+    assert ap["low"] < 0.8 * drop and ap["high"] > 0.2 * drop
+
+
+def test_documented_defaults_and_an_unevaluated_cocoeval(coco_sample_dir, generated):
+    """README: 1,000 resamples, seed 0, 95% intervals; from_cocoeval needs evaluate()."""
+    from pycocotools.cocoeval import COCOeval
+
+    sample = coco_sample_dir / "person_keypoints_sample.json"
+    annotations = json.loads(sample.read_text())
+    runs = {"a": [_matches(sample, _noisy_ground_truth(annotations, 0.02, 0))],
+            "b": [_matches(sample, _noisy_ground_truth(annotations, 0.05, 1))]}
+    assert paired_differences(runs) == paired_differences(runs, num_resamples=1000, seed=0,
+                                                          confidence=0.95)
+    cocoeval = run_cocoeval(generated[0], _noisy_ground_truth(generated[1], 0.02, 0),
+                            COCO_SIGMAS)
+    unevaluated = COCOeval(cocoeval.cocoGt, cocoeval.cocoDt, "keypoints")
+    with pytest.raises(ValueError, match=r"no per-image results: run evaluate\(\) first"):
+        PerImageMatches.from_cocoeval(unevaluated)

@@ -1,0 +1,67 @@
+"""pose.checks: output paths refused before anything is written, and the numeric checks."""
+
+import os
+
+import numpy as np
+import pytest
+
+from pose.checks import (
+    OutputError,
+    check_output_file,
+    check_output_folder,
+    check_positive_options,
+    finite,
+    positive,
+)
+from pose.errors import UserError
+
+
+def test_output_files(tmp_path):
+    source = tmp_path / "in.keras"
+    source.write_bytes(b"x")
+    (tmp_path / "link.keras").symlink_to(source)
+    for path in (source, tmp_path / "link.keras", tmp_path / "." / "in.keras"):
+        with pytest.raises(OutputError, match="is an input of this command"):
+            check_output_file(path, [source])
+    with pytest.raises(OutputError, match="is an existing folder; this output is a file"):
+        check_output_file(tmp_path, [source])
+    with pytest.raises(OutputError, match=r"in.keras is a file, not a folder"):
+        check_output_file(source / "m.tflite", [])
+    check_output_file(tmp_path / "new" / "m.tflite", [source, None, tmp_path / "absent"])
+    check_output_file(tmp_path / "other.keras", [source])  # an existing file: replaced
+    assert sorted(os.listdir(tmp_path)) == ["in.keras", "link.keras"]  # nothing created
+
+
+def test_output_folders(tmp_path):
+    (tmp_path / "photos").mkdir()
+    photo = tmp_path / "photos" / "a.jpg"
+    photo.write_bytes(b"x")
+    with pytest.raises(OutputError, match="photos is the input folder"):
+        check_output_folder(tmp_path / "photos", [tmp_path / "photos"])
+    with pytest.raises(OutputError, match=f"photos holds the input {photo}"):
+        check_output_folder(tmp_path / "photos", [photo])
+    with pytest.raises(OutputError, match="a.jpg is an existing file; this output is a folder"):
+        check_output_folder(photo, [])
+    check_output_folder(tmp_path / "photos" / "out", [photo, tmp_path / "photos"])
+    check_output_folder(tmp_path, [photo])  # the parent of an input's folder is fine
+    assert not (tmp_path / "photos" / "out").exists()
+
+
+def test_positive_and_finite():
+    assert positive(3, "--n") == 3 and positive(np.int64(2), "--n") == 2
+    assert positive(0.5, "lr", integer=False) == 0.5 and finite(-1.5, "t") == -1.5
+    for value in (0, -3, 1.5, True, "4", None):
+        with pytest.raises(UserError, match=r"^--n must be a positive integer, got "):
+            positive(value, "--n")
+    for value in (0.0, -1e-3, float("nan"), float("inf")):
+        with pytest.raises(UserError, match=r"^lr must be a positive finite number"):
+            positive(value, "lr", integer=False)
+    for value in (float("nan"), float("-inf"), "0.3", False):
+        with pytest.raises(UserError, match=r"^t must be a finite number, got "):
+            finite(value, "t")
+
+    class Args:
+        batch_size, input_size, threads = None, [192, 0], 2
+
+    with pytest.raises(UserError, match="^--input-size must be a positive integer, got 0$"):
+        check_positive_options(Args, "batch_size", "threads", "input_size")
