@@ -1,7 +1,9 @@
 """The torch-free PyTorch checkpoint reader: both formats, dtypes, views, refusals."""
 
 import os
+import struct
 import sys
+import zipfile
 
 import ml_dtypes
 import numpy as np
@@ -137,3 +139,165 @@ def test_numpy_scalars_of_a_training_checkpoint(tmp_path, torch_checkpoint_write
     evil = w.write(tmp_path / "obj.pth", {"x": embedded(np.array([None], object)[0:1])}, {})
     with pytest.raises(UnsafeCheckpointError, match=r"obj\.pth.*numpy"):
         load_torch_checkpoint(evil)
+
+
+@pytest.mark.parametrize("native_count", [False, True])
+def test_legacy_file_of_a_big_endian_machine(tmp_path, torch_checkpoint_writer, native_count):
+    # torch's writeFileRaw stores a big-endian machine's data little-endian (sys_info says
+    # little_endian False); torch <= 0.4 wrote the element count in native order.
+    w = torch_checkpoint_writer
+    values = np.array([1.5, -2.25, 3e-3, 7.0], np.float32)
+    path = w.write(tmp_path / "be.pth", {"x": w.Tensor("0", 0, (2, 2), (2, 1))}, {"0": values},
+                   legacy=True, byteorder="big", native_count=native_count)
+    np.testing.assert_array_equal(load_torch_checkpoint(path)["x"], values.reshape(2, 2))
+
+
+def test_legacy_storage_views_keep_their_offset(tmp_path, torch_checkpoint_writer):
+    w = torch_checkpoint_writer
+    flat = np.arange(10, dtype=np.float32)
+    path = w.write(tmp_path / "view.pth", {
+        "a": w.Tensor(w.View("0", "v", 6, 4), 1, (2,), (1,)),  # flat[6:10][1:3]
+        "b": w.Tensor(w.View("0", "v", 6, 4), 0, (4,), (1,)),  # the same view, whole
+        "c": w.Tensor(w.View("0", "u", 2, 3), 0, (3,), (1,)),
+    }, {"0": flat}, legacy=True)
+    loaded = load_torch_checkpoint(path)
+    np.testing.assert_array_equal(loaded["a"], [7, 8])
+    np.testing.assert_array_equal(loaded["b"], [6, 7, 8, 9])
+    np.testing.assert_array_equal(loaded["c"], [2, 3, 4])
+
+
+def _hostile(w, tmp_path, name, legacy=False):
+    """Files whose numbers say more than their bytes hold, each → the expected message."""
+    x4 = {"0": np.arange(4, dtype=np.float32)}
+    t = w.Tensor
+    if name == "offset_past_end":
+        return w.write(tmp_path / "f.pth", {"x": t("0", 5, (0,), (1,))}, x4, legacy), "past the end"
+    if name == "view_overruns":
+        return w.write(tmp_path / "f.pth", {"x": t("0", 1, (2, 2), (2, 1))}, x4, legacy), \
+            "overruns its storage"
+    if name == "stride_zero_huge":
+        return w.write(tmp_path / "f.pth", {"x": t("0", 0, (2 ** 40, 2 ** 20), (0, 0))}, x4,
+                       legacy), "zero stride"
+    if name == "overlapping_more_elements":
+        return w.write(tmp_path / "f.pth", {"x": t("0", 0, (3, 2), (1, 1))}, x4, legacy), \
+            "more elements than its storage"
+    if name == "huge_size":
+        return w.write(tmp_path / "f.pth", {"x": t("0", 0, (2 ** 63,), (1,))}, x4, legacy), \
+            "more elements|overruns"
+    if name == "legacy_view_past_end":
+        return w.write(tmp_path / "f.pth", {"x": t(w.View("0", "v", 3, 4), 0, (1,), (1,))}, x4,
+                       True), "runs past its storage"
+    if name == "build_on_storage":
+        # BUILD on the storage object: {"numel": 2**30} would widen the bounds if it worked.
+        pid = (w.tuple_op([w.str_op("storage"), w.global_op("torch", "FloatStorage"),
+                           w.str_op("0"), w.str_op("cpu"), w.int_op(4)]
+                          + ([b"N"] if legacy else [])) + b"Q")
+        build = pid + b"}" + w.str_op("numel") + w.int_op(2 ** 30) + b"sb0"
+        return w.write(tmp_path / "f.pth", {"s": w.Raw(build), "x": t("0", 0, (4,), (1,))}, x4,
+                       legacy), "BUILD"
+    if name == "memo_index_2_33":
+        return w.write(tmp_path / "f.pth", {"x": w.Raw(w.int_op(1) + b"r" + struct.pack(
+            "<I", 2 ** 32 - 1))}, {}, legacy), "memo index"
+    if name == "unicode_length_2_63":
+        return w.write(tmp_path / "f.pth", {"x": w.Raw(b"\x8d" + struct.pack("<Q", 2 ** 63))}, {},
+                       legacy), "corrupt or truncated pickle"
+    if name == "deep_nesting":
+        return w.write(tmp_path / "f.pth", {"x": w.Raw(b"]" * 100_000 + b"a" * 99_999)}, {},
+                       legacy), "nested more than"
+    if name == "cycle":
+        return w.write(tmp_path / "f.pth", {"x": w.Raw(b"]\x94h\x00a")}, {}, legacy), \
+            "nested more than"
+    raise AssertionError(name)
+
+
+HOSTILE = ["offset_past_end", "view_overruns", "stride_zero_huge", "overlapping_more_elements",
+           "huge_size", "legacy_view_past_end", "build_on_storage", "memo_index_2_33",
+           "unicode_length_2_63", "deep_nesting", "cycle"]
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("name", HOSTILE)
+def test_numbers_that_say_more_than_the_bytes_hold(tmp_path, torch_checkpoint_writer, name,
+                                                   legacy):
+    path, message = _hostile(torch_checkpoint_writer, tmp_path, name, legacy)
+    with pytest.raises(CheckpointError, match=rf"f\.pth: .*({message})"):
+        load_torch_checkpoint(path)
+
+
+def test_a_storage_shorter_than_declared(tmp_path, torch_checkpoint_writer):
+    w = torch_checkpoint_writer
+    path = w.write(tmp_path / "short.pth", {"x": w.Tensor("0", 0, (4,), (1,))},
+                   {"0": np.zeros(4, np.float32)})
+    body = zipfile.ZipFile(path).read("archive/data.pkl").replace(b"J\x04\x00\x00\x00tQ",
+                                                                  b"J\x00\x00\x00\x01tQ")
+    with zipfile.ZipFile(path, "w") as archive:  # the count says 2^24, 16 bytes follow
+        archive.writestr("archive/data.pkl", body)
+        archive.writestr("archive/data/0", np.zeros(4, np.float32).tobytes())
+    with pytest.raises(CheckpointError, match=r"short\.pth: .*has 16 bytes, the pickle "
+                                              r"declares 16777216 x 4"):
+        load_torch_checkpoint(path)
+    legacy = w.write(tmp_path / "short_legacy.pth", {"x": w.Tensor("0", 0, (4,), (1,))},
+                     {"0": np.zeros(4, np.float32)}, legacy=True)
+    legacy.write_bytes(legacy.read_bytes()[:-3])
+    with pytest.raises(CheckpointError, match=r"short_legacy\.pth: .*truncated: storage '0' "
+                                              r"needs 16 bytes, the file has 13 left"):
+        load_torch_checkpoint(legacy)
+
+
+def test_truncated_and_flipped_zip_archives(tmp_path, official_hrnet_dir):
+    data = (official_hrnet_dir / "pose_hrnet_tiny.pth").read_bytes()
+    truncated = tmp_path / "cut.pth"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.pth: .*truncated or corrupt zip archive"):
+        load_torch_checkpoint(truncated)
+    # data.pkl's central directory record (its name follows 46 bytes of fields)
+    central = data.rindex(b"pose_hrnet_tiny/data.pkl") - 46
+    assert data[central:central + 4] == b"PK\x01\x02"
+    for field, value, message in [(10, b"\x08", "compressed or encrypted"),  # method: deflate
+                                  (8, b"\x01", "compressed or encrypted"),  # flags: encrypted
+                                  (24, b"\xff\xff\xff\x7f", "past the end")]:  # file size
+        flipped = tmp_path / "flip.pth"
+        flipped.write_bytes(data[:central + field] + value
+                            + data[central + field + len(value):])
+        with pytest.raises(CheckpointError, match=rf"flip\.pth: .*({message})"):
+            load_torch_checkpoint(flipped)
+
+
+def test_shared_containers_are_converted_once(tmp_path, torch_checkpoint_writer):
+    # 60 levels of [previous, previous]: a tree walk would take 2^60 steps.
+    w = torch_checkpoint_writer
+    levels = w.Raw(b"]\x940" + b"0".join(b"(h%sh%sl\x94" % (bytes([i]), bytes([i]))
+                                         for i in range(60)))
+    path = w.write(tmp_path / "dag.pth", {"x": levels}, {})
+    loaded = load_torch_checkpoint(path)["x"]
+    assert len(loaded) == 2 and loaded[0] is loaded[1]
+
+
+# Globals that run code or reach the file system when called; none may ever be allowed.
+DANGEROUS = [("builtins", "eval"), ("builtins", "exec"), ("builtins", "open"),
+             ("builtins", "getattr"), ("builtins", "__import__"), ("__builtin__", "eval"),
+             ("os", "system"), ("posix", "system"), ("subprocess", "check_call"),
+             ("pickle", "loads"), ("numpy", "load"), ("torch", "load"), ("copyreg",
+                                                                         "_reconstructor")]
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("stack_global", [False, True])
+@pytest.mark.parametrize("module,name", DANGEROUS)
+def test_dangerous_globals_are_refused_before_running(tmp_path, torch_checkpoint_writer,
+                                                      module, name, stack_global, legacy):
+    w = torch_checkpoint_writer
+    marker = tmp_path / "marker"
+    script = f"open({str(marker)!r}, 'w')"
+    args = {"eval": [w.str_op(script)], "exec": [w.str_op(script)],
+            "open": [w.str_op(str(marker)), w.str_op("w")],
+            "system": [w.str_op(f"touch {marker}")],
+            "check_call": [w.tuple_op([w.str_op("touch"), w.str_op(str(marker))])],
+            }.get(name, [w.str_op("x")])
+    op = w.stack_global_op if stack_global else w.global_op
+    path = w.write(tmp_path / "evil.pth", {"y": w.Raw(op(module, name) + w.tuple_op(args) + b"R")},
+                   {}, legacy=legacy)
+    with pytest.raises(UnsafeCheckpointError, match=rf"evil\.pth: refusing to load the global "
+                                                    rf"{module}\.{name}"):
+        load_torch_checkpoint(path)
+    assert not marker.exists()
