@@ -106,7 +106,7 @@ def load_torch_checkpoint(path):
     except Forbidden as e:
         raise UnsafeCheckpointError(f"{path}: {e}") from None
     except _PICKLE_ERRORS as e:
-        message = str(e) if isinstance(e, Malformed) else f"{type(e).__name__}: {short_repr(e)}"
+        message = str(e) if isinstance(e, Malformed) else f"{type(e).__name__}: {str(e)[:200]}"
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {message}") from None
 
 
