@@ -1,6 +1,7 @@
 """The torch-free PyTorch checkpoint reader: both formats, dtypes, views, refusals."""
 
 import os
+import pickle
 import struct
 import sys
 import zipfile
@@ -301,3 +302,127 @@ def test_dangerous_globals_are_refused_before_running(tmp_path, torch_checkpoint
                                                     rf"{module}\.{name}"):
         load_torch_checkpoint(path)
     assert not marker.exists()
+
+
+def _legacy_bytes(*pickles, tail=b""):
+    return b"".join(p if isinstance(p, bytes) else pickle.dumps(p, protocol=2)
+                    for p in pickles) + tail
+
+
+SYS_INFO = {"protocol_version": 1001, "little_endian": True}
+
+
+def _structure_case(w, tmp_path, name):
+    """A file broken in its structure → the whole message expected (both formats)."""
+    x = {"x": w.Tensor("0", 0, (2,), (1,))}
+    zeros = {"0": np.zeros(2, np.float32)}
+    path = tmp_path / "s.pth"
+    if name == "wrong magic":
+        path.write_bytes(_legacy_bytes(12345))
+        return path, "neither a zip archive nor a legacy PyTorch file (wrong magic number)"
+    if name == "wrong protocol":
+        path.write_bytes(_legacy_bytes(0x1950A86A20F9469CFC6C, 1000))
+        return path, "legacy protocol 1000 unsupported (expected 1001)"
+    if name == "sys_info not a dict":
+        path.write_bytes(_legacy_bytes(0x1950A86A20F9469CFC6C, 1001, [1]))
+        return path, "legacy sys_info [1] is not a dict of flags"
+    if name == "storage in the header":
+        pid = (w.tuple_op([w.str_op("storage"), w.global_op("torch", "FloatStorage"),
+                           w.str_op("0"), w.str_op("cpu"), w.int_op(1), b"N"]) + b"Q")
+        path.write_bytes(_legacy_bytes(0x1950A86A20F9469CFC6C, 1001, b"\x80\x02" + pid + b"."))
+        return path, "unexpected storage in the legacy header"
+    if name == "keys not distinct":
+        w.write(path, x, zeros, legacy=True)
+        data = path.read_bytes()
+        keys = pickle.dumps(["0"], protocol=2)
+        path.write_bytes(data.replace(keys, pickle.dumps(["0", "0"], protocol=2)))
+        return path, "legacy storage keys ['0', '0'] are not a list of distinct strings"
+    if name == "key never used":
+        w.write(path, x, dict(zeros), legacy=True)
+        data = path.read_bytes()
+        path.write_bytes(data.replace(pickle.dumps(["0"], protocol=2),
+                                      pickle.dumps(["9"], protocol=2)))
+        return path, "storage '9' listed but never used"
+    if name == "count differs":
+        w.write(path, x, zeros, legacy=True)
+        data = path.read_bytes()
+        path.write_bytes(data[:-16] + struct.pack("<q", 3) + data[-8:])
+        return path, "storage '0' holds 3 elements, the pickle says 2"
+    if name == "ends before a count":
+        w.write(path, x, zeros, legacy=True)
+        path.write_bytes(path.read_bytes()[:-13])
+        return path, "truncated: the file ends before storage '0'"
+    if name == "storage never given":
+        w.write(path, x, zeros, legacy=True)
+        data = path.read_bytes()
+        path.write_bytes(data.replace(pickle.dumps(["0"], protocol=2),
+                                      pickle.dumps([], protocol=2)))
+        return path, "a tensor refers to storage '0', whose bytes the file never gives"
+    if name == "view metadata":
+        pid = (w.tuple_op([w.str_op("storage"), w.global_op("torch", "FloatStorage"),
+                           w.str_op("0"), w.str_op("cpu"), w.int_op(2),
+                           w.tuple_op([w.int_op(1), w.int_op(0), w.int_op(1)])]) + b"Q")
+        w.write(path, {"y": w.Raw(pid)}, zeros, legacy=True)
+        return path, "storage view (1, 0, 1) is not (key, offset, size)"
+    if name == "storage id arity":
+        pid = w.tuple_op([w.str_op("storage"), w.global_op("torch", "FloatStorage")]) + b"Q"
+        w.write(path, {"y": w.Raw(pid)}, zeros, legacy=True)
+        # (the storage type's repr holds an address)
+        return path, "storage id ('storage', <*) is not (storage, type, key, location, numel, view)"
+    raise AssertionError(name)
+
+
+STRUCTURE = ["wrong magic", "wrong protocol", "sys_info not a dict", "storage in the header",
+             "keys not distinct", "key never used", "count differs", "ends before a count",
+             "storage never given", "view metadata", "storage id arity"]
+
+
+@pytest.mark.parametrize("name", STRUCTURE)
+def test_legacy_structure_errors_say_what_is_wrong(tmp_path, torch_checkpoint_writer, name):
+    path, message = _structure_case(torch_checkpoint_writer, tmp_path, name)
+    with pytest.raises(CheckpointError) as info:
+        load_torch_checkpoint(path)
+    assert not isinstance(info.value, UnsafeCheckpointError)
+    prefix, _, suffix = f"{path}: not a readable PyTorch checkpoint: {message}".partition("*")
+    assert str(info.value).startswith(prefix) and str(info.value).endswith(suffix), \
+        str(info.value)
+    assert suffix or str(info.value) == prefix
+
+
+def test_tensor_and_view_messages_name_every_number(tmp_path, torch_checkpoint_writer):
+    w = torch_checkpoint_writer
+    path = w.write(tmp_path / "m.pth", {"x": w.Tensor("0", 1, (2, 2), (2, 1))},
+                   {"0": np.zeros(4, np.float32)})
+    with pytest.raises(CheckpointError) as info:
+        load_torch_checkpoint(path)
+    assert str(info.value) == (f"{path}: not a readable PyTorch checkpoint: tensor of size "
+                               "(2, 2), stride (2, 1) at offset 1 in storage '0' of 4 elements: "
+                               "overruns its storage")
+    path = w.write(tmp_path / "z.pth", {"x": w.Tensor("0", 0, (3, 1), (0, 1))},
+                   {"0": np.zeros(4, np.float32)})
+    with pytest.raises(CheckpointError) as info:
+        load_torch_checkpoint(path)
+    assert str(info.value).endswith("tensor of size (3, 1), stride (0, 1) at offset 0 in "
+                                    "storage '0' of 4 elements: a zero stride on a dimension "
+                                    "longer than 1 (an expanded tensor) is unsupported")
+
+
+def test_edge_layouts_that_torch_writes(tmp_path, torch_checkpoint_writer):
+    # An empty tensor, a tensor ending exactly at its storage's end, size-1 dimensions with
+    # zero and with huge strides (torch leaves them as computed), a scalar.
+    w = torch_checkpoint_writer
+    flat = np.arange(6, dtype=np.float32)
+    path = w.write(tmp_path / "edge.pth", {
+        "empty": w.Tensor("0", 6, (0, 3), (3, 1)),
+        "tail": w.Tensor("0", 4, (2,), (1,)),
+        "ones": w.Tensor("0", 5, (1, 1), (0, 2 ** 40)),
+        "row": w.Tensor("0", 0, (1, 6), (6, 1)),
+        "scalar": w.Tensor("0", 5, (), ()),
+    }, {"0": flat}, legacy=True)
+    loaded = load_torch_checkpoint(path)
+    assert loaded["empty"].shape == (0, 3) and loaded["empty"].dtype == np.float32
+    np.testing.assert_array_equal(loaded["tail"], [4, 5])
+    np.testing.assert_array_equal(loaded["ones"], [[5]])
+    np.testing.assert_array_equal(loaded["row"], [flat])
+    assert loaded["row"].strides == (24, 4) and loaded["scalar"] == 5
+    assert not loaded["tail"].flags.writeable
