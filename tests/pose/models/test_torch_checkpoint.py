@@ -426,3 +426,105 @@ def test_edge_layouts_that_torch_writes(tmp_path, torch_checkpoint_writer):
     np.testing.assert_array_equal(loaded["row"], [flat])
     assert loaded["row"].strides == (24, 4) and loaded["scalar"] == 5
     assert not loaded["tail"].flags.writeable
+
+
+def test_old_rebuild_functions_and_parameters(tmp_path, torch_checkpoint_writer):
+    # torch < 1.0 pickled tensors through _rebuild_tensor(storage, offset, size, stride);
+    # nn.Parameter through _rebuild_parameter(tensor, requires_grad, hooks).
+    w = torch_checkpoint_writer
+    pid = (w.tuple_op([w.str_op("storage"), w.global_op("torch", "FloatStorage"), w.str_op("0"),
+                       w.str_op("cpu"), w.int_op(6), b"N"]) + b"Q")
+    old = (w.global_op("torch._utils", "_rebuild_tensor")
+           + w.tuple_op([pid, w.int_op(2), w.tuple_op([w.int_op(2)]),
+                         w.tuple_op([w.int_op(2)])]) + b"R")
+    param = (w.global_op("torch._utils", "_rebuild_parameter")
+             + w.tuple_op([old, b"\x88", b"N"]) + b"R")
+    flat = np.arange(6, dtype=np.float32)
+    path = w.write(tmp_path / "old.pth", {"t": w.Raw(old), "p": w.Raw(param)}, {"0": flat},
+                   legacy=True)
+    loaded = load_torch_checkpoint(path)
+    np.testing.assert_array_equal(loaded["t"], [2, 4])
+    np.testing.assert_array_equal(loaded["p"], [2, 4])
+    bad = (w.global_op("torch._utils", "_rebuild_parameter")
+           + w.tuple_op([w.str_op("x"), b"\x88", b"N"]) + b"R")
+    path = w.write(tmp_path / "bad.pth", {"p": w.Raw(bad)}, {}, legacy=True)
+    with pytest.raises(CheckpointError, match=r"bad\.pth: .*a parameter wraps a str, not a "
+                                              r"tensor"):
+        load_torch_checkpoint(path)
+
+
+def _tensor_raw(w, offset_op, size_ops, stride_ops):
+    pid = (w.tuple_op([w.str_op("storage"), w.global_op("torch", "FloatStorage"), w.str_op("0"),
+                       w.str_op("cpu"), w.int_op(4)]) + b"Q")
+    return w.Raw(w.global_op("torch._utils", "_rebuild_tensor_v2")
+                 + w.tuple_op([pid, offset_op, w.tuple_op(size_ops), w.tuple_op(stride_ops),
+                               b"\x89", b"N"]) + b"R")
+
+
+@pytest.mark.parametrize("case,message", [
+    ("bool offset", r"tensor storage offset True is not a non-negative integer"),
+    ("negative size", r"tensor size entry -1 is not a non-negative integer"),
+    ("65 dimensions", r"tensor size \(1, 1, 1, .*\) is not a tuple of at most 64 integers"),
+    ("size not a tuple", r"tensor size 'ab' is not a tuple of at most 64 integers"),
+    ("lengths differ", r"tensor size \(4,\) and stride \(1, 1\) differ in length"),
+])
+def test_tensor_arguments_are_checked(tmp_path, torch_checkpoint_writer, case, message):
+    w = torch_checkpoint_writer
+    one = w.int_op(1)
+    args = {"bool offset": (b"\x88", [w.int_op(4)], [one]),
+            "negative size": (w.int_op(0), [w.int_op(-1)], [one]),
+            "65 dimensions": (w.int_op(0), [one] * 65, [one] * 65),
+            "size not a tuple": (w.int_op(0), None, [one]),
+            "lengths differ": (w.int_op(0), [w.int_op(4)], [one, one])}[case]
+    raw = _tensor_raw(w, args[0], args[1] or [], args[2])
+    if args[1] is None:  # a string where the size tuple goes
+        raw = w.Raw(raw.data.replace(b"(t(J\x01", w.str_op("ab") + b"(J\x01", 1))
+    path = w.write(tmp_path / "t.pth", {"x": raw}, {"0": np.zeros(4, np.float32)})
+    with pytest.raises(CheckpointError, match=rf"t\.pth: .*{message}"):
+        load_torch_checkpoint(path)
+
+
+# NumPy's dtype state: (version, byte order, subarray, names, fields, elsize, alignment, flags)
+PLAIN_STATE = [3, "<", None, None, None, -1, -1, 0]
+
+
+@pytest.mark.parametrize("name,changes", [
+    ("f8", {1: "!"}), ("f8", {2: ("f8", (2,))}), ("f8", {3: ("a",)}), ("f8", {5: 8}),
+    ("f8", {6: 1}), ("f8", {7: None}), ("f8", {0: 9}), ("f8" * 5, None), ("O", None),
+])
+def test_numpy_dtypes_are_plain_numbers_only(tmp_path, torch_checkpoint_writer, name,
+                                             changes):
+    w = torch_checkpoint_writer
+    dtype = w.global_op("numpy", "dtype") + w.tuple_op([w.str_op(name)]) + b"R"
+    if changes is not None:
+        state = list(PLAIN_STATE)
+        for index, value in changes.items():
+            state[index] = value
+        dtype += pickle.dumps(tuple(state), protocol=2)[2:-1] + b"b"
+    path = w.write(tmp_path / "d.pth", {"d": w.Raw(dtype + b"0N")}, {})
+    with pytest.raises(UnsafeCheckpointError, match=r"d\.pth: NumPy dtype"):
+        load_torch_checkpoint(path)
+
+
+def test_big_endian_arrays_are_read_only_too(tmp_path, torch_checkpoint_writer):
+    w = torch_checkpoint_writer
+    path = w.write(tmp_path / "be.pth", {"x": w.Tensor("0", 0, (3,), (1,))},
+                   {"0": np.arange(3, dtype=np.int16)}, byteorder="big")
+    loaded = load_torch_checkpoint(path)["x"]
+    np.testing.assert_array_equal(loaded, [0, 1, 2])
+    assert not loaded.flags.writeable
+
+
+@pytest.mark.parametrize("keys,message", [
+    ('"0"', r"legacy storage keys '0' are not a list of distinct strings"),
+    ("[0]", r"legacy storage keys \[0\] are not a list of distinct strings"),
+])
+def test_legacy_key_lists_are_checked(tmp_path, torch_checkpoint_writer, keys, message):
+    w = torch_checkpoint_writer
+    path = w.write(tmp_path / "k.pth", {"x": w.Tensor("0", 0, (2,), (1,))},
+                   {"0": np.zeros(2, np.float32)}, legacy=True)
+    data = path.read_bytes()
+    path.write_bytes(data.replace(pickle.dumps(["0"], protocol=2),
+                                  pickle.dumps(eval(keys), protocol=2)))
+    with pytest.raises(CheckpointError, match=rf"k\.pth: .*{message}"):
+        load_torch_checkpoint(path)
