@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean fuzz
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+
+# A longer fuzzing run of the PyTorch checkpoint reader (Hypothesis, from the fuzz extra;
+# FUZZ_EXAMPLES=N examples per test, default 1500). CI runs a seeded few hundred in make test.
+$(VENV)/.fuzz-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[fuzz]'
+	touch $@
+
+fuzz: $(VENV)/.fuzz-installed
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/fuzz/fuzz_checkpoint_reader.py
 
 clean:
 	rm -rf $(VENV) work *.egg-info

@@ -3,9 +3,6 @@ checkpoints, PSA reference outputs), tiny model settings and weights, a generate
 data set."""
 
 import os
-import pickle
-import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -157,110 +154,10 @@ def crowdpose_config(crowdpose_style_coco):
     )
 
 
-# --- PyTorch checkpoint files written without torch (for the checkpoint reader's tests) ---
-# The byte layout restates torch/serialization.py and torch/_utils.py: a tensor pickles as
-# torch._utils._rebuild_tensor_v2(storage persistent id, offset, size, stride, False,
-# OrderedDict()); the zip format keeps storages in <prefix>/data/<key>; the legacy stream
-# is magic, protocol, sys_info, object, storage keys, then (int64 count, raw bytes) each.
-
-_TORCH_STORAGES = {"float32": "FloatStorage", "float64": "DoubleStorage",
-                   "float16": "HalfStorage", "bfloat16": "BFloat16Storage",
-                   "int64": "LongStorage", "int32": "IntStorage", "int16": "ShortStorage",
-                   "int8": "CharStorage", "uint8": "ByteStorage", "bool": "BoolStorage"}
-
-
-def _pk_str(text):
-    data = text.encode()
-    return b"X" + struct.pack("<I", len(data)) + data  # BINUNICODE
-
-
-def _pk_int(value):
-    return b"J" + struct.pack("<i", value)  # BININT
-
-
-def _pk_tuple(items):
-    return b"(" + b"".join(items) + b"t"  # MARK ... TUPLE
-
-
-def _pk_global(module, name):
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"  # GLOBAL
-
-
-def _pk_value(value, storage_pid):
-    if isinstance(value, TorchTensor):
-        return (_pk_global("torch._utils", "_rebuild_tensor_v2")
-                + _pk_tuple([storage_pid(value.storage), _pk_int(value.offset),
-                             _pk_tuple([_pk_int(n) for n in value.shape]),
-                             _pk_tuple([_pk_int(s) for s in value.stride]), b"\x89",
-                             _pk_global("collections", "OrderedDict") + b")R"]) + b"R")
-    if isinstance(value, RawPickle):
-        return value.data
-    if isinstance(value, str):
-        return _pk_str(value)
-    if isinstance(value, int):
-        return _pk_int(value)
-    if isinstance(value, dict):
-        return (_pk_global("collections", "OrderedDict") + b")R("
-                + b"".join(_pk_str(k) + _pk_value(v, storage_pid) for k, v in value.items())
-                + b"u")
-    raise TypeError(f"cannot pickle {value!r} as a torch checkpoint")
-
-
-class TorchTensor:
-    """A tensor in a written checkpoint: a view of ``storage`` (a key of ``storages``)."""
-
-    def __init__(self, storage, offset, shape, stride):
-        self.storage, self.offset, self.shape, self.stride = storage, offset, shape, stride
-
-
-class RawPickle:
-    """Pickle opcodes written verbatim (e.g. a call of a forbidden global)."""
-
-    def __init__(self, data):
-        self.data = data
-
-
-def write_torch_checkpoint(path, obj, storages, legacy=False, byteorder="little"):
-    """Write ``obj`` (nested dicts of str/int/``TorchTensor``/``RawPickle``) with
-    ``storages`` (key → 1-D NumPy array) as ``torch.save`` would, zip or legacy."""
-    def storage_pid(key):
-        array = storages[key]
-        fields = [_pk_str("storage"), _pk_global("torch", _TORCH_STORAGES[array.dtype.name]),
-                  _pk_str(key), _pk_str("cpu"), _pk_int(array.size)]
-        return _pk_tuple(fields + ([b"N"] if legacy else [])) + b"Q"  # BINPERSID
-
-    body = b"\x80\x02" + _pk_value(obj, storage_pid) + b"."
-    order = "<" if byteorder == "little" else ">"
-
-    def raw(array):
-        return array.astype(array.dtype.newbyteorder(order)).tobytes()
-
-    if legacy:
-        with open(path, "wb") as f:
-            f.write(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))
-            f.write(pickle.dumps(1001, protocol=2))
-            f.write(pickle.dumps({"protocol_version": 1001, "little_endian": True,
-                                  "type_sizes": {"short": 2, "int": 4, "long": 4}},
-                                 protocol=2))
-            f.write(body)
-            f.write(pickle.dumps(list(storages), protocol=2))
-            for array in storages.values():
-                f.write(struct.pack("<q", array.size) + raw(array))
-    else:
-        with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr("archive/data.pkl", body)
-            archive.writestr("archive/byteorder", byteorder)
-            for key, array in storages.items():
-                archive.writestr(f"archive/data/{key}", raw(array))
-    return path
-
-
 @pytest.fixture(scope="session")
 def torch_checkpoint_writer():
-    """``write_torch_checkpoint``, ``TorchTensor`` and ``RawPickle`` (a namespace), to write
-    PyTorch checkpoint files of either format without torch."""
-    import types
+    """``tests/checkpoint_files.py`` (``write``, ``Tensor``, ``Raw``, ``View``, opcodes): to
+    write PyTorch checkpoint files of either format without torch."""
+    from tests import checkpoint_files
 
-    return types.SimpleNamespace(write=write_torch_checkpoint, Tensor=TorchTensor,
-                                 Raw=RawPickle, global_op=_pk_global, tuple_op=_pk_tuple,
-                                 str_op=_pk_str)
+    return checkpoint_files

@@ -1,6 +1,7 @@
 """Convert a PyTorch HRNet checkpoint to a Keras model (.keras with its config beside it).
 
     python tools/convert.py CHECKPOINT.pth --out model.keras [--input-size W H] [--check io.npz]
+        [--allow-non-finite]
 
 CHECKPOINT.pth may be an official pose model (model zoo: pose_hrnet_w32_256x192.pth, either
 serialization format), an official training checkpoint, an mmpose checkpoint or an
@@ -34,6 +35,9 @@ def main(argv=None):
                              "else 192 256)")
     parser.add_argument("--check", metavar="REF.npz",
                         help="reference input_nhwc / output_nhwc_fp64 to compare against")
+    parser.add_argument("--allow-non-finite", action="store_true",
+                        help="convert a checkpoint whose weights hold NaN or inf (refused by "
+                             "default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if not args.out.endswith(".keras"):
@@ -45,7 +49,8 @@ def main(argv=None):
 
     try:
         report = convert_checkpoint(args.checkpoint, args.out, input_size=args.input_size,
-                                    reference=args.check)
+                                    reference=args.check,
+                                    allow_non_finite=args.allow_non_finite)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -89,7 +89,8 @@ class ConversionReport:
         return out
 
 
-def model_from_torch_checkpoint(path, input_size=None, allow_no_head=False):
+def model_from_torch_checkpoint(path, input_size=None, allow_no_head=False,
+                                allow_non_finite=False):
     """A PSA-free ``HRNet`` holding a PyTorch checkpoint's weights, its config, and a report.
 
     Args:
@@ -98,6 +99,7 @@ def model_from_torch_checkpoint(path, input_size=None, allow_no_head=False):
             ``DEFAULT_INPUT_SIZE`` (with a logged notice).
         allow_no_head: bool, accept an ImageNet checkpoint (no pose head: a fresh 17-joint
             final layer). Default False: such a file cannot estimate poses.
+        allow_non_finite: bool, accept NaN/inf weights (``read_pretrained``). Default False.
 
     Returns:
         ``(model, config, report)``: ``config`` is the default ``Config`` with the
@@ -108,7 +110,7 @@ def model_from_torch_checkpoint(path, input_size=None, allow_no_head=False):
             do not map one to one).
     """
     path = os.fspath(path)
-    checkpoint = read_pretrained(path)
+    checkpoint = read_pretrained(path, allow_non_finite=allow_non_finite)
     if checkpoint.layout == "imagenet-classification" and not allow_no_head:
         raise CheckpointError(f"{path}: an ImageNet classification checkpoint has no pose "
                               "head; use it as train.init_weights to start training from it")
@@ -136,7 +138,7 @@ def model_from_torch_checkpoint(path, input_size=None, allow_no_head=False):
     return model, Config(model=model_config), report
 
 
-def convert_checkpoint(path, out, input_size=None, reference=None):
+def convert_checkpoint(path, out, input_size=None, reference=None, allow_non_finite=False):
     """Convert a PyTorch checkpoint to ``out`` (``.keras``, with its ``.yaml`` beside it).
 
     Args:
@@ -145,6 +147,7 @@ def convert_checkpoint(path, out, input_size=None, reference=None):
         input_size: (width, height) or None (see ``model_from_torch_checkpoint``).
         reference: str or None, an ``.npz`` with ``input_nhwc`` and ``output_nhwc_fp64``
             (or ``output_nhwc``): the converted model's output on the input is compared.
+        allow_non_finite: bool, convert NaN/inf weights too. Default False.
 
     Returns:
         The ``ConversionReport`` (``max_abs_diff`` set with ``reference``).
@@ -155,7 +158,8 @@ def convert_checkpoint(path, out, input_size=None, reference=None):
     """
     for target in (out, config_path_for(out)):
         check_output_file(target, [path, reference], option="--out")
-    model, config, report = model_from_torch_checkpoint(path, input_size, allow_no_head=True)
+    model, config, report = model_from_torch_checkpoint(path, input_size, allow_no_head=True,
+                                                        allow_non_finite=allow_non_finite)
     if reference is not None:
         report.max_abs_diff = reference_difference(model, reference)
     save_model(model, out, config)

@@ -105,11 +105,17 @@ class PretrainedCheckpoint:
         return infer_architecture(self.state_dict, self.path)
 
 
-def read_pretrained(path):
+def read_pretrained(path, allow_non_finite=False):
     """Read a PyTorch HRNet checkpoint of any layout in ``LAYOUTS``.
 
+    Args:
+        path: str or PathLike, the ``.pth``.
+        allow_non_finite: bool, accept NaN/inf in the network's tensors. Default False: a
+            model with them outputs NaN heatmaps, so such a file is refused.
+
     Raises:
-        CheckpointError: naming the file when it is unsafe, unreadable or of no known layout.
+        CheckpointError: naming the file when it is unsafe, unreadable or of no known layout,
+            and naming the tensors that hold NaN or inf (unless ``allow_non_finite``).
     """
     path = os.fspath(path)
     content = load_torch_checkpoint(path)
@@ -127,7 +133,18 @@ def read_pretrained(path):
     if unknown:
         raise CheckpointError(f"{path}: {len(unknown)} tensors of the {layout} layout have no "
                               f"counterpart in HRNet: {', '.join(unknown[:8])}")
+    if not allow_non_finite:
+        _refuse_non_finite(tensors, path)
     return PretrainedCheckpoint(path, layout, tensors, tuple(skipped), len(counters))
+
+
+def _refuse_non_finite(tensors, path):
+    bad = [k for k, v in tensors.items()
+           if v.dtype.kind not in "biu" and not np.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} tensors hold NaN or inf: "
+                              f"{', '.join(bad[:8])} (allow_non_finite / --allow-non-finite "
+                              "to convert them anyway)")
 
 
 def _recognise_layout(content, path):

@@ -3,50 +3,67 @@
 Two serialization formats exist (PyTorch ``torch/serialization.py``):
 
 * the zip archive (torch ≥ 1.6): ``<prefix>/data.pkl`` is the pickled object, each
-  storage is a raw file ``<prefix>/data/<key>``, ``<prefix>/byteorder`` says ``little``
-  or ``big`` (absent: little);
+  storage is a raw file ``<prefix>/data/<key>`` in the writer's byte order, which
+  ``<prefix>/byteorder`` names (``little`` or ``big``; absent: little);
 * the legacy stream (torch < 1.6, the 2019 HRNet model-zoo files): five pickles and raw
   bytes back to back: a magic number, the protocol version (1001), ``sys_info`` (byte
   order, type sizes), the object itself, the list of storage keys in the order their
-  data follows; then, per key, an 8-byte little-endian element count and the raw bytes.
+  data follows; then, per key, an 8-byte element count and the raw bytes. torch's
+  ``writeFileRaw`` converts a big-endian machine's data to little-endian, so the data are
+  little-endian whatever ``sys_info`` says; the count is little-endian too, except from
+  torch ≤ 0.4 on a big-endian machine, which wrote it in native order.
 
 In both, a tensor is pickled as ``torch._utils._rebuild_tensor_v2(storage, offset, size,
 stride, ...)`` where ``storage`` is a persistent id naming a typed storage. Several tensors
-can share one storage at different offsets (views).
+can share one storage at different offsets (views); torch < 0.4 could also pickle a
+storage view ``(view key, offset, size)`` of a root storage.
 
-Unpickling runs whatever callable the file names, so this reader never resolves a global
-that is not on a short allow-list (the tensor rebuild functions, the typed storages of the
-common dtypes, ``collections.OrderedDict``, NumPy scalars of numeric dtypes, the
-``_codecs.encode`` that protocol 2 uses for bytes, latin-1 only): anything else
-raises ``UnsafeCheckpointError`` naming the global and the file before it can be called.
+Nothing the file names is called unless it is on the allow-list of
+``pose.models.torch_pickle`` (``UnsafeCheckpointError`` otherwise). Nothing the file says is
+trusted: every array is a view of the file's real bytes whose offset, size and strides are
+checked against the length of that buffer (never against a count the pickle declares);
+a zero stride is accepted only on a dimension of size 1 (torch writes other zero strides
+only for ``expand()``-ed tensors, which no state dict holds and which would multiply
+memory); a tensor holds at most as many elements as its storage; containers nest at most
+``MAX_DEPTH`` deep; memo indices and lengths stay inside the pickle (``check_opcodes``).
+Every failure on malformed content is a ``CheckpointError`` naming the file.
 """
 
-import collections
-import io
+import math
 import os
 import pickle
 import struct
+import sys
 import zipfile
+import zlib
 
 import numpy as np
 
 from pose import errors
+from pose.models.torch_pickle import (
+    Forbidden,
+    Malformed,
+    PendingTensor,
+    Storage,
+    StorageType,
+    count,
+    short_repr,
+    unpickle,
+)
+
+MAX_DEPTH = 100  # nesting of containers in a checkpoint (a state dict is 2-4 deep)
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
-
-_STORAGE_DTYPES = {
-    "DoubleStorage": "float64",
-    "FloatStorage": "float32",
-    "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16",
-    "LongStorage": "int64",
-    "IntStorage": "int32",
-    "ShortStorage": "int16",
-    "CharStorage": "int8",
-    "ByteStorage": "uint8",
-    "BoolStorage": "bool",
-}
+# What a corrupt archive makes zipfile raise besides BadZipFile: a flipped compression
+# method (NotImplementedError), encryption flag (RuntimeError), offsets (OSError, struct).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+               ValueError, NotImplementedError, RuntimeError, OverflowError, struct.error)
+# Anything else the pickle machinery raises on hostile input (wrong arity of a call,
+# a memo miss, an unhashable key); never a reason for a traceback.
+_PICKLE_ERRORS = (Malformed, pickle.UnpicklingError, EOFError, KeyError,
+                  ValueError, TypeError, AttributeError, IndexError, OverflowError,
+                  struct.error, RecursionError)
 
 
 class CheckpointError(errors.CheckpointError):
@@ -55,115 +72,8 @@ class CheckpointError(errors.CheckpointError):
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint whose pickle names a global outside the allow-list."""
-
-
-class _StorageType:
-    """Stands for ``torch.FloatStorage`` & co. in the pickle: only its dtype matters."""
-
-    def __init__(self, name):
-        self.name = name
-        self.dtype = _numpy_dtype(_STORAGE_DTYPES[name])
-
-
-class _Storage:
-    """A flat typed buffer; ``data`` is filled when the bytes are read."""
-
-    def __init__(self, dtype, numel):
-        self.dtype = dtype
-        self.numel = numel
-        self.data = None
-
-
-class _PendingTensor:
-    """A tensor whose storage bytes may not be read yet (the legacy format)."""
-
-    def __init__(self, storage, offset, size, stride):
-        self.storage = storage
-        self.offset = int(offset)
-        self.size = tuple(int(s) for s in size)
-        self.stride = tuple(int(s) for s in stride)
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
-    return _PendingTensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride):
-    return _PendingTensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
-    return data
-
-
-def _numpy_scalar(dtype, data):
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or not isinstance(
-            data, bytes):
-        raise UnsafeCheckpointError(f"NumPy scalar of dtype {dtype!r} is not allowed")
-    return np.frombuffer(data, dtype=dtype)[0]
-
-
-def _numpy_dtype_factory(name, align=False, copy=False):
-    dtype = np.dtype(name)
-    if dtype.kind not in "biufc":
-        raise UnsafeCheckpointError(f"NumPy dtype {name!r} is not allowed")
-    return np.dtype(name, align, copy)
-
-
-def _latin1_bytes(text, encoding="utf-8"):
-    """Pickle protocol 2 writes ``bytes`` as ``_codecs.encode(str, "latin1")``."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafeCheckpointError(f"_codecs.encode of {type(text).__name__} with "
-                                    f"{encoding!r} is not allowed")
-    return text.encode("latin1")
-
-
-_ALLOWED_GLOBALS = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    # NumPy scalars (an official training checkpoint's "perf" is a np.float64).
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy", "dtype"): _numpy_dtype_factory,
-    ("_codecs", "encode"): _latin1_bytes,
-}
-
-
-def _numpy_dtype(name):
-    if name == "bfloat16":
-        import ml_dtypes  # a Keras dependency; NumPy has no bfloat16 of its own
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only allow-listed globals; storages come through ``persistent_load``."""
-
-    def __init__(self, file, path, storage_for_id):
-        super().__init__(file, encoding="utf-8")
-        self._path = path
-        self._storage_for_id = storage_for_id
-
-    def find_class(self, module, name):
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(name)
-        if (module, name) in _ALLOWED_GLOBALS:
-            return _ALLOWED_GLOBALS[(module, name)]
-        raise UnsafeCheckpointError(
-            f"{self._path}: refusing to load the global {module}.{name}: a checkpoint may "
-            "hold only tensors, storages, OrderedDict, numbers and plain containers "
-            "(this file could run code when unpickled)")
-
-    def persistent_load(self, pid):
-        if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
-            raise UnsafeCheckpointError(
-                f"{self._path}: unsupported persistent id {pid!r:.80} (only storages)")
-        return self._storage_for_id(pid)
+    """A checkpoint whose pickle names a global outside the allow-list (or would alter the
+    reader's own objects)."""
 
 
 def load_torch_checkpoint(path):
@@ -186,145 +96,242 @@ def load_torch_checkpoint(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(2)
     try:
-        if zipfile.is_zipfile(path):
+        if head == b"PK":  # a zip archive starts with a local header "PK\3\4"
             return _load_zip(path)
         with open(path, "rb") as f:
-            return _load_legacy(f, path)
-    except CheckpointError:
-        raise
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError,
-            AttributeError, IndexError, struct.error, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: "
-                              f"{type(e).__name__}: {e}") from None
+            return _load_legacy(f.read())
+    except Forbidden as e:
+        raise UnsafeCheckpointError(f"{path}: {e}") from None
+    except _PICKLE_ERRORS as e:
+        message = str(e) if isinstance(e, Malformed) else f"{type(e).__name__}: {str(e)[:200]}"
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {message}") from None
 
 
 def _load_zip(path):
-    with zipfile.ZipFile(path) as archive:
+    file_size = os.path.getsize(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as e:
+        raise Malformed(f"truncated or corrupt zip archive ({short_repr(str(e))})") from None
+    with archive:
         names = archive.namelist()
         pickles = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
         if len(pickles) != 1:
-            raise CheckpointError(f"{path}: a zip checkpoint has exactly one data.pkl, "
-                                  f"found {len(pickles)}")
+            raise Malformed(f"a zip checkpoint has exactly one data.pkl, found {len(pickles)}")
         prefix = pickles[0][:-len("data.pkl")]
         byteorder = "little"
         if prefix + "byteorder" in names:
-            byteorder = archive.read(prefix + "byteorder").decode("ascii").strip()
+            byteorder = _read_member(archive, prefix + "byteorder", file_size).decode(
+                "ascii", "replace").strip()
         if byteorder not in ("little", "big"):
-            raise CheckpointError(f"{path}: unknown byte order {byteorder!r}")
+            raise Malformed(f"unknown byte order {short_repr(byteorder)}")
         storages = {}
 
         def storage_for_id(pid):
+            if len(pid) != 5:
+                raise Malformed(f"storage id {short_repr(pid)} is not (storage, type, key, "
+                                "location, numel)")
             _, storage_type, key, _location, numel = pid
-            _check_storage_type(storage_type, path)
-            if key not in storages:
-                storage = _Storage(storage_type.dtype, int(numel))
-                raw = archive.read(f"{prefix}data/{key}")
-                storage.data = _array_from_bytes(raw, storage, byteorder, path, key)
-                storages[key] = storage
-            return storages[key]
+            storage = _known_storage(storages, storage_type, key, numel)
+            if storage.data is None:
+                raw = _read_member(archive, f"{prefix}data/{key}", file_size)
+                storage.data = _array_from_bytes(raw, storage, byteorder)
+            return storage
 
-        unpickler = _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), path,
-                                         storage_for_id)
-        return _materialize(unpickler.load(), path)
+        obj, _ = unpickle(_read_member(archive, pickles[0], file_size), 0, storage_for_id)
+        return _materialize(obj)
 
 
-def _load_legacy(f, path):
-    def load(storage_for_id=None):
-        return _RestrictedUnpickler(f, path, storage_for_id or _no_storage).load()
+def _read_member(archive, name, file_size):
+    """The bytes of an archive member, as torch writes them: stored (uncompressed), not
+    encrypted, inside the file; a corrupt or truncated member is ``Malformed``."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise Malformed(f"the archive has no {short_repr(name)}") from None
+    if info.flag_bits & 0x1 or info.compress_type != zipfile.ZIP_STORED:
+        raise Malformed(f"archive member {name!r} is compressed or encrypted (torch writes "
+                        "them stored); a corrupt header?")
+    if info.compress_size != info.file_size or info.header_offset + info.file_size > file_size:
+        raise Malformed(f"archive member {name!r} declares {info.file_size} bytes past the end "
+                        f"of the file ({file_size} bytes): truncated?")
+    try:
+        with archive.open(info) as member:
+            data = member.read()
+    except _ZIP_ERRORS as e:
+        raise Malformed(f"archive member {name!r} is truncated or corrupt "
+                        f"({short_repr(str(e))})") from None
+    if len(data) != info.file_size:
+        raise Malformed(f"archive member {name!r} is truncated")
+    return data
 
-    def _no_storage(pid):
-        raise CheckpointError(f"{path}: unexpected storage in the legacy header")
 
-    if load() != _LEGACY_MAGIC:
-        raise CheckpointError(f"{path}: neither a zip archive nor a legacy PyTorch file "
-                              "(wrong magic number)")
-    protocol = load()
+def _known_storage(storages, storage_type, key, numel):
+    """The storage ``key`` (created on first sight); the same key must always come with
+    the same type and size."""
+    if not isinstance(storage_type, StorageType):
+        raise Malformed(f"storage of unsupported type {short_repr(storage_type)}")
+    if not isinstance(key, str):
+        raise Malformed(f"storage key {short_repr(key)} is not a string")
+    numel = count(numel, f"element count of storage {key!r}")
+    if key not in storages:
+        storages[key] = Storage(key, storage_type.dtype, numel)
+    storage = storages[key]
+    if storage.dtype != storage_type.dtype or storage.numel != numel:
+        raise Malformed(f"storage {key!r} declared twice: {storage.numel} x {storage.dtype}, "
+                        f"then {numel} x {storage_type.dtype}")
+    return storage
+
+
+def _load_legacy(data):
+    def no_storage(pid):
+        raise Malformed("unexpected storage in the legacy header")
+
+    magic, pos = unpickle(data, 0, no_storage)
+    if not isinstance(magic, int) or magic != _LEGACY_MAGIC:
+        raise Malformed("neither a zip archive nor a legacy PyTorch file (wrong magic number)")
+    protocol, pos = unpickle(data, pos, no_storage)
     if protocol != _LEGACY_PROTOCOL:
-        raise CheckpointError(f"{path}: legacy protocol {protocol!r} unsupported "
-                              f"(expected {_LEGACY_PROTOCOL})")
-    sys_info = load()
-    byteorder = "little" if sys_info.get("little_endian", True) else "big"
-    storages = {}
-    views = []
+        raise Malformed(f"legacy protocol {short_repr(protocol)} unsupported "
+                        f"(expected {_LEGACY_PROTOCOL})")
+    sys_info, pos = unpickle(data, pos, no_storage)
+    if not isinstance(sys_info, dict) or not isinstance(sys_info.get("little_endian", True),
+                                                        bool):
+        raise Malformed(f"legacy sys_info {short_repr(sys_info)} is not a dict of flags")
+    big_endian_writer = not sys_info.get("little_endian", True)
+    storages, views = {}, {}
 
     def storage_for_id(pid):
+        if len(pid) != 6:
+            raise Malformed(f"storage id {short_repr(pid)} is not (storage, type, key, "
+                            "location, numel, view)")
         _, storage_type, key, _location, numel, view_metadata = pid
-        _check_storage_type(storage_type, path)
-        if key not in storages:
-            storages[key] = _Storage(storage_type.dtype, int(numel))
+        root = _known_storage(storages, storage_type, key, numel)
         if view_metadata is None:
-            return storages[key]
-        # Old torch pickled slices of a storage as (view key, element offset, size).
-        view_key, offset, view_size = view_metadata
-        view = _Storage(storage_type.dtype, int(view_size))
-        views.append((view, storages[key], int(offset)))
+            return root
+        # torch < 0.4 pickled slices of a storage as (view key, element offset, size).
+        if not isinstance(view_metadata, tuple) or len(view_metadata) != 3 \
+                or not isinstance(view_metadata[0], str):
+            raise Malformed(f"storage view {short_repr(view_metadata)} is not (key, offset, "
+                            "size)")
+        view_key = view_metadata[0]
+        offset = count(view_metadata[1], f"offset of storage view {view_key!r}")
+        size = count(view_metadata[2], f"size of storage view {view_key!r}")
+        if offset + size > root.numel:
+            raise Malformed(f"storage view {view_key!r} of {size} elements at {offset} runs past"
+                            f" its storage {key!r} of {root.numel}")
+        if view_key not in views:
+            views[view_key] = (Storage(view_key, root.dtype, size), root, offset)
+        view, known_root, known_offset = views[view_key]
+        if (known_root, known_offset, view.numel) != (root, offset, size):
+            raise Malformed(f"storage view {view_key!r} declared twice differently")
         return view
 
-    obj = load(storage_for_id)
-    keys = load()
+    obj, pos = unpickle(data, pos, storage_for_id)
+    keys, pos = unpickle(data, pos, no_storage)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) \
+            or len(set(keys)) != len(keys):
+        raise Malformed(f"legacy storage keys {short_repr(keys)} are not a list of distinct "
+                        "strings")
     for key in keys:
         if key not in storages:
-            raise CheckpointError(f"{path}: storage {key!r} listed but never used")
+            raise Malformed(f"storage {short_repr(key)} listed but never used")
         storage = storages[key]
-        (numel,) = struct.unpack("<q" if byteorder == "little" else ">q", f.read(8))
+        if pos + 8 > len(data):
+            raise Malformed(f"truncated: the file ends before storage {key!r}")
+        numel = struct.unpack_from("<q", data, pos)[0]
+        if big_endian_writer and numel != storage.numel:  # torch <= 0.4: native order
+            numel = struct.unpack_from(">q", data, pos)[0]
         if numel != storage.numel:
-            raise CheckpointError(f"{path}: storage {key!r} holds {numel} elements, the "
-                                  f"pickle says {storage.numel}")
-        raw = f.read(numel * storage.dtype.itemsize)
-        storage.data = _array_from_bytes(raw, storage, byteorder, path, key)
-    for view, base, offset in views:
-        view.data = base.data[offset:offset + view.numel]
-    return _materialize(obj, path)
+            raise Malformed(f"storage {key!r} holds {numel} elements, the pickle says "
+                            f"{storage.numel}")
+        nbytes = numel * storage.dtype.itemsize
+        pos += 8
+        if pos + nbytes > len(data):
+            raise Malformed(f"truncated: storage {key!r} needs {nbytes} bytes, the file has "
+                            f"{len(data) - pos} left")
+        storage.data = _array_from_bytes(memoryview(data)[pos:pos + nbytes], storage, "little")
+        pos += nbytes
+    for view, root, offset in views.values():
+        if root.data is not None:
+            view.data = root.data[offset:offset + view.numel]
+    return _materialize(obj)
 
 
-def _check_storage_type(storage_type, path):
-    if not isinstance(storage_type, _StorageType):
-        raise CheckpointError(f"{path}: storage of unsupported type {storage_type!r:.80}")
-
-
-def _array_from_bytes(raw, storage, byteorder, path, key):
+def _array_from_bytes(raw, storage, byteorder):
+    """A read-only 1-D array of ``storage``'s dtype over ``raw`` (native byte order)."""
     dtype = storage.dtype
     if len(raw) != storage.numel * dtype.itemsize:
-        raise CheckpointError(f"{path}: storage {key!r} has {len(raw)} bytes, expected "
-                              f"{storage.numel} x {dtype.itemsize}")
-    if byteorder == "big" and dtype.itemsize > 1:
-        return np.frombuffer(raw, dtype=dtype.newbyteorder(">")).astype(dtype)
+        raise Malformed(f"storage {storage.key!r} has {len(raw)} bytes, the pickle declares "
+                        f"{storage.numel} x {dtype.itemsize}")
+    if byteorder != sys.byteorder and dtype.itemsize > 1:
+        order = "<" if byteorder == "little" else ">"
+        array = np.frombuffer(raw, dtype=dtype.newbyteorder(order)).astype(dtype)
+        array.flags.writeable = False
+        return array
     return np.frombuffer(raw, dtype=dtype)
 
 
-def _materialize(obj, path):
-    """Replace every pending tensor in nested containers by its NumPy array."""
-    if isinstance(obj, _PendingTensor):
-        return _tensor_array(obj, path)
-    if isinstance(obj, dict):
-        items = [(k, _materialize(v, path)) for k, v in obj.items()]
-        return collections.OrderedDict(items) if isinstance(obj, collections.OrderedDict) \
-            else dict(items)
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v, path) for v in obj)
-    if isinstance(obj, (_Storage, _StorageType)):
-        raise CheckpointError(f"{path}: a bare storage outside a tensor is unsupported")
-    return obj
+def _materialize(obj, depth=0, done=None):
+    """Replace every pending tensor in nested containers by its NumPy array.
+
+    Each container is converted once (a pickle can share one list many times over: a
+    tree walk would take 2^depth steps); nesting deeper than ``MAX_DEPTH`` (a cycle, say)
+    is ``Malformed``.
+    """
+    if depth > MAX_DEPTH:
+        raise Malformed(f"containers nested more than {MAX_DEPTH} deep (or a cycle)")
+    done = {} if done is None else done
+    if id(obj) in done:
+        return done[id(obj)][1]
+    if isinstance(obj, PendingTensor):
+        result = _tensor_array(obj)
+    elif isinstance(obj, dict):
+        result = type(obj)((_materialize(k, depth + 1, done), _materialize(v, depth + 1, done))
+                           for k, v in obj.items())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        result = type(obj)(_materialize(v, depth + 1, done) for v in obj)
+    elif isinstance(obj, (str, bytes, bytearray, int, float, complex, type(None), np.generic)):
+        return obj
+    else:
+        raise Malformed(f"a bare {type(obj).__name__.lstrip('_')} outside a tensor is "
+                        "unsupported")
+    done[id(obj)] = (obj, result)  # obj kept alive so that its id is not reused
+    return result
 
 
-def _tensor_array(tensor, path):
+def _tensor_array(tensor):
+    """The tensor as a read-only view of its storage's real bytes, every index inside."""
     storage = tensor.storage
-    if not isinstance(storage, _Storage) or storage.data is None:
-        raise CheckpointError(f"{path}: tensor refers to a storage without data")
-    if len(tensor.size) != len(tensor.stride):
-        raise CheckpointError(f"{path}: tensor size {tensor.size} and stride {tensor.stride} "
-                              "differ in length")
-    if any(s < 0 for s in tensor.size + tensor.stride) or tensor.offset < 0:
-        raise CheckpointError(f"{path}: negative tensor size, stride or offset")
-    if 0 in tensor.size:
-        return np.zeros(tensor.size, dtype=storage.dtype)
-    last = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride))
-    if last >= storage.numel:
-        raise CheckpointError(f"{path}: tensor of size {tensor.size}, stride {tensor.stride} "
-                              f"at offset {tensor.offset} overruns its storage of "
-                              f"{storage.numel} elements")
+    data = storage.data
+    if data is None:
+        raise Malformed(f"a tensor refers to storage {storage.key!r}, whose bytes the file "
+                        "never gives")
+    available = data.size  # the real elements, not the pickle's count
+    size, stride, offset = tensor.size, tensor.stride, tensor.offset
+    where = (f"tensor of size {short_repr(size)}, stride {short_repr(stride)} at offset "
+             f"{offset} in storage {storage.key!r} of {available} elements")
+    if offset > available:
+        raise Malformed(f"{where}: the offset is past the end")
+    if 0 in size:
+        try:
+            return np.zeros(size, dtype=storage.dtype)
+        except ValueError:
+            raise Malformed(f"{where}: an empty tensor of impossible dimensions") from None
+    if any(n > 1 and s == 0 for n, s in zip(size, stride)):
+        raise Malformed(f"{where}: a zero stride on a dimension longer than 1 (an expanded "
+                        "tensor) is unsupported")
+    if math.prod(size) > available:
+        raise Malformed(f"{where}: more elements than its storage holds")
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= available:
+        raise Malformed(f"{where}: overruns its storage")
+    # A stride on a dimension of size 1 is never used; keep it only when it fits.
+    stride = tuple(s if n > 1 or s <= available else 0 for n, s in zip(size, stride))
     itemsize = storage.dtype.itemsize
     return np.lib.stride_tricks.as_strided(
-        storage.data[tensor.offset:], shape=tensor.size,
-        strides=tuple(s * itemsize for s in tensor.stride), writeable=False)
+        data[offset:], shape=size, strides=tuple(s * itemsize for s in stride),
+        writeable=False)

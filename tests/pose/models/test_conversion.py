@@ -147,3 +147,87 @@ def test_partial_assignment_lists_what_it_left(tiny_pose):
     assert report.skipped == [] and len(report.loaded) == len(tiny_pose.state_dict) - 2
     with pytest.raises(ValueError, match="final_layer/kernel"):
         assign_weights(model, tiny_pose.keras_weights(), "x.pth")
+
+
+def test_mmpose_0x_keypoint_head_prefix(tmp_path, official_hrnet_dir, tiny_pose,
+                                        torch_checkpoint_writer):
+    content = load_torch_checkpoint(official_hrnet_dir / "mmpose_style_tiny.pth")["state_dict"]
+    renamed = {k.replace("head.", "keypoint_head.", 1) if k.startswith("head.") else k: v
+               for k, v in content.items()}
+    assert "keypoint_head.final_layer.weight" in renamed
+    path = _nested_state_dict(torch_checkpoint_writer, tmp_path / "mmpose0.pth", renamed)
+    checkpoint = read_pretrained(path)
+    assert checkpoint.layout == "mmpose"
+    assert checkpoint.state_dict.keys() == tiny_pose.state_dict.keys()
+    for key in ("final_layer.weight", "final_layer.bias"):
+        np.testing.assert_array_equal(checkpoint.state_dict[key], tiny_pose.state_dict[key])
+
+
+def _nested_state_dict(w, path, state):
+    """``{"meta": ..., "state_dict": state}`` as mmpose saves it."""
+    storages, tensors = {}, {}
+    for i, (name, value) in enumerate(state.items()):
+        value = np.ascontiguousarray(value)
+        storages[str(i)] = value.ravel()
+        tensors[name] = w.Tensor(str(i), 0, value.shape,
+                                 tuple(s // value.itemsize for s in value.strides))
+    return w.write(path, {"meta": {"mmpose_version": "0.29.0"}, "state_dict": tensors},
+                   storages)
+
+
+def test_unknown_tensors_are_refused_not_dropped(tmp_path, tiny_pose, torch_checkpoint_writer):
+    state = dict(tiny_pose.state_dict, **{"stage2.0.branches.0.0.conv3.weight":
+                                          np.ones((6, 6, 1, 1), np.float32)})
+    path = torch_checkpoint_writer.write_state_dict(tmp_path / "extra.pth", state)
+    with pytest.raises(CheckpointError, match=r"extra\.pth: 1 tensors .* no counterpart in "
+                                              r"HRNet: stage2\.0\.branches\.0\.0\.conv3\.weight"):
+        read_pretrained(path)
+    # A name with a rule but no layer in this network (a fifth branch) is refused too.
+    model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+    extra = dict(tiny_pose.state_dict, **{"stage4.1.fuse_layers.0.4.1.bias":
+                                          np.ones(6, np.float32)})
+    with pytest.raises(CheckpointError, match=r"x\.pth: 1 tensors have no Keras weight: "
+                                              r"stage4_m1_fuse_0_4_bn/beta"):
+        load_pretrained_into(model, PretrainedCheckpoint("x.pth", "official-pose", extra, (), 0))
+
+
+def test_weights_of_the_right_size_but_another_shape_are_refused(tiny_pose):
+    model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+    final = tiny_pose.state_dict["final_layer.weight"]  # (17, 6, 1, 1)
+    swapped = dict(tiny_pose.state_dict, **{"final_layer.weight": final.reshape(6, 17, 1, 1)})
+    with pytest.raises(CheckpointError, match=r"final_layer/kernel: \(1, 1, 17, 6\) in x\.pth, "
+                                              r"\(1, 1, 6, 17\) in the model"):
+        load_pretrained_into(model, PretrainedCheckpoint("x.pth", "official-pose", swapped, (),
+                                                         0))
+    report = assign_weights(model, PretrainedCheckpoint("x.pth", "official-pose", swapped, (),
+                                                        0).keras_weights(), "x.pth",
+                            allow_partial=True)
+    assert report.mismatched == ["final_layer/kernel: (1, 1, 17, 6) in x.pth, (1, 1, 6, 17) in "
+                                 "the model"]
+
+
+def test_block_counts_are_checked_in_every_module(tiny_pose):
+    # stage 4 has two modules of one block per branch; give the second module's branch 0 a
+    # second block: no HRNet has per-module block counts.
+    state = dict(tiny_pose.state_dict)
+    for key, value in tiny_pose.state_dict.items():
+        if key.startswith("stage4.1.branches.0.0."):
+            state[key.replace("stage4.1.branches.0.0.", "stage4.1.branches.0.1.")] = value
+    with pytest.raises(CheckpointError, match=r"x\.pth: stage 4 branch 0 has different block "
+                                              r"counts per module: \[1, 2\]"):
+        infer_architecture(state, "x.pth")
+
+
+def test_non_finite_weights_are_refused_with_their_names(tmp_path, tiny_pose,
+                                                         torch_checkpoint_writer):
+    bias = tiny_pose.state_dict["final_layer.bias"].copy()
+    bias[3] = np.nan
+    mean = tiny_pose.state_dict["bn1.running_mean"].copy()
+    mean[0] = -np.inf
+    state = dict(tiny_pose.state_dict, **{"final_layer.bias": bias, "bn1.running_mean": mean})
+    path = torch_checkpoint_writer.write_state_dict(tmp_path / "nan.pth", state, legacy=True)
+    with pytest.raises(CheckpointError, match=r"nan\.pth: 2 tensors hold NaN or inf: "
+                                              r"bn1\.running_mean, final_layer\.bias"):
+        read_pretrained(path)
+    allowed = read_pretrained(path, allow_non_finite=True)
+    assert np.isnan(allowed.state_dict["final_layer.bias"][3])
