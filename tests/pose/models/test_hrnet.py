@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from pose.models.complexity import count_macs, count_trainable_params
+from pose.models.complexity import count_macs, count_trainable_params, describe_model
 from pose.models.hrnet import HRNet, _conv
 from psa import PolarizedSelfAttention
 
@@ -220,6 +220,7 @@ def test_every_form_saves_loads_and_runs_in_mixed_precision(tiny_hrnet, randomiz
     layers = [layer for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
     assert len(layers) == 9 and {(la.form, la.mode) for la in layers} == {(form, mode)}
     assert model.get_config()["psa_form"] == form
+    assert describe_model(model)["psa"] == f"block/{mode}/{form}"
     x = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
     want = keras.ops.convert_to_numpy(model(x))
     assert np.abs(want).max() > 0.1
