@@ -17,19 +17,10 @@ import pytest
 import tensorflow as tf
 
 from psa import PSA_FORMS, PSA_MODES, PolarizedSelfAttention
+from tests.psa.test_layers import np_sigmoid, np_softmax
 
 C = 16  # the bottleneck of the sequential official/port forms needs C >= 8
 FORM_MODES = [(form, mode) for form in PSA_FORMS for mode in PSA_MODES]
-
-
-def np_softmax(z, axis):
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def np_sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def np_layer_norm(z, gamma, beta, eps):

@@ -15,10 +15,12 @@ import pytest
 from pose.apis.export import INT8_FLOAT_OPS, ExportedModel, export_model, parity
 from psa import PSA_FORMS, PSA_MODES, PolarizedSelfAttention
 
-# Relative RMS difference of a quantized export from Keras on held-out inputs; measured
-# (2026-12-04, seed 1 model, 40 calibration inputs): TFLite int8 0.011, ONNX int8 0.016.
-# Two unrelated models of this kind differ by ~1.4, so a broken export cannot pass.
-INT8_BOUNDS = {"tflite": 0.05, "onnx": 0.06}
+# Relative RMS difference of an int8 export from Keras on the 10 held-out inputs, measured
+# over three models (seeds 1-3, 40 calibration inputs): TFLite int8 (softmaxes in float)
+# 0.028, 0.043, 0.035; ONNX int8 (all int8) 0.067, 0.072, 0.093. The tests use seed 1: the
+# bounds leave 3-3.6x of headroom there and stay above every seed's value; another model
+# of this kind differs by more than 0.5 (checked below), so a broken export cannot pass.
+INT8_BOUNDS = {"tflite": 0.10, "onnx": 0.20}
 
 
 def _all_forms_model(seed):
