@@ -159,22 +159,8 @@ def benchmark_bootstrap_intervals(args):
     print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
     write_json(result, args.out)
     print(f"wrote {args.out}")
-CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-             "avx_vnni", "amx_int8", "f16c")
-
-
-def _cpu_flags():
-    """The SIMD flags that decide which kernels XNNPACK, oneDNN and MLAS pick."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next(line.split(":", 1)[1].split() for line in f
-                         if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
-    return [flag for flag in CPU_FLAGS if flag in flags]
-
-
 def benchmark_runtimes(args):
+    from pose.apis.cpu_features import cpu_flags, quantized_speed_note
     from pose.apis.export import calibration_crops
     from pose.config import load_config
     from pose.engine.checkpoint import build_model, load_model, save_model
@@ -240,9 +226,12 @@ def benchmark_runtimes(args):
                     ("ap", "trained AP", "{:.3f}"), ("dap", "ΔAP (points)", "{:+.1f}")]
     print()
     print(f"{args.latency_config} latency ({lw}x{lh}, random weights), AP of {args.weights}; "
-          f"{_cpu_name()}, flags {' '.join(_cpu_flags())}, {os.cpu_count()} cores")
+          f"{_cpu_name()}, flags {' '.join(cpu_flags())}, {os.cpu_count()} cores")
     print(format_table(rows, columns))
-    report = {"machine": {"cpu": _cpu_name(), "flags": _cpu_flags(),
+    notes = {quantized_speed_note(q, cpu_flags()) for _, q in lat_paths} - {None}
+    for note in notes:  # the same advice tools/export.py gives
+        print(f"note: {note}")
+    report = {"machine": {"cpu": _cpu_name(), "flags": cpu_flags(),
                           "cores": os.cpu_count(), "python": platform.python_version()},
               "latency_config": args.latency_config, "weights": args.weights,
               "rows": rows,

@@ -1,6 +1,7 @@
 """Export a checkpoint's network (crops → heatmaps), optionally quantized, and check parity.
 
-    python tools/export.py --weights RUN/best.keras --format saved_model|tflite|onnx --out PATH
+    python tools/export.py --weights RUN/best.keras|MODEL.pth [--input-size W H]
+                           --format saved_model|tflite|onnx --out PATH
                            [--quantize float16|dynamic|int8]
                            [--calibration ANN.json --calibration-images DIR]
                            [--calibration-count 300] [--float-ops [OP ...]]
@@ -18,8 +19,13 @@ keypoint annotations; default: the config's training set) through the evaluation
 pipeline. A TFLite int8 export keeps the PSA softmax ops in float32 (--float-ops). A mode
 the format cannot run is refused (exit status 2) before anything is loaded.
 
+A PyTorch HRNet ``.pth`` (official model zoo, mmpose) is converted on the fly, as
+``tools/infer.py`` and ``tools/test.py`` do: the architecture from the file, the input size
+from --input-size or the file name.
+
 Parity: float32 exports are compared with the Keras model on a random input (exit status
-1 when the max absolute difference exceeds --tolerance, default 1e-4). Quantized exports
+1 when the max absolute difference exceeds --tolerance × max(1, max |output|), default
+1e-4: relative to the output's scale, as float32 rounding is). Quantized exports
 are compared on real crops (the calibration set, or random input without one) and their
 relative RMS difference printed; --tolerance, when given, bounds it. ONNX needs the
 ``onnx`` extra (pip install .[onnx]); without it the tool says so and exits with status 2.
@@ -37,7 +43,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, help="a .keras checkpoint")
+    parser.add_argument("--weights", required=True,
+                        help="a .keras checkpoint or a PyTorch HRNet .pth (official model zoo, "
+                             "mmpose; converted on the fly)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
+                        help="input size of a .pth model (default: from its file name, e.g. "
+                             "..._256x192.pth is 192 256)")
     parser.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
     parser.add_argument("--out", required=True,
                         help="SavedModel folder, or .tflite / .onnx file")
@@ -56,7 +67,8 @@ def parse_args(argv=None):
                              "softmax, pose.apis.export.INT8_FLOAT_OPS; none given: every "
                              "op in int8)")
     parser.add_argument("--tolerance", type=float,
-                        help="float32: largest acceptable max abs difference (default 1e-4); "
+                        help="float32: largest acceptable max abs difference relative to "
+                             "max(1, max |output|) (default 1e-4); "
                              "quantized: largest acceptable relative RMS difference "
                              "(default: none, only printed)")
     parser.add_argument("--debug", action="store_true",
@@ -114,11 +126,25 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from pose.apis.export import INT8_FLOAT_OPS, export_model, parity
+    from pose.apis.export import (
+        FLOAT32_PARITY_TOLERANCE,
+        INT8_FLOAT_OPS,
+        export_model,
+        parity,
+        parity_bound,
+    )
     from pose.config import config_path_for, save_config
-    from pose.engine.checkpoint import load_model
+    from pose.engine.pretrained import load_any_checkpoint
 
-    model, config = load_model(args.weights)
+    model, config = load_any_checkpoint(args.weights, input_size=args.input_size)
+    if args.quantize:  # int8 is faster than float32 only with int8 dot products
+        from pose.apis.cpu_features import cpu_flags, quantized_speed_note
+
+        flags = cpu_flags()
+        print(f"CPU flags: {' '.join(flags) or 'unknown'}", flush=True)
+        note = quantized_speed_note(args.quantize, flags)
+        if note:
+            print(f"note: {note}", flush=True)
     try:
         crops = _calibration(args, config, model)
         float_ops = INT8_FLOAT_OPS if args.float_ops is None else tuple(args.float_ops)
@@ -136,12 +162,13 @@ def main(argv=None):
           f"{tuple(model.output_shape[1:])}")
     if args.quantize is None:
         check = parity(model, path, args.format)
-        tolerance = 1e-4 if args.tolerance is None else args.tolerance
-        ok = check["max_abs_diff"] <= tolerance
+        tolerance = FLOAT32_PARITY_TOLERANCE if args.tolerance is None else args.tolerance
+        bound = parity_bound(check, tolerance)
+        ok = check["max_abs_diff"] <= bound
         print(f"parity: max |keras - {args.format}| = {check['max_abs_diff']:.3g} on a random "
               f"input, outputs up to {check['max_abs_output']:.3g} (relative "
-              f"{check['relative']:.3g}; tolerance {tolerance:g} absolute): "
-              f"{'OK' if ok else 'FAILED'}")
+              f"{check['relative']:.3g}); bound {tolerance:g} × max(1, "
+              f"{check['max_abs_output']:.3g}) = {bound:.3g}: {'OK' if ok else 'FAILED'}")
         return 0 if ok else 1
     sample = crops[:64] if crops is not None else None
     check = parity(model, path, args.format, batch_size=8, x=sample)

@@ -17,6 +17,7 @@ from pose.apis.export import (
     check_export,
     export_model,
     parity,
+    parity_bound,
 )
 from pose.models.hrnet import HRNet
 
@@ -94,6 +95,30 @@ def test_parity_detects_a_different_model(exports, tiny_hrnet, randomized):
     other = randomized(HRNet(psa_placement="branch", **tiny_hrnet), seed=2)
     check = parity(other, exports("saved_model"), "saved_model")
     assert check["max_abs_diff"] > 1e-2 and check["relative_rms"] > 0.5, check
+
+
+def test_parity_bound_is_relative_to_the_output_scale():
+    # By hand: 1e-4 × max(1, 54.9) and 1e-4 × max(1, 0.3).
+    assert parity_bound({"max_abs_output": 54.9}) == pytest.approx(5.49e-3)
+    assert parity_bound({"max_abs_output": 0.3}) == pytest.approx(1e-4)
+    assert parity_bound({"max_abs_output": 20.0}, tolerance=1e-3) == pytest.approx(2e-2)
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_float32_parity_bound_refuses_one_perturbed_weight(model, exports, tiny_hrnet,
+                                                           randomized, fmt):
+    """The relative bound passes the export and still fails a network one weight off: one
+    element of a stage-3 fusion kernel moved by 1% of that kernel's std."""
+    path = exports(fmt)
+    check = parity(model, path, fmt)
+    assert check["max_abs_diff"] <= parity_bound(check), check
+    twin = randomized(HRNet(psa_placement="branch", **tiny_hrnet), seed=1)
+    weight = next(w for w in twin.weights if w.path == "stage3_m0_fuse_2_0_down0_conv/kernel")
+    value = weight.numpy()
+    value.flat[0] += 0.01 * value.std()
+    weight.assign(value)
+    check = parity(twin, path, fmt)
+    assert check["max_abs_diff"] > parity_bound(check), check
 
 
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
