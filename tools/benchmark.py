@@ -90,6 +90,8 @@ def _measure(label, setting, model_kwargs, repeats, rows, results):
 
 
 def benchmark_model(args):
+    from pose.apis.cpu_features import cpu_flags
+
     input_w, input_h = (int(s) for s in args.input.split("x"))
     base = dict(width=args.width, input_size=(input_w, input_h))
     rows, results = [], []
@@ -115,11 +117,11 @@ def benchmark_model(args):
         row["b8_ratio"] = row["b8_ms"] / none_b8
     print()
     print(f"HRNet-W{args.width} at {input_h}x{input_w}, {_cpu_name()}, flags "
-          f"{' '.join(_cpu_flags())}, load average {os.getloadavg()[0]:.1f}")
+          f"{' '.join(cpu_flags())}, load average {os.getloadavg()[0]:.1f}")
     for row in rows:  # the --sweep rows have no ratio
         row["b8_vs_none"] = f"{row['b8_ratio']:.3f}" if "b8_ratio" in row else "–"
     print(format_table(rows, COLUMNS[:5] + [("b8_vs_none", "b8 × none", "{}")] + COLUMNS[5:]))
-    report = {"machine": {"cpu": _cpu_name(), "flags": _cpu_flags(),
+    report = {"machine": {"cpu": _cpu_name(), "flags": cpu_flags(),
                           "python": platform.python_version(),
                           "load_average_1min_at_end": os.getloadavg()[0]},
               "model": base, "results": results,
