@@ -209,18 +209,20 @@ def test_a_config_without_psa_form_builds_the_paper_form(tiny_models):
         HRNet(psa_form="torch")
 
 
-@pytest.mark.parametrize("form, mode", [("official", "parallel"), ("official", "sequential"),
-                                        ("port", "parallel"), ("port", "sequential")])
+@pytest.mark.parametrize("form, mode, placement", [
+    ("official", "parallel", "block"), ("official", "sequential", "branch"),
+    ("port", "parallel", "branch"), ("port", "sequential", "block")])
 def test_every_form_saves_loads_and_runs_in_mixed_precision(tiny_hrnet, randomized, tmp_path,
-                                                            form, mode):
-    """The form reaches every PSA layer and the config; ``.keras`` round trip is exact; a
-    mixed-precision copy stays close (its PSA softmaxes and gates are computed in float32)."""
-    model = randomized(HRNet(psa_placement="block", psa_mode=mode, psa_form=form,
+                                                            form, mode, placement):
+    """The form reaches every PSA layer (each form in both modes and both placements) and
+    the config; the ``.keras`` round trip is exact; a mixed-precision copy stays close (its
+    PSA softmaxes and gates are computed in float32). The paper form: the tests above."""
+    model = randomized(HRNet(psa_placement=placement, psa_mode=mode, psa_form=form,
                              **tiny_hrnet), seed=1)
     layers = [layer for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
     assert len(layers) == 9 and {(la.form, la.mode) for la in layers} == {(form, mode)}
     assert model.get_config()["psa_form"] == form
-    assert describe_model(model)["psa"] == f"block/{mode}/{form}"
+    assert describe_model(model)["psa"] == f"{placement}/{mode}/{form}"
     x = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
     want = keras.ops.convert_to_numpy(model(x))
     assert np.abs(want).max() > 0.1
@@ -230,10 +232,12 @@ def test_every_form_saves_loads_and_runs_in_mixed_precision(tiny_hrnet, randomiz
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), want)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        mixed = HRNet(psa_placement="block", psa_mode=mode, psa_form=form, **tiny_hrnet)
+        mixed = HRNet(psa_placement=placement, psa_mode=mode, psa_form=form,
+                      **tiny_hrnet)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     mixed.set_weights(model.get_weights())
-    assert mixed.get_layer("stage2_m0_b0_block0_psa").compute_dtype == "float16"
+    psa = next(la for la in mixed.layers if isinstance(la, PolarizedSelfAttention))
+    assert psa.compute_dtype == "float16"
     got = keras.ops.convert_to_numpy(mixed(x)).astype(np.float32)
     assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
