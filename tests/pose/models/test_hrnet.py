@@ -225,7 +225,7 @@ def test_every_form_saves_loads_and_runs_in_mixed_precision(tiny_hrnet, randomiz
     assert describe_model(model)["psa"] == f"{placement}/{mode}/{form}"
     x = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
     want = keras.ops.convert_to_numpy(model(x))
-    assert np.abs(want).max() > 0.1
+    assert np.abs(want).max() > 0.01  # not the ~1e-11 of a fresh final layer
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.psa_form == form
