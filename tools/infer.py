@@ -1,7 +1,8 @@
 """Estimate poses on images, folders, glob patterns and videos; write overlays and JSON.
 
     python tools/infer.py --weights RUN/best.keras INPUT [INPUT ...] --out DIR
-                          [--config CFG] [--boxes DET.json | --detector hog | --whole-image]
+                          [--config CFG] [--detector FILE.onnx|FILE.tflite|hog | --boxes
+                          DET.json | --whole-image] [--detector-threshold 0.3] [...]
                           [--no-flip] [--recursive] [--threshold 0.3] [--batch-size N]
                           [--runtime auto|keras|litert|onnx] [--threads N]
 
@@ -10,8 +11,13 @@ also be an export of tools/export.py with its .yaml beside it: a .tflite runs on
 and an .onnx on ONNX Runtime, without importing TensorFlow or Keras at all (the fast
 start-up); a SavedModel folder runs on TensorFlow. The first line printed names the
 runtime, its threads (--threads, default: the core count) and the precision. Person boxes
-come from a COCO detection-results JSON (matched by file name or image id), OpenCV's HOG
-people detector (OpenCV 4 only), or the whole image (the default when neither is given).
+come from an object-detection model file (--detector: mmdeploy RTMDet/YOLOX end2end.onnx,
+Ultralytics YOLOv5/YOLOv8/YOLO11 .onnx/.tflite, YOLOX .onnx, TFLite SSD/EfficientDet-Lite;
+run by ONNX Runtime or LiteRT, no TensorFlow; see pose.apis.detector), a COCO
+detection-results JSON (--boxes, matched by file name or image id), OpenCV's HOG people
+detector (--detector hog, OpenCV 4 only), or the whole image (the default when none is
+given). The second line printed names the box source: for a detector file its layout,
+input size, pre-processing and threshold.
 Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box, scores),
 DIR/summary.json (counts, skipped files, dropped boxes) and, per video, DIR/<stem>.mp4 and
 DIR/<stem>.jsonl. See ``pose.apis``. The skeleton, colours, flip pairs and sigmas are the
@@ -33,6 +39,8 @@ _START = time.perf_counter()  # before the heavy imports: start-up is measured f
 
 
 def parse_args(argv=None):
+    from pose.apis.detector import add_detector_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders, glob patterns or video files")
@@ -54,10 +62,14 @@ def parse_args(argv=None):
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", metavar="DET.json",
                        help="COCO detection results with the person boxes")
-    boxes.add_argument("--detector", choices=["hog"],
-                       help="detect people with OpenCV's HOG detector (OpenCV 4)")
+    boxes.add_argument("--detector", metavar="FILE|hog",
+                       help="detect people with an object-detection model file (.onnx on "
+                            "ONNX Runtime, .tflite on LiteRT; layouts: mmdeploy end2end, "
+                            "YOLOv5, YOLOv8/11, YOLOX, TFLite SSD), or 'hog' for OpenCV's HOG "
+                            "detector (OpenCV 4)")
     boxes.add_argument("--whole-image", action="store_true",
                        help="one person box = the whole image (the default)")
+    add_detector_arguments(parser)
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--recursive", action="store_true",
                         help="search folders (and ** in patterns) recursively")
@@ -84,6 +96,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     # Fast, model-free checks first, so a typo costs no TensorFlow start-up.
     from pose.apis.boxes import DetectionBoxes, HogBoxes, WholeImageBoxes
+    from pose.apis.detector import detector_from_args
     from pose.apis.inputs import InputError, collect_inputs
     from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
 
@@ -98,11 +111,14 @@ def main(argv=None):
         elif args.detector == "hog":
             source = HogBoxes()
             why = "given by --detector hog"
+        elif args.detector:
+            source = detector_from_args(args, threads=args.threads)
+            why = "given by --detector"
         else:
             source = WholeImageBoxes()
             why = ("given by --whole-image" if args.whole_image else
-                   "no --boxes or --detector given; for several people per image pass "
-                   "--boxes DET.json")
+                   "no --detector or --boxes given; for several people per image pass "
+                   "--detector FILE.onnx|FILE.tflite or --boxes DET.json")
     except (InputError, RuntimeChoiceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

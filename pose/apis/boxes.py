@@ -1,5 +1,5 @@
 """Person box sources for top-down inference: a detections JSON, OpenCV's HOG detector, or
-the whole image.
+the whole image (a detector file: ``pose.apis.detector.DetectorBoxes``).
 
 Every source is a callable ``(image, file_name, image_id) -> (boxes (M, 4) xywh, scores
 (M,))`` with a ``name`` that the run reports. ``clip_boxes`` checks what a source gives
@@ -15,9 +15,11 @@ from datasets.coco import load_detections
 from pose.apis.inputs import InputError
 
 HOG_HELP = ('this OpenCV build has no cv2.HOGDescriptor (OpenCV 5 wheels dropped it); '
+            'pass a person detector file instead (--detector FILE.onnx|FILE.tflite: '
+            'RTMDet/YOLOX end2end, YOLOv5/8/11, EfficientDet-Lite; README: person '
+            'detectors), --boxes DET.json (COCO detection results) or --whole-image; or '
             'install an OpenCV 4 wheel for the HOG person detector: '
-            'pip install "opencv-python-headless<5"; or pass --boxes DET.json '
-            '(COCO detection results) or --whole-image')
+            'pip install "opencv-python-headless<5"')
 
 
 def clip_boxes(boxes, scores, width, height):

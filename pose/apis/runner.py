@@ -54,6 +54,7 @@ class InferenceReport:
     num_people: int = 0
     seconds: float = 0.0
     first_output_seconds: float = None  # from the start of the run to the first overlay
+    box_seconds: float = 0.0  # spent in the person-box source (a detector's share)
 
     @property
     def images_per_second(self):
@@ -67,6 +68,9 @@ class InferenceReport:
         lines = [f"{self.num_images} images/frames, {self.num_people} people in "
                  f"{self.seconds:.1f} s: {self.images_per_second:.2f} images/s, "
                  f"{self.people_per_second:.2f} people/s"]
+        if self.num_images and self.box_seconds >= 0.05:
+            lines.append(f"person boxes took {self.box_seconds:.1f} s "
+                         f"({1e3 * self.box_seconds / self.num_images:.0f} ms per image/frame)")
         if self.no_boxes:
             lines.append(f"{len(self.no_boxes)} image(s) had no person box: "
                          + ", ".join(self.no_boxes[:10])
@@ -81,12 +85,20 @@ class InferenceReport:
 
     def as_dict(self):
         """What ``summary.json`` holds."""
-        return {"box_source": self.box_source, "images": self.num_images,
+        return {"box_source": self.box_source, "box_seconds": round(self.box_seconds, 3),
+                "images": self.num_images,
                 "people": self.num_people, "dropped_boxes": dict(self.dropped_boxes),
                 "no_boxes": list(self.no_boxes),
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "predictions_file": self.predictions_file,
                 "videos": [list(v) for v in self.videos]}
+
+    def boxes_of(self, box_source, image, **where):
+        """``box_source(image, **where)`` timed (``box_seconds``), then ``checked_boxes``."""
+        start = time.perf_counter()
+        found = box_source(image, **where)
+        self.box_seconds += time.perf_counter() - start
+        return self.checked_boxes(image, *found)
 
     def checked_boxes(self, image, boxes, scores):
         """``clip_boxes`` on ``image``, counting what it drops."""
@@ -120,7 +132,7 @@ def _overlay_ext(name):
     return ext if ext in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp") else ".png"
 
 
-class _Progress:
+class Progress:
     """``images n/N`` on stderr, rewritten in place at most every half second (Keras'
     Progbar would import TensorFlow, which a LiteRT/ONNX run never loads)."""
 
@@ -177,7 +189,7 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
         cap.release()
         frame_counts[item.path] = count
     names = _Names(out_dir)
-    progress = _Progress(len(images) + sum(frame_counts.values())
+    progress = Progress(len(images) + sum(frame_counts.values())
                          if all(frame_counts.values()) else None, verbose)
     meta = estimator.meta
 
@@ -232,8 +244,8 @@ def _run_images(estimator, images, out_dir, names, box_source, draw, report, pro
                 progress.add()
                 continue
             image_id = _image_id(box_source, item, position)
-            boxes, scores = report.checked_boxes(
-                image, *box_source(image, file_name=item.path, image_id=image_id))
+            boxes, scores = report.boxes_of(box_source, image, file_name=item.path,
+                                            image_id=image_id)
             if len(boxes) == 0:
                 report.no_boxes.append(item.path)
             yield Frame((item, image_id), image, boxes, scores)
@@ -274,8 +286,8 @@ def _run_video(estimator, item, names, box_source, draw, report, progress, mark_
                 if not ok:
                     break
                 image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                boxes, scores = report.checked_boxes(
-                    image, *box_source(image, file_name=None, image_id=index))
+                boxes, scores = report.boxes_of(box_source, image, file_name=None,
+                                                image_id=index)
                 yield Frame(index, image, boxes, scores)
                 index += 1
 

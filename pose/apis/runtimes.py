@@ -32,6 +32,7 @@ Example:
     >>> heatmaps = net.predict_on_batch(crops)
 """
 
+import dataclasses
 import importlib.metadata
 import os
 
@@ -106,8 +107,35 @@ def _version(dist):
         return "?"
 
 
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a network file, as its runtime reports it.
+
+    Attributes:
+        name: the tensor's name in the file.
+        shape: tuple with an int per fixed dimension and None per dynamic one.
+        dtype: ``numpy.dtype``.
+        quantization: ``(scale, zero_point)`` of a quantized TFLite tensor, else None.
+        index: the LiteRT tensor index (None for ONNX).
+    """
+
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    quantization: tuple = None
+    index: int = None
+
+    def __str__(self):
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name} ({dims}) {np.dtype(self.dtype).name}"
+
+
 class _Network:
-    """What the LiteRT and ONNX Runtime networks share: a description and float32 input."""
+    """What the LiteRT and ONNX Runtime networks share: a description and float32 input.
+
+    ``inputs``/``outputs`` list every tensor (``TensorInfo``) and ``run_outputs`` runs the
+    file on one input of its own dtype and returns every output: what a detector file,
+    with several outputs and a uint8 input, needs (``pose.apis.detector``)."""
 
     runtime = None
     package = None
@@ -154,16 +182,47 @@ class LiteRTNetwork(_Network):
         self.input_size = tuple(int(v) for v in self._input["shape"][1:3])  # (H, W)
         self.precision = tflite_precision(self._interpreter)
         self._batch = None
+        self.inputs = [_tflite_info(d) for d in self._interpreter.get_input_details()]
+        self.outputs = [_tflite_info(d) for d in self._interpreter.get_output_details()]
+        self._shape = None
+
+    def run_outputs(self, x):
+        """Every output (in ``outputs`` order) for ``x`` given to the first input as is
+        (its dtype and shape; the input is resized when the shape changes)."""
+        interp = self._interpreter
+        if self._shape != x.shape:
+            interp.resize_tensor_input(self._input["index"], list(x.shape), strict=False)
+            interp.allocate_tensors()
+            self._shape, self._batch = x.shape, None
+        interp.set_tensor(self._input["index"], np.ascontiguousarray(x))
+        interp.invoke()
+        return [interp.get_tensor(t.index).copy() for t in self.outputs]
+
+    def op_outputs(self, op_name):
+        """The output tensor indices of the first op named ``op_name`` (e.g. the custom
+        ``TFLite_Detection_PostProcess``), or None where the graph has no such op."""
+        for op in self._interpreter._get_ops_details():  # noqa: SLF001 (no public listing)
+            if op["op_name"] == op_name:
+                return [int(i) for i in op["outputs"]]
+        return None
 
     def _run(self, x):
         interp = self._interpreter
         if self._batch != len(x):
             interp.resize_tensor_input(self._input["index"], list(x.shape), strict=False)
             interp.allocate_tensors()
-            self._batch = len(x)
+            self._batch, self._shape = len(x), None
         interp.set_tensor(self._input["index"], x)
         interp.invoke()
         return interp.get_tensor(self._output["index"]).copy()
+
+
+def _tflite_info(detail):
+    signature = detail.get("shape_signature", detail["shape"])
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorInfo(detail["name"], tuple(None if d < 0 else int(d) for d in signature),
+                      np.dtype(detail["dtype"]),
+                      (float(scale), int(zero_point)) if scale else None, int(detail["index"]))
 
 
 def tflite_precision(interpreter):
@@ -221,9 +280,31 @@ class OnnxNetwork(_Network):
         self._input_name = inp.name
         self.input_size = tuple(inp.shape[1:3])  # (H, W)
         self.precision = onnx_precision(self._session)
+        self.inputs = [_onnx_info(t) for t in self._session.get_inputs()]
+        self.outputs = [_onnx_info(t) for t in self._session.get_outputs()]
 
     def _run(self, x):
         return self._session.run(None, {self._input_name: x})[0]
+
+    def run_outputs(self, x):
+        """Every output (in ``outputs`` order) for ``x`` given to the first input as is."""
+        return self._session.run(None, {self._input_name: np.ascontiguousarray(x)})
+
+    def op_outputs(self, op_name):
+        """None: ONNX Runtime does not list a graph's ops (see ``LiteRTNetwork``)."""
+        return None
+
+
+# ONNX element types as ONNX Runtime names them (``NodeArg.type``).
+_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+                "tensor(double)": np.float64, "tensor(uint8)": np.uint8,
+                "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+                "tensor(bool)": np.bool_}
+
+
+def _onnx_info(arg):
+    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or ()))
+    return TensorInfo(arg.name, shape, np.dtype(_ONNX_DTYPES.get(arg.type, np.float32)))
 
 
 def onnx_precision(session):

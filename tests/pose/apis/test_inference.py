@@ -412,7 +412,7 @@ def test_tool_end_to_end(checkpoint, tmp_path):
     first, second = run.stdout.splitlines()[:2]
     assert first.startswith("runtime keras (TensorFlow ") and first.endswith(
         "precision float32"), first
-    assert second.startswith("person boxes: whole image (no --boxes or --detector given")
+    assert second.startswith("person boxes: whole image (no --detector or --boxes given")
     assert "images/s" in run.stdout and "people/s" in run.stdout
     assert "flip test off, batch 2" in run.stdout
     assert sorted(os.listdir(tmp_path / "out")) == ["p0.jpg", "p1.jpg", "p2.jpg",

@@ -118,10 +118,27 @@ def _imported_modules(stderr):
     return names
 
 
+def _detector_file(fmt, folder):
+    """A YOLOv8-layout detector file of ``fmt`` (128x128 input) with two planted people:
+    pixels in the ONNX file, divided by the input size in the TFLite one (as Ultralytics
+    exports them)."""
+    from tests.pose.apis.detector_files import onnx_detector, tflite_detector, yolo_rows
+
+    people = [[20, 10, 60, 120], [70, 5, 110, 100]]  # x1, y1, x2, y2 in the input
+    rows = yolo_rows(people, [0, 0], [0.9, 0.8], 80, 336,
+                     normalise=(128, 128) if fmt == "tflite" else None)
+    if fmt == "tflite":
+        return tflite_detector(folder / "yolov8.tflite", {"output0": rows.T[None]})
+    return onnx_detector(folder / "yolov8.onnx", {"output0": rows.T[None]})
+
+
+@pytest.mark.parametrize("with_detector", [False, True])
 @pytest.mark.parametrize("fmt,runtime", [("tflite", "litert"), ("onnx", "onnx")])
-def test_infer_on_an_export_never_imports_tensorflow(exported, fmt, runtime, tmp_path):
-    """The real tools/infer.py on a .tflite/.onnx: every import it makes is listed by
-    ``-X importtime``; neither TensorFlow nor Keras may be among them."""
+def test_infer_on_an_export_never_imports_tensorflow(exported, fmt, runtime, with_detector,
+                                                     tmp_path):
+    """The real tools/infer.py on a .tflite/.onnx (with a detector file of the same format
+    or not): every import it makes is listed by ``-X importtime``; neither TensorFlow nor
+    Keras may be among them."""
     import cv2
 
     _, _, paths = exported
@@ -129,9 +146,10 @@ def test_infer_on_an_export_never_imports_tensorflow(exported, fmt, runtime, tmp
                              (5, 5), 0)
     cv2.imwrite(str(tmp_path / "photo.jpg"), image)
     out = tmp_path / "out"
+    detector = ["--detector", str(_detector_file(fmt, tmp_path))] if with_detector else []
     run = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "tools" / "infer.py"),
                           "--weights", str(paths[fmt]), str(tmp_path / "photo.jpg"), "--out",
-                          str(out), "--threads", "1", "--quiet"],
+                          str(out), "--threads", "1", "--quiet", *detector],
                          capture_output=True, text=True, timeout=300, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert run.returncode == 0, run.stderr[-3000:]
@@ -140,12 +158,39 @@ def test_infer_on_an_export_never_imports_tensorflow(exported, fmt, runtime, tmp
     assert {"ai_edge_litert" if fmt == "tflite" else "onnxruntime"} <= modules
     assert not modules & {"tensorflow", "keras", "tf_keras", "tf2onnx"}, sorted(
         modules & {"tensorflow", "keras", "tf_keras", "tf2onnx"})
-    first = run.stdout.splitlines()[0]
+    first, second = run.stdout.splitlines()[:2]
     assert first.startswith(f"runtime {runtime} (") and first.endswith(
         "1 thread, precision float32"), first
     assert (out / "photo.jpg").is_file()
     people = json.loads((out / "predictions.json").read_text())
-    assert len(people) == 1 and len(people[0]["keypoints"]) == 17 * 3
+    assert len(people) == (2 if with_detector else 1)
+    assert all(len(p["keypoints"]) == 17 * 3 for p in people)
+    if with_detector:
+        assert second.startswith(f"person boxes: detector {detector[1]}: layout yolov8 (")
+        assert "input 128x128 float32" in second and "threshold 0.3" in second, second
+        assert second.endswith("(given by --detector)") and f"runtime {runtime}" in second
+        # the input (90x120) went in at 96x128, 16 columns from the left: x / (96/90) - 15
+        np.testing.assert_allclose(sorted(p["box"] for p in people),
+                                   [[3.75, 9.375, 37.5, 103.125], [50.625, 4.6875, 37.5, 89.0625]],
+                                   atol=1.0)
+
+
+def test_a_pose_model_as_detector_is_one_clear_error(exported, tmp_path):
+    """The pose export passed as --detector: one line naming its input and output."""
+    _, _, paths = exported
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "infer.py"), "--weights",
+                          str(paths["onnx"]), "--detector", str(paths["tflite"]),
+                          str(REPO / "tests" / "data" / "coco_sample" / "images"),
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert run.returncode == 2, run.stderr[-2000:]
+    # LiteRT's own C++ notice ("INFO: Created TensorFlow Lite XNNPACK delegate") may come
+    # first; the error is one line.
+    lines = [line for line in run.stderr.strip().splitlines() if not line.startswith("INFO:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "not a detector file of a known layout" in lines[0]
+    assert "(?, 64, 32, 3) float32" in lines[0] and "(?, 16, 8, 17) float32" in lines[0], lines
+    assert not (tmp_path / "out").exists()
 
 
 def test_infer_refuses_a_runtime_that_cannot_run_the_file(exported, tmp_path):

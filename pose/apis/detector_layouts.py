@@ -1,0 +1,326 @@
+"""The layouts that object-detection files come in: how each is recognised, fed and decoded.
+
+A layout is what an exporter makes of a detector: the input it expects (size, placement of
+the image in it, colour order, scaling) and what its outputs mean. ``recognise_layout``
+tells them apart from the files' output shapes (and names); the pre-processing of each is
+a named ``Preprocess`` preset (``PRESETS``); ``decode`` turns the outputs into candidate
+boxes ``x1, y1, x2, y2`` in model-input pixels with a score and a class each.
+
+=========== ================================================ ============================
+layout      outputs (B = batch, N = boxes, C = classes)      pre-processing (preset)
+=========== ================================================ ============================
+``end2end`` mmdeploy ``dets`` (B, N, 5) x1, y1, x2, y2, score    top-left letterbox, pad 114,
+            + ``labels`` (B, N); NMS inside                  BGR (``rtmdet``: mean/std;
+                                                             ``yolox``: 0-255)
+``yolov5``  (B, N, 5 + C): cx, cy, w, h, objectness,         centred letterbox, pad 114,
+            class scores; N = 3 anchors x grid cells         RGB, 0-1 (``ultralytics``)
+``yolov8``  (B, 4 + C, N): cx, cy, w, h, class scores;       as ``yolov5``
+            N = grid cells (YOLOv8, YOLO11)
+``yolox``   (B, N, 5 + C) as ``yolov5`` but N = grid cells;  top-left letterbox, pad 114,
+            raw grid offsets decoded here                    BGR, 0-255 (``yolox``)
+``ssd``     TFLite post-processed: boxes (B, N, 4) ymin,     plain resize, RGB; uint8
+            xmin, ymax, xmax in 0-1, classes, scores, count  input as is, float [-1, 1]
+=========== ================================================ ============================
+
+Sources (the exporters' own code): mmdeploy ``configs/mmdet/_base_/base_static.py``
+(``input_names=['input']``, ``output_names=['dets', 'labels']``); mmdetection's RTMDet
+config (``Resize(scale=(640, 640), keep_ratio=True)``, ``Pad(size=(640, 640),
+pad_val=114)``, ``mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395],
+bgr_to_rgb=False``) and YOLOX config (no mean/std); rtmlib's ``YOLOX``/``RTMDet``
+pre-processing (114-filled canvas, image at the top-left, boxes divided by the ratio;
+the grid decode with strides 8, 16, 32); Ultralytics' ``LetterBox`` (centred, pad 114,
+/255, RGB) and its ``Detect`` head, which divides TFLite boxes by the image size
+("Precompute normalization factor", ultralytics issue 7371); TensorFlow Lite's
+``TFLite_Detection_PostProcess`` op (outputs boxes, classes, scores, count).
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from pose.errors import UserError
+
+LAYOUTS = ("end2end", "yolov5", "yolov8", "yolox", "ssd")
+LAYOUT_TITLES = {"end2end": "mmdeploy end2end (RTMDet/YOLOX, NMS inside)",
+                 "yolov5": "Ultralytics YOLOv5", "yolov8": "Ultralytics YOLOv8/YOLO11",
+                 "yolox": "YOLOX", "ssd": "TFLite SSD-style post-processed"}
+HAS_NMS = {"end2end": True, "ssd": True, "yolov5": False, "yolov8": False, "yolox": False}
+# Strides of the YOLO heads: P3-P5, and P3-P6 of the "6" models at 1280.
+STRIDE_SETS = ((8, 16, 32), (8, 16, 32, 64))
+
+
+class DetectorError(UserError):
+    """A detector file that cannot be used: no layout matches, or a bad option for it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the detector's input.
+
+    Attributes:
+        placement: ``top-left`` (aspect kept, image at the top-left, padded right and
+            below: mmdet/mmdeploy, YOLOX), ``centre`` (aspect kept, centred: Ultralytics'
+            letterbox) or ``stretch`` (plain resize to the input).
+        pad_value: the padding's grey level (0-255).
+        channels: ``RGB`` or ``BGR`` (the order the model was trained on).
+        mean, std: per channel (in ``channels`` order) on 0-255 values: the input is
+            ``(pixel - mean) / std``. A uint8 input gets the pixels as they are.
+    """
+
+    placement: str
+    pad_value: float = 114.0
+    channels: str = "RGB"
+    mean: tuple = (0.0, 0.0, 0.0)
+    std: tuple = (1.0, 1.0, 1.0)
+
+    def describe(self):
+        if self.mean == (0.0,) * 3 and self.std == (255.0,) * 3:
+            scale = "0-1"
+        elif self.mean == (0.0,) * 3 and self.std == (1.0,) * 3:
+            scale = "0-255"
+        elif self.mean == (127.5,) * 3 and self.std == (127.5,) * 3:
+            scale = "-1..1"
+        else:
+            scale = (f"mean {'/'.join(f'{v:g}' for v in self.mean)} "
+                     f"std {'/'.join(f'{v:g}' for v in self.std)}")
+        fit = {"top-left": f"letterbox at the top-left, pad {self.pad_value:g}",
+               "centre": f"centred letterbox, pad {self.pad_value:g}",
+               "stretch": "plain resize"}[self.placement]
+        return f"{fit}, {self.channels} {scale}"
+
+
+PRESETS = {
+    "rtmdet": Preprocess("top-left", 114.0, "BGR", (103.53, 116.28, 123.675),
+                         (57.375, 57.12, 58.395)),
+    "yolox": Preprocess("top-left", 114.0, "BGR"),
+    "ultralytics": Preprocess("centre", 114.0, "RGB", std=(255.0,) * 3),
+    "ssd": Preprocess("stretch", 0.0, "RGB", (127.5,) * 3, (127.5,) * 3),
+}
+DEFAULT_PRESET = {"end2end": "rtmdet", "yolov5": "ultralytics", "yolov8": "ultralytics",
+                  "yolox": "yolox", "ssd": "ssd"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where the image went in the model input: ``u = x * sx + ox``, ``v = y * sy + oy``."""
+
+    sx: float
+    sy: float
+    ox: float = 0.0
+    oy: float = 0.0
+
+    def to_image(self, xyxy):
+        """Boxes ``x1, y1, x2, y2`` in input pixels → image pixels."""
+        out = np.asarray(xyxy, np.float64).copy()  # (N, 4)
+        out[:, 0::2] = (out[:, 0::2] - self.ox) / self.sx
+        out[:, 1::2] = (out[:, 1::2] - self.oy) / self.sy
+        return out
+
+
+def fit_image(image, size, preprocess):
+    """``image`` (H, W, 3) uint8 RGB → ``(canvas (h, w, 3) uint8 in the preset's channel
+    order, Placement)`` for a model input of ``size = (w, h)``.
+
+    Resized sides are rounded to whole pixels and the mapping back uses the actual
+    per-axis factors, so a box survives the round trip exactly.
+    """
+    in_w, in_h = size
+    h, w = image.shape[:2]
+    if preprocess.placement == "stretch":
+        canvas = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
+        placement = Placement(in_w / w, in_h / h)
+    else:
+        ratio = min(in_w / w, in_h / h)
+        new_w, new_h = max(1, min(in_w, round(w * ratio))), max(1, min(in_h, round(h * ratio)))
+        if preprocess.placement == "centre":  # Ultralytics' LetterBox: round(d/2 -/+ 0.1)
+            left, top = round((in_w - new_w) / 2 - 0.1), round((in_h - new_h) / 2 - 0.1)
+        else:
+            left, top = 0, 0
+        canvas = np.full((in_h, in_w, 3), int(round(preprocess.pad_value)), np.uint8)
+        canvas[top:top + new_h, left:left + new_w] = cv2.resize(
+            image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        placement = Placement(new_w / w, new_h / h, float(left), float(top))
+    if preprocess.channels == "BGR":
+        canvas = canvas[..., ::-1]
+    return np.ascontiguousarray(canvas), placement
+
+
+def make_input(canvas, info, preprocess, channels_first):
+    """The (1, 3, h, w) or (1, h, w, 3) tensor of ``canvas`` for an input ``info``
+    (``TensorInfo``): uint8 as is; int8 quantized from the normalised values with the
+    input's scale and zero point; float normalised by the preset's mean and std."""
+    x = canvas[None]  # (1, h, w, 3)
+    if channels_first:
+        x = x.transpose(0, 3, 1, 2)  # (1, 3, h, w)
+    dtype = np.dtype(info.dtype)
+    if dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    shape = (1, 3, 1, 1) if channels_first else (1, 1, 1, 3)
+    mean = np.asarray(preprocess.mean, np.float32).reshape(shape)
+    std = np.asarray(preprocess.std, np.float32).reshape(shape)
+    values = (x.astype(np.float32) - mean) / std
+    if dtype == np.int8:
+        scale, zero_point = info.quantization or (1.0, 0)
+        return np.clip(np.round(values / scale + zero_point), -128, 127).astype(np.int8)
+    return np.ascontiguousarray(values.astype(dtype))
+
+
+def grid_cells(size, strides):
+    """Grid cells of a head with ``strides`` at an input ``size = (w, h)``."""
+    w, h = size
+    return sum(-(-h // s) * -(-w // s) for s in strides)
+
+
+def _shapes(outputs):
+    return [tuple(np.shape(o)) for o in outputs]
+
+
+def recognise_layout(outputs, names, size, layout=None, postprocess_order=None):
+    """The layout of a detector from its outputs (arrays of one run, so that dynamic sizes
+    are concrete) and output names; ``(None, None)`` when no layout fits.
+
+    Args:
+        outputs: the arrays of one run, in the file's output order.
+        names: the output names.
+        size: ``(w, h)`` of the input they came from.
+        layout: a layout to check instead of recognising one (``--detector-format``): its
+            output structure must still be there; YOLOv5 and YOLOX then accept any N.
+        postprocess_order: see ``ssd_roles``.
+
+    Returns:
+        ``(layout, roles)``: ``roles`` maps what each output is (``dets``, ``labels``,
+        ``boxes``, ``classes``, ``scores``, ``count``, ``pred``) to its position.
+    """
+    shapes = _shapes(outputs)
+    lower = [n.lower() for n in names]
+    wanted = LAYOUTS if layout is None else (layout,)
+    if len(shapes) == 2 and "end2end" in wanted:
+        dets = [i for i, s in enumerate(shapes) if len(s) == 3 and s[2] == 5]
+        labels = [i for i, s in enumerate(shapes) if len(s) == 2]
+        if len(dets) == 1 and len(labels) == 1 and shapes[labels[0]][1] == shapes[dets[0]][1]:
+            return "end2end", {"dets": dets[0], "labels": labels[0]}
+    if len(shapes) == 4 and "ssd" in wanted:
+        roles = ssd_roles(shapes, lower, postprocess_order)
+        if roles is not None:
+            return "ssd", roles
+    if len(shapes) == 1 and len(shapes[0]) == 3:
+        _, a, b = shapes[0]
+        if 5 <= a < b and "yolov8" in wanted:
+            return "yolov8", {"pred": 0}
+        if b >= 6 and a > b:
+            if layout in ("yolov5", "yolox"):
+                return layout, {"pred": 0}
+            for strides in STRIDE_SETS:
+                if a == grid_cells(size, strides) and "yolox" in wanted:
+                    return "yolox", {"pred": 0}
+                if a == 3 * grid_cells(size, strides) and "yolov5" in wanted:
+                    return "yolov5", {"pred": 0}
+    return None, None
+
+
+def ssd_roles(shapes, lower_names, postprocess_order=None):
+    """Which of four outputs is which in a post-processed SSD-style detector, or None.
+
+    ``postprocess_order`` (the output positions of the ``TFLite_Detection_PostProcess``
+    op, which writes boxes, classes, scores, count in that order) decides where the graph
+    has that op; otherwise the names do (``box``/``location``, ``class``/``categor``,
+    ``score``, ``num``/``count``); the boxes are the (B, N, 4) tensor and the count the
+    one of rank 1. Two (B, N) tensors left unnamed are told apart at decode time (the
+    classes are whole numbers).
+    """
+    if postprocess_order is not None:
+        return dict(zip(("boxes", "classes", "scores", "count"), postprocess_order))
+    boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[2] == 4]
+    count = [i for i, s in enumerate(shapes) if len(s) == 1 or (len(s) == 2 and s[1] == 1)]
+    pairs = [i for i, s in enumerate(shapes) if len(s) == 2 and i not in count]
+    if len(boxes) != 1 or len(count) != 1 or len(pairs) != 2:
+        return None
+    roles = {"boxes": boxes[0], "count": count[0]}
+    for i in pairs:
+        if any(k in lower_names[i] for k in ("class", "categor", "label")):
+            roles["classes"] = i
+        elif "score" in lower_names[i]:
+            roles["scores"] = i
+    if len(roles) == 4:
+        return roles
+    return {"boxes": boxes[0], "count": count[0], "pair": tuple(pairs)}
+
+
+def _xywh_to_xyxy(xywh):
+    cx, cy, w, h = (xywh[:, i] for i in range(4))
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)  # (N, 4)
+
+
+def _scale_if_normalised(xywh, size):
+    """Ultralytics' TFLite files give centres and sizes divided by the input size; their
+    ONNX files give input pixels. Told apart by the centres: a YOLO head has cells all
+    over the input, so pixel centres reach far beyond 1.5."""
+    if len(xywh) and np.abs(xywh[:, :2]).max() <= 1.5:
+        w, h = size
+        return xywh * np.array([w, h, w, h], np.float64)
+    return xywh
+
+
+def yolox_grid_decode(pred, size, strides=(8, 16, 32)):
+    """YOLOX's decode (rtmlib / YOLOX ``demo_postprocess``): ``xy = (xy + grid) * stride``,
+    ``wh = exp(wh) * stride`` over the P3-P5 grids, row-major per stride. ``pred`` (N, K)."""
+    w, h = size
+    grids, steps = [], []
+    for s in strides:
+        xv, yv = np.meshgrid(np.arange(-(-w // s)), np.arange(-(-h // s)))
+        grids.append(np.stack([xv, yv], axis=-1).reshape(-1, 2))  # (cells, 2)
+        steps.append(np.full((len(grids[-1]), 1), s, np.float64))
+    grid, stride = np.concatenate(grids), np.concatenate(steps)  # (N, 2), (N, 1)
+    out = pred.astype(np.float64).copy()
+    out[:, :2] = (out[:, :2] + grid) * stride
+    out[:, 2:4] = np.exp(np.minimum(out[:, 2:4], 20.0)) * stride
+    return out
+
+
+def yolox_is_raw(pred, size):
+    """True when a YOLOX output still holds grid offsets (its exporter's default,
+    ``--decode_in_inference`` off): decoded centres span the input, offsets stay small."""
+    return not len(pred) or float(np.abs(pred[:, 0]).max()) < 0.5 * size[0]
+
+
+def dequantize(array, info):
+    """A quantized output (``TensorInfo`` with ``(scale, zero_point)``) → float64."""
+    if info.quantization and np.issubdtype(np.asarray(array).dtype, np.integer):
+        scale, zero_point = info.quantization
+        return (np.asarray(array, np.float64) - zero_point) * scale
+    return np.asarray(array, np.float64)
+
+
+def decode(layout, roles, outputs, size):
+    """Candidate boxes of one image: ``(xyxy (N, 4) in input pixels, scores (N,),
+    classes (N,) int)``; every row, before any threshold. ``outputs`` float (dequantized),
+    batch of one."""
+    w, h = size
+    if layout == "end2end":
+        dets = outputs[roles["dets"]][0]  # (N, 5)
+        return dets[:, :4], dets[:, 4], np.rint(outputs[roles["labels"]][0]).astype(int)
+    if layout == "ssd":
+        count = int(np.asarray(outputs[roles["count"]]).reshape(-1)[0])
+        boxes = outputs[roles["boxes"]][0]  # (N, 4) ymin, xmin, ymax, xmax in 0-1
+        if "pair" in roles:
+            a, b = (outputs[i][0] for i in roles["pair"])  # the op's order: classes first
+            whole_b = np.allclose(b, np.rint(b))
+            classes, scores = (b, a) if whole_b and not np.allclose(a, np.rint(a)) else (a, b)
+        else:
+            classes, scores = outputs[roles["classes"]][0], outputs[roles["scores"]][0]
+        n = max(0, min(count, len(boxes)))
+        xyxy = boxes[:n][:, [1, 0, 3, 2]] * np.array([w, h, w, h], np.float64)
+        return xyxy, scores[:n], np.rint(classes[:n]).astype(int)
+    pred = outputs[roles["pred"]][0]
+    if layout == "yolov8":
+        pred = pred.T  # (4 + C, N) -> (N, 4 + C)
+        xywh, cls = _scale_if_normalised(pred[:, :4], size), pred[:, 4:]
+        best = cls.argmax(axis=1)
+        return _xywh_to_xyxy(xywh), cls[np.arange(len(cls)), best], best
+    if layout == "yolox" and yolox_is_raw(pred, size):
+        pred = yolox_grid_decode(pred, size)
+    xywh = pred[:, :4] if layout == "yolox" else _scale_if_normalised(pred[:, :4], size)
+    cls = pred[:, 5:]
+    best = cls.argmax(axis=1)
+    return _xywh_to_xyxy(xywh), pred[:, 4] * cls[np.arange(len(cls)), best], best

@@ -1,0 +1,315 @@
+"""Tests of pose.apis.detector / detector_layouts: every layout on tiny detector files made
+here (planted outputs, no downloaded weights), on an image whose aspect ratio differs from
+the model input; pre-processing against hand-computed values; errors; end to end against
+``--boxes`` on the COCO sample."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pose.apis.detector import DetectorBoxes
+from pose.apis.detector_layouts import (
+    PRESETS,
+    DetectorError,
+    Placement,
+    dequantize,
+    fit_image,
+    make_input,
+)
+from pose.apis.runtimes import TensorInfo
+from tests.pose.apis.detector_files import onnx_detector, tflite_detector, yolo_rows
+
+# A 256x160 image (landscape) into a 128x128 input: the factor is 1/2 on both axes;
+# Ultralytics' centred letterbox puts the 80-row image 24 rows down, mmdeploy/YOLOX at the
+# top; a plain resize (SSD) scales y by 128/160.
+IMAGE = np.zeros((160, 256, 3), np.uint8)
+SIZE = 128
+CELLS = 16 * 16 + 8 * 8 + 4 * 4  # YOLO grid cells at 128x128 (strides 8, 16, 32)
+PERSON_A = [20.0, 30.0, 80.0, 150.0]  # x1, y1, x2, y2 image pixels, score 0.9
+PERSON_B = [150.0, 10.0, 230.0, 140.0]  # score 0.8
+DUPLICATE = [22.0, 32.0, 82.0, 148.0]  # of A (IoU 0.91), score 0.7
+CHAIR = [100.0, 40.0, 140.0, 120.0]  # class 2, score 0.95
+FAINT = [180.0, 100.0, 250.0, 158.0]  # person, score 0.2
+PLANTED = [(PERSON_A, 0, 0.9), (PERSON_B, 0, 0.8), (DUPLICATE, 0, 0.7), (CHAIR, 2, 0.95),
+           (FAINT, 0, 0.2)]
+
+
+def centred(b):
+    return [b[0] / 2, b[1] / 2 + 24, b[2] / 2, b[3] / 2 + 24]
+
+
+def top_left(b):
+    return [v / 2 for v in b]
+
+
+def _xywh(b):
+    return [b[0], b[1], b[2] - b[0], b[3] - b[1]]
+
+
+def assert_people(source, want, image=IMAGE):
+    boxes, scores = source(image, "photo.jpg", 1)
+    assert boxes.shape == (len(want), 4), (boxes, scores)
+    np.testing.assert_allclose(boxes, [_xywh(b) for b in want], atol=1.0)
+    assert np.all(np.diff(scores) <= 0)  # best first
+
+
+def _yolo(mapping, objectness, normalise=None, rows=CELLS, planted=PLANTED):
+    boxes, classes, scores = zip(*planted)
+    return yolo_rows([mapping(b) for b in boxes], classes, scores, 80, rows,
+                     objectness=[1.0] * len(boxes) if objectness else None,
+                     normalise=normalise)
+
+
+def yolox_raw_rows(planted=PLANTED):
+    """Raw YOLOX rows: grid offsets and log sizes; box i in its own cell of the stride-8
+    grid, the duplicate in the stride-16 grid (a cell of its own)."""
+    rows = np.zeros((CELLS, 85), np.float32)
+    for i, (box, cls, score) in enumerate(planted):
+        x1, y1, x2, y2 = top_left(box)
+        cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+        stride, first, side = (16, 256, 8) if box is DUPLICATE else (8, 0, 16)
+        gx, gy = int(cx // stride), int(cy // stride)
+        row = first + gy * side + gx
+        assert not rows[row].any()
+        rows[row, :4] = [cx / stride - gx, cy / stride - gy, np.log(w / stride),
+                         np.log(h / stride)]
+        rows[row, 4], rows[row, 5 + cls] = 1.0, score
+    return rows
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("detectors")
+    no_dup = [p for p in PLANTED if p[0] is not DUPLICATE]  # NMS inside: no duplicates
+    dets = np.array([[*top_left(b), s] for b, _, s in no_dup], np.float32)[None]
+    labels = np.array([[c for _, c, _ in no_dup]], np.int64)
+    big = 0.75  # 256x160 into the dynamic input at 192x128: factor 0.75, no padding used
+    dyn_dets = np.array([[*(v * big for v in b), s] for b, _, s in no_dup], np.float32)[None]
+    return {
+        "end2end": onnx_detector(folder / "end2end.onnx", {"dets": dets, "labels": labels},
+                                 input_name="input"),
+        "end2end_dynamic": onnx_detector(folder / "dynamic.onnx",
+                                         {"dets": dyn_dets, "labels": labels},
+                                         input_shape=(1, 3, None, None), input_name="input"),
+        "yolov5": onnx_detector(folder / "yolov5.onnx",
+                                {"output0": _yolo(centred, True, rows=3 * CELLS)[None]}),
+        "yolov8": onnx_detector(folder / "yolov8.onnx",
+                                {"output0": _yolo(centred, False).T[None]}),
+        "yolox": onnx_detector(folder / "yolox.onnx", {"output": yolox_raw_rows()[None]}),
+        # exported with --decode_in_inference: centres and sizes in input pixels already
+        "yolox_decoded": onnx_detector(folder / "yolox_decoded.onnx",
+                                       {"output": _yolo(top_left, True)[None]}),
+        "heatmaps": onnx_detector(folder / "pose.onnx",
+                                  {"heatmaps": np.zeros((1, 32, 24, 17), np.float32)},
+                                  input_shape=(1, 128, 96, 3), input_name="crops"),
+    }
+
+
+@pytest.mark.parametrize("layout,preset,with_duplicate", [
+    ("end2end", "rtmdet", False), ("yolov5", "ultralytics", True),
+    ("yolov8", "ultralytics", True), ("yolox", "yolox", True),
+    ("yolox_decoded", "yolox", True)])
+def test_onnx_layouts(onnx_files, layout, preset, with_duplicate):
+    """Recognised from the outputs alone; the person boxes come back in image pixels; the
+    chair, the faint person and (files without NMS) the duplicate are dropped."""
+    path = onnx_files[layout]
+    layout = layout.replace("_decoded", "")
+    source = DetectorBoxes(path, threads=1)
+    assert (source.layout, source.preset, source.size) == (layout, preset, (SIZE, SIZE))
+    assert source.name.startswith(f"detector {path}: layout {layout} (")
+    assert "input 128x128 float32" in source.name and "threshold 0.3" in source.name
+    assert_people(source, [PERSON_A, PERSON_B])
+    assert source.calls == 1
+    if with_duplicate:  # the duplicate is there without NMS
+        no_nms = DetectorBoxes(path, threads=1, nms_iou=1.0)
+        assert_people(no_nms, [PERSON_A, PERSON_B, DUPLICATE])
+
+
+def test_thresholds_person_class_and_cap(onnx_files):
+    path = onnx_files["yolov8"]
+    assert_people(DetectorBoxes(path, threshold=0.1), [PERSON_A, PERSON_B, FAINT])
+    assert_people(DetectorBoxes(path, threshold=0.85), [PERSON_A])
+    assert_people(DetectorBoxes(path, person_class=2), [CHAIR])
+    assert_people(DetectorBoxes(path, max_people=1), [PERSON_A])
+    assert_people(DetectorBoxes(onnx_files["end2end"], threshold=0.1),
+                  [PERSON_A, PERSON_B, FAINT])
+
+
+def test_dynamic_input_size(onnx_files):
+    path = onnx_files["end2end_dynamic"]
+    source = DetectorBoxes(path, size=(192, 128))
+    assert source.size == (192, 128) and "input 192x128 (dynamic, --detector-size)" in source.name
+    assert_people(source, [PERSON_A, PERSON_B])
+    assert DetectorBoxes(path).size == (640, 640)  # the default of a dynamic input
+    with pytest.raises(DetectorError, match="fixed at 128x128"):
+        DetectorBoxes(onnx_files["yolov8"], size=(192, 128))
+
+
+def test_forced_format_and_presets(onnx_files):
+    # The same (B, N, 5 + C) rows read as YOLOv5 (centred preset) when forced.
+    forced = DetectorBoxes(onnx_files["yolox"], layout="yolov5")
+    assert forced.layout == "yolov5" and forced.preset == "ultralytics"
+    yolox = DetectorBoxes(onnx_files["end2end"], preset="yolox", mean=(1, 2, 3))
+    assert yolox.preprocess.mean == (1.0, 2.0, 3.0) and yolox.preprocess.channels == "BGR"
+    with pytest.raises(DetectorError, match="as --detector-format ssd"):
+        DetectorBoxes(onnx_files["yolov8"], layout="ssd")
+    with pytest.raises(DetectorError, match="unknown detector preset 'rtm'"):
+        DetectorBoxes(onnx_files["yolov8"], preset="rtm")
+
+
+def test_a_file_of_no_known_layout_is_one_clear_error(onnx_files, tmp_path):
+    with pytest.raises(DetectorError) as err:
+        DetectorBoxes(onnx_files["heatmaps"])
+    message = str(err.value)
+    assert "not a detector file of a known layout" in message and "\n" not in message
+    assert "inputs [crops (1, 128, 96, 3) float32]" in message
+    assert "outputs [heatmaps (1, 32, 24, 17) float32]" in message
+    with pytest.raises(DetectorError, match="expected an .onnx .* or .tflite"):
+        (tmp_path / "model.pt").write_bytes(b"x")
+        DetectorBoxes(tmp_path / "model.pt")
+    with pytest.raises(DetectorError, match="not found"):
+        DetectorBoxes(tmp_path / "absent.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(DetectorError, match="junk.onnx: not a readable ONNX model"):
+        DetectorBoxes(tmp_path / "junk.onnx")
+
+
+@pytest.fixture(scope="module")
+def tflite_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tflite_detectors")
+    # SSD: the first four rows are counted; a fifth, past the count, must be ignored.
+    ssd_rows = [*[p for p in PLANTED if p[0] is not DUPLICATE], ([0, 0, 256, 160], 0, 0.99)]
+    boxes = np.array([[b[1] / 160, b[0] / 256, b[3] / 160, b[2] / 256]
+                      for b, _, _ in ssd_rows], np.float32)[None]  # ymin, xmin, ymax, xmax
+    classes = np.array([[c for _, c, _ in ssd_rows]], np.float32)
+    scores = np.array([[s for _, _, s in ssd_rows]], np.float32)
+    count = np.array([4.0], np.float32)
+    # The outputs come in the order of the keys and are named StatefulPartitionedCall:k:
+    # boxes, classes, scores, count (the post-processing op's order) in one file; scores
+    # before classes (as TF2 exports often list them) in the other, told apart by value.
+    ssd = tflite_detector(folder / "ssd.tflite",
+                          {"a_boxes": boxes, "b_classes": classes, "c_scores": scores,
+                           "d_count": count}, input_dtype=np.uint8)
+    ssd_swapped = tflite_detector(folder / "ssd_swapped.tflite",
+                                  {"a_boxes": boxes, "b_scores": scores, "c_classes": classes,
+                                   "d_count": count}, input_dtype=np.uint8)
+    yolov8 = tflite_detector(folder / "yolov8.tflite",
+                             {"output0": _yolo(centred, False, normalise=(SIZE, SIZE)).T[None]})
+    return {"ssd": ssd, "ssd_swapped": ssd_swapped, "yolov8": yolov8}
+
+
+@pytest.mark.parametrize("name", ["ssd", "ssd_swapped"])
+def test_tflite_ssd_uint8(tflite_files, name):
+    source = DetectorBoxes(tflite_files[name], threads=1)
+    assert source.layout == "ssd" and "uint8" in source.name and "plain resize" in source.name
+    assert_people(source, [PERSON_A, PERSON_B])
+
+
+def test_tflite_yolov8_normalised(tflite_files):
+    source = DetectorBoxes(tflite_files["yolov8"], threads=1)
+    assert source.layout == "yolov8" and source.network.runtime == "litert"
+    assert_people(source, [PERSON_A, PERSON_B])
+
+
+# ----------------------------------------------------------------- pre-processing
+
+
+def test_fit_image_and_input_by_hand():
+    image = np.zeros((160, 256, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 200, 100, 50  # R, G, B
+    # Ultralytics: centred, rows 24..103 hold the image, RGB / 255, NCHW.
+    canvas, placement = fit_image(image, (128, 128), PRESETS["ultralytics"])
+    assert placement == Placement(0.5, 0.5, 0.0, 24.0)
+    x = make_input(canvas, TensorInfo("images", (1, 3, 128, 128), np.dtype(np.float32)),
+                   PRESETS["ultralytics"], channels_first=True)
+    assert x.shape == (1, 3, 128, 128) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0, :, 50, 7], [200 / 255, 100 / 255, 50 / 255], rtol=1e-6)
+    np.testing.assert_allclose(x[0, :, 10, 7], [114 / 255] * 3, rtol=1e-6)  # padding above
+    np.testing.assert_allclose(x[0, :, 110, 7], [114 / 255] * 3, rtol=1e-6)  # and below
+    # mmdeploy RTMDet: top-left, BGR, (v - mean) / std of mmdet's config.
+    canvas, placement = fit_image(image, (128, 128), PRESETS["rtmdet"])
+    assert placement == Placement(0.5, 0.5, 0.0, 0.0)
+    x = make_input(canvas, TensorInfo("input", (1, 3, 128, 128), np.dtype(np.float32)),
+                   PRESETS["rtmdet"], channels_first=True)
+    np.testing.assert_allclose(x[0, :, 10, 7], [(50 - 103.53) / 57.375, (100 - 116.28) / 57.12,
+                                                (200 - 123.675) / 58.395], rtol=1e-5)
+    np.testing.assert_allclose(x[0, :, 100, 7], [(114 - 103.53) / 57.375,
+                                                 (114 - 116.28) / 57.12,
+                                                 (114 - 123.675) / 58.395], rtol=1e-5)
+    # SSD: plain resize, uint8 as is (NHWC); a float SSD input gets [-1, 1].
+    canvas, placement = fit_image(image, (128, 128), PRESETS["ssd"])
+    assert placement == Placement(0.5, 0.8)
+    x = make_input(canvas, TensorInfo("x", (1, 128, 128, 3), np.dtype(np.uint8)),
+                   PRESETS["ssd"], channels_first=False)
+    assert x.dtype == np.uint8 and x[0, 0, 0].tolist() == [200, 100, 50]
+    x = make_input(canvas, TensorInfo("x", (1, 128, 128, 3), np.dtype(np.float32)),
+                   PRESETS["ssd"], channels_first=False)
+    np.testing.assert_allclose(x[0, 0, 0], [(200 - 127.5) / 127.5, (100 - 127.5) / 127.5,
+                                            (50 - 127.5) / 127.5], rtol=1e-6)
+    # int8 input (Ultralytics int8 TFLite): the 0-1 values quantized with the input's
+    # scale and zero point: q = round(v / scale + zero_point).
+    x = make_input(canvas, TensorInfo("x", (1, 128, 128, 3), np.dtype(np.int8), (1 / 255, -128)),
+                   PRESETS["ultralytics"], channels_first=False)
+    assert x.dtype == np.int8 and x[0, 0, 0].tolist() == [200 - 128, 100 - 128, 50 - 128]
+    # and an int8 output back to floats: (q - zero_point) * scale
+    out = TensorInfo("y", (1, 2), np.dtype(np.int8), (0.5, 3))
+    np.testing.assert_allclose(dequantize(np.array([[3, 7]], np.int8), out), [[0.0, 2.0]])
+    np.testing.assert_allclose(dequantize(np.array([[3.0, 7.0]], np.float32), out),
+                               [[3.0, 7.0]])  # a float output is left alone
+
+
+# ----------------------------------------------------------------- end to end
+
+
+def test_planted_detector_gives_the_keypoints_of_boxes(coco_sample_dir, tmp_path, tiny_hrnet,
+                                                       randomized):
+    """A detector file returning each COCO sample image's ground-truth boxes (mmdeploy
+    end2end at 640x640) gives the same people and keypoints as ``--boxes`` with them."""
+    from datasets.coco import read_image_rgb
+    from pose.apis.boxes import DetectionBoxes
+    from pose.apis.estimator import PoseEstimator
+    from pose.apis.inputs import collect_inputs
+    from pose.apis.runner import run_inference
+    from pose.config import Config, ModelConfig, TestConfig
+    from pose.engine.checkpoint import build_model
+
+    config = Config(model=ModelConfig(psa_placement="branch", **tiny_hrnet),
+                    test=TestConfig(batch_size=8))
+    estimator = PoseEstimator.from_config(randomized(build_model(config.model), seed=2),
+                                          config)
+    data = json.loads((coco_sample_dir / "person_keypoints_sample.json").read_text())
+    entries, from_boxes = [], {}
+    for image in data["images"]:
+        anns = [a for a in data["annotations"] if a["image_id"] == image["id"]]
+        scores = [0.99 - 0.01 * i for i in range(len(anns))]
+        entries += [{"image_id": image["id"], "category_id": 1, "bbox": a["bbox"],
+                     "score": s, "file_name": image["file_name"]} for a, s in zip(anns, scores)]
+        path = coco_sample_dir / "images" / image["file_name"]
+        h, w = read_image_rgb(str(path)).shape[:2]
+        ratio = min(640 / w, 640 / h)
+        sx, sy = round(w * ratio) / w, round(h * ratio) / h  # mmdet's Resize, keep_ratio
+        dets = np.array([[a["bbox"][0] * sx, a["bbox"][1] * sy,
+                          (a["bbox"][0] + a["bbox"][2]) * sx,
+                          (a["bbox"][1] + a["bbox"][3]) * sy, s]
+                         for a, s in zip(anns, scores)], np.float32)[None]
+        detector = onnx_detector(tmp_path / f"{image['id']}.onnx",
+                                 {"dets": dets, "labels": np.zeros(dets.shape[:2], np.int64)},
+                                 input_shape=(1, 3, 640, 640), input_name="input")
+        report = run_inference(estimator, collect_inputs([str(path)]),
+                               tmp_path / f"det{image['id']}", DetectorBoxes(detector),
+                               verbose=0)
+        from_boxes[image["file_name"]] = json.loads(open(report.predictions_file).read())
+        assert report.box_seconds > 0  # the detector's share of the run is measured
+        assert json.loads(open(report.summary_file).read())["box_seconds"] >= 0
+    (tmp_path / "gt.json").write_text(json.dumps(entries))
+    report = run_inference(estimator, collect_inputs([str(coco_sample_dir / "images")]),
+                           tmp_path / "boxes", DetectionBoxes(tmp_path / "gt.json"), verbose=0)
+    want = json.loads(open(report.predictions_file).read())
+    got = [p for name in sorted(from_boxes) for p in from_boxes[name]]
+    want = sorted(want, key=lambda p: p["file_name"])
+    assert len(got) == len(want) == len(data["annotations"]) > 4
+    for g, w in zip(got, want):
+        assert g["file_name"] == w["file_name"]
+        np.testing.assert_allclose(g["box"], w["box"], atol=1e-2)
+        np.testing.assert_allclose(g["keypoints"], w["keypoints"], atol=0.05)

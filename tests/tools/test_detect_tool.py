@@ -1,0 +1,89 @@
+"""tools/detect.py: a detector file's person boxes as COCO detection results that
+tools/test.py evaluates with and tools/infer.py --boxes matches by file name."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+
+from pose.apis.boxes import DetectionBoxes
+from pose.apis.detection_results import stable_image_id
+from tests.pose.apis.detector_files import onnx_detector
+from tests.tools.test_pretrained_tools import _tool  # runs tools/NAME in a subprocess
+
+
+def _gt_detector(path, coco_sample_dir):
+    """An mmdeploy end2end file (640x640) whose boxes are image 785's ground truth (its
+    640x425 image goes in at factor 1), plus a chair that must not come out."""
+    data = json.loads((coco_sample_dir / "person_keypoints_sample.json").read_text())
+    boxes = [a["bbox"] for a in data["annotations"] if a["image_id"] == 785]
+    dets = [[x, y, x + w, y + h, 0.9 - 0.01 * i] for i, (x, y, w, h) in enumerate(boxes)]
+    dets.append([10.0, 10.0, 100.0, 100.0, 0.99])
+    labels = [0] * len(boxes) + [56]
+    onnx_detector(path, {"dets": np.array([dets], np.float32),
+                         "labels": np.array([labels], np.int64)},
+                  input_shape=(1, 3, 640, 640), input_name="input")
+    return boxes
+
+
+def test_detect_then_test_and_infer_read_it(coco_sample_dir, official_hrnet_dir, tmp_path):
+    detector = tmp_path / "end2end.onnx"
+    gt = _gt_detector(detector, coco_sample_dir)
+    annotations = coco_sample_dir / "person_keypoints_sample.json"
+    out = tmp_path / "dets.json"
+    run = _tool("detect.py", "--detector", detector, "--images", coco_sample_dir / "images",
+                "--annotations", annotations, "--out", out, "--threads", 1)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith(f"person boxes: detector {detector}: layout end2end")
+    dets = json.loads(out.read_text())
+    ids = {img["file_name"]: img["id"] for img in json.loads(annotations.read_text())["images"]}
+    assert {d["image_id"] for d in dets} <= set(ids.values())
+    assert all(d["image_id"] == ids[d["file_name"]] and d["category_id"] == 1
+               and set(d) == {"image_id", "category_id", "bbox", "score", "file_name"}
+               for d in dets)
+    mine = [d for d in dets if d["image_id"] == 785]
+    np.testing.assert_allclose([d["bbox"] for d in mine], gt, atol=0.02)  # rounded to 0.01
+    assert f"wrote {len(dets)} person box(es) of 4 image(s)" in run.stdout
+    # tools/infer.py --boxes matches the entries by file name
+    source = DetectionBoxes(out)
+    boxes, _ = source(np.zeros((425, 640, 3), np.uint8), "somewhere/000000000785.jpg", None)
+    np.testing.assert_allclose(boxes, [d["bbox"] for d in mine])
+
+    run = _tool("test.py", "--weights", official_hrnet_dir / "pose_hrnet_tiny_legacy.pth",
+                "--input-size", 64, 96, "--boxes", out, "--annotations", annotations,
+                "--images", coco_sample_dir / "images", "--no-flip", "--out", tmp_path / "test")
+    assert run.returncode == 0, run.stderr[-2000:]
+    metrics = json.loads((tmp_path / "test" / "metrics.json").read_text())
+    assert metrics["num_boxes"] == len(dets) and 0.0 <= metrics["AP"] <= 1.0
+
+
+def test_detect_ids_without_annotations_and_errors(coco_sample_dir, tmp_path):
+    detector = tmp_path / "end2end.onnx"
+    _gt_detector(detector, coco_sample_dir)
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(coco_sample_dir / "images" / "000000000785.jpg", images / "group photo.jpg")
+    shutil.copy(coco_sample_dir / "images" / "000000040083.jpg", images)
+    out = tmp_path / "dets.json"
+    run = _tool("detect.py", "--detector", detector, "--images", images, "--out", out,
+                "--quiet", "--detector-threshold", 0.85)
+    assert run.returncode == 0, run.stderr[-2000:]
+    dets = json.loads(out.read_text())
+    by_name = {d["file_name"]: d["image_id"] for d in dets}
+    want = int(hashlib.sha1(b"group photo.jpg").hexdigest()[:12], 16)
+    assert by_name["group photo.jpg"] == want == stable_image_id("x/group photo.jpg")
+    assert by_name.get("000000040083.jpg", 40083) == 40083
+    assert min(d["score"] for d in dets) >= 0.85
+
+    # A pose model's .onnx as --detector: one line naming what the file has.
+    pose = onnx_detector(tmp_path / "pose.onnx",
+                         {"heatmaps": np.zeros((1, 64, 48, 17), np.float32)},
+                         input_shape=(None, 256, 192, 3), input_name="crops")
+    run = _tool("detect.py", "--detector", pose, "--images", images, "--out",
+                tmp_path / "none.json")
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()
+    assert len(last) == 1 and last[0].startswith("error: ")
+    assert "not a detector file" in last[0] and "heatmaps (1, 64, 48, 17)" in last[0]
+    assert not (tmp_path / "none.json").exists()
