@@ -36,6 +36,9 @@ class ModelConfig:
     input_size: tuple[int, int] = (192, 256)  # (width, height) of the crop
     psa_placement: str = "branch"  # none | branch | block
     psa_mode: str = "parallel"  # parallel | sequential
+    # paper (the PSA paper's equations) | official (DeLightCMU/PSA's PSA_p/PSA_s code) |
+    # port (the common Keras port); psa/layers.py tabulates how they differ.
+    psa_form: str = "paper"
     stage_modules: tuple[int, int, int] = (1, 4, 3)
     num_blocks: int = 4
     stage1_blocks: int = 4

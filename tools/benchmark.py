@@ -1,6 +1,8 @@
 """Benchmarks that print a table and write JSON; results belong in BENCHMARKS.md.
 
-    python tools/benchmark.py model [--width 32] [--input 192x256] [--sweep] [--out FILE]
+    python tools/benchmark.py model [--width 32] [--input 192x256] [--sweep]
+                                    [--forms paper,official,port] [--placements branch,block]
+                                    [--out FILE]
     python tools/benchmark.py eval-scale [--images 5000] [--out FILE]
     python tools/benchmark.py bootstrap [--images 5000] [--resamples 1000] [--out FILE]
     python tools/benchmark.py runtimes --weights TRAINED.keras [--latency-config CFG]
@@ -10,7 +12,9 @@
 
 ``model``: trainable parameters, conv MACs, forward latency at batch 1 and 8 (median of
 ``--repeats`` calls after a warm-up), first-call (tracing) time and peak memory, for every
-PSA variant (none, branch/block × parallel/sequential). With ``--sweep`` it first measures
+PSA variant (none, branch/block × parallel/sequential, in each PSA form of ``--forms``:
+paper, official, port; default paper), and each variant's batch-8 time as a ratio to the
+model without PSA in the same run. With ``--sweep`` it first measures
 the runtime settings (oneDNN on/off, thread pools, predict_on_batch vs tf.function vs XLA)
 on the model without PSA. Every measurement runs in a fresh process.
 
@@ -64,6 +68,7 @@ from pose.models.complexity import format_table
 
 VARIANTS = (("none", "parallel"), ("branch", "parallel"), ("branch", "sequential"),
             ("block", "parallel"), ("block", "sequential"))
+PSA_FORMS = ("paper", "official", "port")  # psa.PSA_FORMS, without importing Keras here
 
 COLUMNS = [("label", "setting / variant", "{}"), ("params", "params", "{:,}"),
            ("macs_g", "MACs (G)", "{:.3f}"), ("b1_ms", "batch 1 (ms)", "{:.0f}"),
@@ -97,6 +102,8 @@ def _measure(label, setting, model_kwargs, repeats, rows, results):
 
 
 def benchmark_model(args):
+    from pose.apis.cpu_features import cpu_flags
+
     input_w, input_h = (int(s) for s in args.input.split("x"))
     base = dict(width=args.width, input_size=(input_w, input_h))
     rows, results = [], []
@@ -109,16 +116,28 @@ def benchmark_model(args):
                   for i, j in ((2, 1), (1, 1))]
         for setting in sweep:
             _measure(setting.label(), setting, none_model, args.repeats, rows, results)
-    for placement, mode in VARIANTS:
-        label = "none" if placement == "none" else f"{placement}/{mode}"
+    variants = [("none", "parallel", "paper")] + [
+        (placement, mode, form) for placement, mode in VARIANTS if placement != "none"
+        and placement in args.placements for form in args.forms]
+    for placement, mode, form in variants:
+        label = "none" if placement == "none" else f"{placement}/{mode}/{form}"
         _measure(f"W{args.width} {label} ({default.label()})", default,
-                 dict(base, psa_placement=placement, psa_mode=mode), args.repeats, rows,
-                 results)
+                 dict(base, psa_placement=placement, psa_mode=mode, psa_form=form),
+                 args.repeats, rows, results)
+    none_b8 = rows[len(rows) - len(variants)]["b8_ms"]  # the first variant: no PSA
+    for row in rows[len(rows) - len(variants):]:
+        row["b8_ratio"] = row["b8_ms"] / none_b8
     print()
-    print(f"HRNet-W{args.width} at {input_h}x{input_w}, {_cpu_name()}")
-    print(format_table(rows, COLUMNS))
-    report = {"machine": {"cpu": _cpu_name(), "python": platform.python_version()},
-              "model": base, "results": results}
+    print(f"HRNet-W{args.width} at {input_h}x{input_w}, {_cpu_name()}, flags "
+          f"{' '.join(cpu_flags())}, load average {os.getloadavg()[0]:.1f}")
+    for row in rows:  # the --sweep rows have no ratio
+        row["b8_vs_none"] = f"{row['b8_ratio']:.3f}" if "b8_ratio" in row else "–"
+    print(format_table(rows, COLUMNS[:5] + [("b8_vs_none", "b8 × none", "{}")] + COLUMNS[5:]))
+    report = {"machine": {"cpu": _cpu_name(), "flags": cpu_flags(),
+                          "python": platform.python_version(),
+                          "load_average_1min_at_end": os.getloadavg()[0]},
+              "model": base, "results": results,
+              "b8_ratio_to_none": {row["label"]: row.get("b8_ratio") for row in rows}}
     write_json(report, args.out)
     print(f"\nwrote {args.out}")
 
@@ -279,6 +298,17 @@ def benchmark_video_inference(args):
     print(f"\nwrote {args.out}")
 
 
+def _choices(allowed):
+    """An argparse type: a comma-separated list of names from ``allowed``."""
+    def parse(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names or any(name not in allowed for name in names):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of "
+                                             f"{', '.join(allowed)}, got {text!r}")
+        return names
+    return parse
+
+
 def main(argv=None):
     parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -291,6 +321,11 @@ def main(argv=None):
     model.add_argument("--inter", type=int, default=2)
     model.add_argument("--runner", default="predict_on_batch", choices=RUNNERS)
     model.add_argument("--repeats", type=int, default=5)
+    model.add_argument("--forms", type=_choices(PSA_FORMS), default=["paper"],
+                       help="comma-separated PSA forms of the PSA variants (default paper)")
+    model.add_argument("--placements", type=_choices(("branch", "block")),
+                       default=["branch", "block"],
+                       help="comma-separated PSA placements (default branch,block)")
     model.add_argument("--out", default="benchmark_model.json")
     scale = sub.add_parser("eval-scale", help="post-processing + COCOeval at val2017 size")
     scale.add_argument("--images", type=int, default=5000)

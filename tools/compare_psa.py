@@ -1,10 +1,18 @@
 """Compare COCO AP with and without PSA: train each variant on the same data and seeds.
 
     python tools/compare_psa.py --config CFG --variants none,parallel,sequential
+                                [--forms paper,official,port]
                                 [--placement branch|block] --seeds N --workdir DIR
+    python tools/compare_psa.py --config CFG --variants none,parallel,official-parallel,\
+                                port-parallel --workdir DIR
     python tools/compare_psa.py --checkpoints none=a.keras,parallel=b.keras --workdir DIR
 
-Writes DIR/comparison.md (AP/AR as mean ± std over seeds, params, MACs, latency, and every
+A PSA variant is a mode (``parallel``, ``sequential``: the config's ``model.psa_form``) or
+FORM-MODE with FORM one of paper, official, port (psa/layers.py says what differs);
+``--forms`` runs every mode given without a form once per form.
+
+Writes DIR/comparison.md (the PSA placement/mode/form of each variant, AP/AR as mean ± std
+over seeds, params, MACs, latency, and every
 pair's AP/AP50/AP75/APM/APL/AR difference with a paired 95% bootstrap interval over the
 validation images, seeds resampled too), DIR/comparison.json and DIR/comparison.png (bars
 with error bars beside a forest plot of the differences).
@@ -30,9 +38,12 @@ from pose.experiments.comparison import (
     VARIANTS,
     compare_checkpoints,
     comparison_markdown,
+    expand_forms,
+    parse_variant,
     run_comparison,
     write_comparison,
 )
+from psa import PSA_FORMS
 
 
 def _checkpoint_list(text):
@@ -47,17 +58,33 @@ def _checkpoint_list(text):
 
 def _variant_list(text):
     variants = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise argparse.ArgumentTypeError(f"variants must be among {VARIANTS}, got {text!r}")
+    if not variants:
+        raise argparse.ArgumentTypeError(f"no variant given in {text!r}")
+    for variant in variants:
+        try:
+            parse_variant(variant)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return variants
+
+
+def _form_list(text):
+    forms = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in forms if f not in PSA_FORMS]
+    if unknown or not forms:
+        raise argparse.ArgumentTypeError(f"forms must be among {PSA_FORMS}, got {text!r}")
+    return forms
 
 
 def main(argv=None):
     parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML config of the experiment")
     parser.add_argument("--variants", type=_variant_list, default=list(VARIANTS),
-                        help="comma-separated: none,parallel,sequential")
+                        help="comma-separated: none, parallel, sequential, or FORM-MODE "
+                             "(official-parallel, port-sequential, paper-parallel, ...)")
+    parser.add_argument("--forms", type=_form_list,
+                        help="comma-separated PSA forms (paper,official,port): each variant "
+                             "given as a bare mode runs once per form")
     parser.add_argument("--placement", default="branch", choices=PLACEMENTS)
     parser.add_argument("--seeds", type=int, default=1, help="training seeds per variant")
     parser.add_argument("--checkpoints", type=_checkpoint_list,
@@ -79,6 +106,9 @@ def main(argv=None):
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.jobs > 1 and args.checkpoints:
         parser.error("--jobs is for training (--config); --checkpoints only evaluates")
+    if args.forms and args.checkpoints:
+        parser.error("--forms is for training (--config); a checkpoint has its own form")
+    variants = expand_forms(args.variants, args.forms) if args.forms else args.variants
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
@@ -88,7 +118,7 @@ def main(argv=None):
                                          out_dir=args.workdir, **bootstrap)
     elif args.config:
         comparison = run_comparison(load_config(args.config, args.overrides), args.workdir,
-                                    variants=args.variants, placement=args.placement,
+                                    variants=variants, placement=args.placement,
                                     seeds=args.seeds, jobs=args.jobs, **bootstrap)
     else:
         parser.error("give --config (train and compare) or --checkpoints")

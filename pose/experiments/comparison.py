@@ -1,6 +1,8 @@
 """Does PSA earn its cost? Train and evaluate variants on the same data and seeds, tabulate.
 
-``run_comparison`` trains every variant (none / parallel / sequential PSA) for every seed
+``run_comparison`` trains every variant (none / parallel / sequential PSA, each PSA variant
+in the config's form or a named one: ``official-parallel``, ``port-sequential``, see
+``parse_variant``) for every seed
 with ``pose.engine.training.train`` (a finished run is reused, an interrupted one resumes),
 evaluates the final model of each with ``pose.evaluation.evaluator.evaluate_config``, and
 summarises AP/AR as mean ± std over seeds next to parameters, MACs and batch-1 latency, and
@@ -32,23 +34,61 @@ from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
 from pose.experiments.benchmark import make_forward, time_forward
 from pose.fileio import write_json, write_text
 from pose.models.complexity import describe_model, format_table
+from psa import PSA_FORMS, PSA_MODES
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("none", "parallel", "sequential")
+VARIANTS = ("none", "parallel", "sequential")  # the default variants (the config's PSA form)
 PLACEMENTS = ("branch", "block")
 
 
+def parse_variant(variant):
+    """A variant name → ``(mode, form)``; ``(None, None)`` for ``"none"``.
+
+    ``"parallel"``/``"sequential"`` keep the config's ``model.psa_form`` (form None);
+    ``"FORM-MODE"`` names the form too: ``"official-parallel"``, ``"port-sequential"``,
+    ``"paper-parallel"`` (``psa.PSA_FORMS``).
+
+    Raises:
+        ValueError: naming the variant and the names allowed.
+    """
+    if variant == "none":
+        return None, None
+    form, _, mode = variant.rpartition("-") if isinstance(variant, str) else ("", "", None)
+    if mode in PSA_MODES and (form == "" or form in PSA_FORMS):
+        return mode, form or None
+    raise ValueError(f"variant must be 'none', a PSA mode {PSA_MODES} or FORM-MODE with FORM "
+                     f"in {PSA_FORMS} (e.g. 'official-parallel'), got {variant!r}")
+
+
+def expand_forms(variants, forms):
+    """Each PSA variant without a form once per form in ``forms`` (``FORM-MODE``), the
+    others as they are: ``(none, parallel)`` × ``(paper, port)`` → ``none,
+    paper-parallel, port-parallel``."""
+    expanded = []
+    for variant in variants:
+        mode, form = parse_variant(variant)
+        if mode is None or form is not None:
+            expanded.append(variant)
+        else:
+            expanded.extend(f"{f}-{mode}" for f in forms)
+    for form in forms:
+        if form not in PSA_FORMS:
+            raise ValueError(f"form must be one of {PSA_FORMS}, got {form!r}")
+    return list(dict.fromkeys(expanded))
+
+
 def variant_config(config, variant, placement="branch", seed=None):
-    """``config`` with the model's PSA set to ``variant`` and, optionally, the seed."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    """``config`` with the model's PSA set to ``variant`` (see ``parse_variant``) and,
+    optionally, the seed."""
+    mode, form = parse_variant(variant)
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     model = dataclasses.replace(
         config.model,
-        psa_placement="none" if variant == "none" else placement,
-        psa_mode="parallel" if variant == "none" else variant)
+        psa_placement="none" if mode is None else placement,
+        psa_mode=mode or "parallel",
+        psa_form=form or config.model.psa_form)
     train_section = config.train if seed is None else dataclasses.replace(config.train, seed=seed)
     return dataclasses.replace(config, model=model, train=train_section)
 
@@ -280,14 +320,17 @@ def comparison_markdown(comparison):
                      train_minutes="–" if row.get("train_seconds") is None
                      else f"{row['train_seconds'] / 60:.1f}")
         table_rows.append(cells)
-    columns = ([("variant", "variant", "{}"), ("psa", "PSA", "{}"), ("seeds", "seeds", "{}")]
+    columns = ([("variant", "variant", "{}"), ("psa", "PSA (placement/mode/form)", "{}"),
+                ("seeds", "seeds", "{}")]
                + [(name, name, "{}") for name in STAT_NAMES]
                + [("params", "params", "{:,}"), ("macs_g", "MACs (G)", "{:.3f}"),
                   ("latency_ms", "batch-1 latency (ms)", "{:.1f}"),
                   ("train_minutes", "training (min)", "{}")])
     source = rows[0]
     note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
-            f"flip test: {'on' if source['flip_test'] else 'off'}. AP/AR: mean ± std over "
+            f"flip test: {'on' if source['flip_test'] else 'off'}. PSA forms (psa/layers.py): "
+            "paper = the paper's equations, official = DeLightCMU/PSA's PSA_p/PSA_s code, "
+            "port = the common Keras port. AP/AR: mean ± std over "
             "seeds (one seed: the value; pycocotools COCOeval); latency and training time (median "
             "over seeds, including the first step's trace; – for a run reused from an earlier "
             "call) on this machine's CPU.")

@@ -40,7 +40,7 @@ def describe_model(model):
         "width": model.width,
         "input": "x".join(str(s) for s in reversed(model.input_size)),  # HxW, as configs name it
         "psa": "none" if model.psa_placement == "none"
-               else f"{model.psa_placement}/{model.psa_mode}",
+               else f"{model.psa_placement}/{model.psa_mode}/{model.psa_form}",
         "params": count_trainable_params(model),
         "macs_g": count_macs(model) / 1e9,
     }

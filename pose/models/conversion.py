@@ -405,3 +405,111 @@ def describe_architecture(architecture):
             f"{architecture['stage1_blocks']} bottlenecks, stage modules "
             f"{tuple(architecture['stage_modules'])}, {blocks}, "
             f"{keypoints if keypoints is not None else 'no'} keypoint heatmaps")
+
+
+# Official PSA_p / PSA_s (github.com/DeLightCMU/PSA, semantic-segmentation/network/PSA.py)
+# state dict entries → (branch sublayer, weight attribute, kind) of an official-form
+# ``psa.PolarizedSelfAttention``. "kernel": a 1×1 conv (C_out, C_in, 1, 1) → (C_in, C_out);
+# "vector": a conv bias (C,); "layernorm": LayerNorm([C/8, 1, 1])'s affine (C/8, 1, 1).
+_OFFICIAL_PSA_COMMON = {
+    "conv_q_right.weight": ("channel", "wq", "kernel"),
+    "conv_v_right.weight": ("channel", "wv", "kernel"),
+    "conv_q_left.weight": ("spatial", "wq", "kernel"),
+    "conv_v_left.weight": ("spatial", "wv", "kernel"),
+}
+_OFFICIAL_PSA_KEYS = {
+    "parallel": {**_OFFICIAL_PSA_COMMON, "conv_up.weight": ("channel", "wz", "kernel")},
+    "sequential": {**_OFFICIAL_PSA_COMMON,
+                   "conv_up.0.weight": ("channel", "wz1", "kernel"),
+                   "conv_up.0.bias": ("channel", "bz1", "vector"),
+                   "conv_up.1.weight": ("channel", "gamma", "layernorm"),
+                   "conv_up.1.bias": ("channel", "beta", "layernorm"),
+                   "conv_up.3.weight": ("channel", "wz2", "kernel"),
+                   "conv_up.3.bias": ("channel", "bz2", "vector")},
+}
+
+
+def _torch_shape(keras_shape, kind):
+    """The official tensor's shape for a Keras weight of ``keras_shape``."""
+    if kind == "kernel":
+        c_in, c_out = keras_shape
+        return (c_out, c_in, 1, 1)
+    if kind == "layernorm":
+        return (keras_shape[0], 1, 1)
+    return tuple(keras_shape)
+
+
+def load_official_psa(layer, state_dict, prefix=""):
+    """Set an official-form ``PolarizedSelfAttention`` from an official ``PSA_p``/``PSA_s``
+    state dict (github.com/DeLightCMU/PSA), strictly.
+
+    Key names are the official module's (``conv_q_right``, ``conv_v_right``, ``conv_up``
+    for ``PSA_p`` or ``conv_up.0/.1/.3`` for ``PSA_s``, ``conv_q_left``, ``conv_v_left``,
+    each ``.weight``/``.bias``), after ``prefix``. Entries outside ``prefix`` are ignored;
+    under it every entry must be one of these and every one of these must be there.
+    An unbuilt layer is built for the channel count of ``conv_v_right.weight``.
+
+    Args:
+        layer: ``psa.PolarizedSelfAttention`` with ``form="official"``; its ``mode``
+            says which module the state dict is (parallel: ``PSA_p``).
+        state_dict: dict of name → array (``load_torch_checkpoint``'s result), or the
+            path of a ``.pth`` file, read with the torch-free reader.
+        prefix: str, the prefix of the module's keys in ``state_dict`` (``"p."``,
+            ``"backbone.psa."``). Default "".
+
+    Returns:
+        list of str, the state-dict keys loaded.
+
+    Raises:
+        ValueError: the layer is not an official-form PSA layer.
+        CheckpointError: naming a missing, extra or misshaped tensor.
+
+    Example:
+        >>> layer = PolarizedSelfAttention(mode="parallel", form="official")
+        >>> load_official_psa(layer, "psa_official.pth", prefix="p.")
+    """
+    from psa import PolarizedSelfAttention
+
+    source = "state dict"
+    if isinstance(state_dict, (str, os.PathLike)):
+        source = os.fspath(state_dict)
+        state_dict = load_torch_checkpoint(source)
+    if not isinstance(layer, PolarizedSelfAttention) or layer.form != "official":
+        raise ValueError("load_official_psa needs a PolarizedSelfAttention with "
+                         f"form='official', got {type(layer).__name__} "
+                         f"(form {getattr(layer, 'form', None)!r})")
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{source}: expected a state dict (name → tensor), got "
+                              f"{type(state_dict).__name__}")
+    module = "PSA_p" if layer.mode == "parallel" else "PSA_s"
+    expected = _OFFICIAL_PSA_KEYS[layer.mode]
+    ours = {key[len(prefix):]: value for key, value in state_dict.items()
+            if isinstance(key, str) and key.startswith(prefix)}
+    missing = [prefix + key for key in expected if key not in ours]
+    extra = [prefix + key for key in ours if key not in expected]
+    if missing or extra:
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else [])
+        raise CheckpointError(f"{source}: not an official {module} state dict under prefix "
+                              f"{prefix!r}: " + "; ".join(problems))
+    if not layer.built:
+        shape = np.shape(ours["conv_v_right.weight"])
+        if len(shape) != 4:
+            raise CheckpointError(f"{source}: {prefix}conv_v_right.weight has shape {shape}, "
+                                  "expected (C/2, C, 1, 1)")
+        layer.build((None, None, None, int(shape[1])))
+    values = []
+    for key, (branch, name, kind) in expected.items():
+        variable = getattr(getattr(layer, branch), name)
+        value = np.asarray(ours[key])
+        want = _torch_shape(tuple(variable.shape), kind)
+        if tuple(value.shape) != want:
+            raise CheckpointError(f"{source}: {prefix}{key} has shape {tuple(value.shape)}, "
+                                  f"expected {want} for {module} with C={layer.channels} "
+                                  f"(Keras {variable.path})")
+        if kind == "kernel":
+            value = value[:, :, 0, 0].T  # (C_out, C_in, 1, 1) → (C_in, C_out)
+        values.append((variable, value.reshape(variable.shape)))
+    for variable, value in values:  # only after every tensor was checked
+        variable.assign(value.astype(np.float32))
+    return [prefix + key for key in expected]

@@ -28,7 +28,7 @@ import contextvars
 
 import keras
 
-from psa import PSA_MODES, PolarizedSelfAttention
+from psa import PSA_FORMS, PSA_MODES, PolarizedSelfAttention
 
 PSA_PLACEMENTS = ("none", "branch", "block")
 
@@ -127,19 +127,19 @@ def apply_bottleneck_block(x, planes, name):
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def apply_basic_block(x, filters, name, psa_mode=None):
+def apply_basic_block(x, filters, name, psa_mode=None, psa_form="paper"):
     """The official ``BasicBlock``: 3×3 → 3×3, residual, ReLU.
 
-    With ``psa_mode`` set, a PSA layer (``{name}_psa``) follows the first conv/BN/ReLU, as
-    the PSA paper places it in every residual block. Branch widths never change inside a
-    high-resolution module, so the residual needs no projection.
+    With ``psa_mode`` set, a PSA layer (``{name}_psa``, of ``psa_form``) follows the first
+    conv/BN/ReLU, as the PSA paper places it in every residual block. Branch widths never
+    change inside a high-resolution module, so the residual needs no projection.
     """
     residual = x
     y = _conv(x, filters, 3, f"{name}_conv1")
     y = _batch_norm(y, f"{name}_bn1")
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     if psa_mode is not None:
-        y = PolarizedSelfAttention(mode=psa_mode, name=f"{name}_psa")(y)
+        y = PolarizedSelfAttention(mode=psa_mode, form=psa_form, name=f"{name}_psa")(y)
     y = _conv(y, filters, 3, f"{name}_conv2")
     y = _batch_norm(y, f"{name}_bn2")
     y = keras.layers.Add(name=f"{name}_add")([y, residual])
@@ -198,7 +198,7 @@ def apply_fusion(branches, num_outputs, name):
 
 
 def apply_hr_module(branches, num_blocks, name, multi_scale_output=True,
-                    psa_placement="none", psa_mode="parallel"):
+                    psa_placement="none", psa_mode="parallel", psa_form="paper"):
     """One high-resolution module: basic blocks on every branch, then fusion.
 
     ``num_blocks`` is an int (every branch) or one count per branch.
@@ -209,9 +209,10 @@ def apply_hr_module(branches, num_blocks, name, multi_scale_output=True,
     processed = []
     for b, x in enumerate(branches):
         for k in range(num_blocks[b]):
-            x = apply_basic_block(x, x.shape[-1], f"{name}_b{b}_block{k}", psa_mode=block_psa)
+            x = apply_basic_block(x, x.shape[-1], f"{name}_b{b}_block{k}", psa_mode=block_psa,
+                                  psa_form=psa_form)
         if psa_placement == "branch":
-            x = PolarizedSelfAttention(mode=psa_mode, name=f"{name}_b{b}_psa")(x)
+            x = PolarizedSelfAttention(mode=psa_mode, form=psa_form, name=f"{name}_b{b}_psa")(x)
         processed.append(x)
     if len(processed) == 1:
         return processed
@@ -236,6 +237,10 @@ class HRNet(keras.Model):
             conv/BN/ReLU of every basic block of stages 2–4, as the PSA paper). Default
             "branch".
         psa_mode: "parallel" or "sequential" PSA layout. Default "parallel".
+        psa_form: "paper" (the PSA paper's equations), "official" (the released code's
+            ``PSA_p``/``PSA_s``) or "port" (the common Keras port); ``psa.layers`` says
+            how they differ. Default "paper" (what every model saved before the forms
+            existed is).
         stage_modules: int triple, high-resolution modules in stages 2, 3, 4. Default
             (1, 4, 3) as the official models.
         num_blocks: int, basic blocks per branch in every module. Default 4.
@@ -253,9 +258,10 @@ class HRNet(keras.Model):
     def __init__(self, width=32, num_keypoints=17, input_size=(192, 256),
                  psa_placement="branch", psa_mode="parallel", stage_modules=(1, 4, 3),
                  num_blocks=4, stage1_blocks=4, stem_width=64, stage_blocks=None,
-                 name="hrnet", **kwargs):
+                 psa_form="paper", name="hrnet", **kwargs):
         check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
-                        stage_modules, num_blocks, stage1_blocks, stem_width, stage_blocks)
+                        stage_modules, num_blocks, stage1_blocks, stem_width, stage_blocks,
+                        psa_form)
         stage_blocks = _check_stage_blocks(stage_blocks)
         input_w, input_h = input_size if input_size is not None else (None, None)
         image = keras.Input(shape=(input_h, input_w, 3), name="image")
@@ -278,7 +284,7 @@ class HRNet(keras.Model):
                     branches, num_blocks if stage_blocks is None else stage_blocks[stage - 2],
                     f"stage{stage}_m{m}",
                     multi_scale_output=not last_module_of_network,
-                    psa_placement=psa_placement, psa_mode=psa_mode)
+                    psa_placement=psa_placement, psa_mode=psa_mode, psa_form=psa_form)
 
         heatmaps = keras.layers.Conv2D(
             num_keypoints, 1, use_bias=True, kernel_initializer=_conv_initializer(),
@@ -290,6 +296,7 @@ class HRNet(keras.Model):
         self.input_size = tuple(input_size) if input_size is not None else None
         self.psa_placement = psa_placement
         self.psa_mode = psa_mode
+        self.psa_form = psa_form
         self.stage_modules = tuple(stage_modules)
         self.num_blocks = num_blocks
         self.stage1_blocks = stage1_blocks
@@ -304,6 +311,7 @@ class HRNet(keras.Model):
             "input_size": self.input_size,
             "psa_placement": self.psa_placement,
             "psa_mode": self.psa_mode,
+            "psa_form": self.psa_form,
             "stage_modules": self.stage_modules,
             "num_blocks": self.num_blocks,
             "stage1_blocks": self.stage1_blocks,
@@ -321,7 +329,8 @@ class HRNet(keras.Model):
 
 
 def check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
-                    stage_modules, num_blocks, stage1_blocks, stem_width, stage_blocks=None):
+                    stage_modules, num_blocks, stage1_blocks, stem_width, stage_blocks=None,
+                    psa_form="paper"):
     """``HRNet``'s argument checks, without building anything (``ValueError`` naming the
     argument and the value); tools run them before they write anything."""
     for arg_name, value in (("width", width), ("num_keypoints", num_keypoints),
@@ -334,6 +343,8 @@ def check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
                          f"got {psa_placement!r}")
     if psa_mode not in PSA_MODES:
         raise ValueError(f"HRNet psa_mode must be one of {PSA_MODES}, got {psa_mode!r}")
+    if psa_form not in PSA_FORMS:
+        raise ValueError(f"HRNet psa_form must be one of {PSA_FORMS}, got {psa_form!r}")
     if (len(tuple(stage_modules)) != 3
             or not all(isinstance(m, int) and m >= 1 for m in stage_modules)):
         raise ValueError("HRNet stage_modules must be three positive integers (modules in "

@@ -96,10 +96,11 @@ def test_overrides_are_typed_by_the_dataclass(tmp_path):
 
 def test_saved_config_reloads_identically_and_rebuilds_the_model(tmp_path):
     config = load_config(CONFIG_DIR / "demo" / "hrnet_small_128x96.yaml",
-                         ["model.psa_mode=sequential"])
+                         ["model.psa_mode=sequential", "model.psa_form=port"])
     save_config(config, tmp_path / "resolved.yaml")
     again = load_config(tmp_path / "resolved.yaml")
     assert again == config
+    assert "psa_form: port" in (tmp_path / "resolved.yaml").read_text()
     assert count_trainable_params(build_model(again.model)) == \
         count_trainable_params(build_model(config.model))
 

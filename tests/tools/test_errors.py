@@ -53,6 +53,9 @@ def _edit(path, old, new):
     ("  psa_placement: branch\n", "  psa_placement: everywhere\n",
      r"error: .*exp.yaml: model: HRNet psa_placement must be one of \('none', 'branch', "
      r"'block'\), got 'everywhere'$"),
+    ("  psa_form: paper\n", "  psa_form: torch\n",
+     r"error: .*exp.yaml: model: HRNet psa_form must be one of \('paper', 'official', "
+     r"'port'\), got 'torch'$"),
 ])
 def test_train_config_mistakes_before_anything_is_written(capsys, tmp_path, config_file,
                                                           old, new, message):

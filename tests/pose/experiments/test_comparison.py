@@ -13,6 +13,8 @@ from pose.evaluation.metrics import STAT_NAMES
 from pose.experiments.comparison import (
     comparison_markdown,
     differences_markdown,
+    expand_forms,
+    parse_variant,
     run_comparison,
     summarize,
     summarize_comparison,
@@ -72,6 +74,36 @@ def test_variant_config_sets_placement_mode_and_seed(tiny_config):
     assert variant_config(tiny_config, "none").model.psa_placement == "none"
     with pytest.raises(ValueError, match="'serial'"):
         variant_config(tiny_config, "serial")
+
+
+def test_variants_name_the_psa_form(tiny_config):
+    assert parse_variant("none") == (None, None)
+    assert parse_variant("parallel") == ("parallel", None)  # the config's form
+    assert parse_variant("official-sequential") == ("sequential", "official")
+    for bad in ("pytorch-parallel", "official", "official-", "port-serial", ""):
+        with pytest.raises(ValueError, match=repr(bad)):
+            parse_variant(bad)
+    official = variant_config(tiny_config, "official-sequential", placement="block")
+    assert (official.model.psa_placement, official.model.psa_mode,
+            official.model.psa_form) == ("block", "sequential", "official")
+    assert variant_config(tiny_config, "parallel").model.psa_form == tiny_config.model.psa_form
+    port_config = dataclasses.replace(
+        tiny_config, model=dataclasses.replace(tiny_config.model, psa_form="port"))
+    assert variant_config(port_config, "parallel").model.psa_form == "port"
+    assert variant_config(port_config, "paper-parallel").model.psa_form == "paper"
+    assert expand_forms(["none", "parallel", "port-sequential"], ["paper", "official"]) == [
+        "none", "paper-parallel", "official-parallel", "port-sequential"]
+    with pytest.raises(ValueError, match="'torch'"):
+        expand_forms(["parallel"], ["torch"])
+
+
+def test_comparison_markdown_names_each_variants_form():
+    runs = [dict(_run("none", 0.5), psa="none"),
+            dict(_run("official-parallel", 0.4), psa="branch/parallel/official")]
+    table = comparison_markdown(summarize_comparison(runs))
+    assert "PSA (placement/mode/form)" in table
+    row = next(line for line in table.splitlines() if line.startswith("| official-parallel "))
+    assert row.split("|")[2].strip() == "branch/parallel/official"
 
 
 def test_runs_trained_in_parallel_processes_match_the_in_process_training(tmp_path,

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from pose.models.complexity import count_macs, count_trainable_params
+from pose.models.complexity import count_macs, count_trainable_params, describe_model
 from pose.models.hrnet import HRNet, _conv
 from psa import PolarizedSelfAttention
 
@@ -195,3 +195,49 @@ def test_blocks_per_stage_and_branch(tiny_hrnet):
     assert mixed.get_config()["stage_blocks"] == ((1, 1), (1, 3, 1), (2, 1, 1, 1))
     rebuilt = HRNet.from_config(mixed.get_config())
     assert [w.path for w in rebuilt.weights] == [w.path for w in mixed.weights]
+
+
+def test_a_config_without_psa_form_builds_the_paper_form(tiny_models):
+    # HRNet configs saved before the forms existed have no psa_form key.
+    config = tiny_models["branch"].get_config()
+    assert config.pop("psa_form") == "paper"
+    rebuilt = HRNet.from_config(config)
+    layers = [layer for layer in rebuilt.layers if isinstance(layer, PolarizedSelfAttention)]
+    assert len(layers) == 9 and {layer.form for layer in layers} == {"paper"}
+    assert [w.path for w in rebuilt.weights] == [w.path for w in tiny_models["branch"].weights]
+    with pytest.raises(ValueError, match="psa_form.*'torch'"):
+        HRNet(psa_form="torch")
+
+
+@pytest.mark.parametrize("form, mode, placement", [
+    ("official", "parallel", "block"), ("official", "sequential", "branch"),
+    ("port", "parallel", "branch"), ("port", "sequential", "block")])
+def test_every_form_saves_loads_and_runs_in_mixed_precision(tiny_hrnet, randomized, tmp_path,
+                                                            form, mode, placement):
+    """The form reaches every PSA layer (each form in both modes and both placements) and
+    the config; the ``.keras`` round trip is exact; a mixed-precision copy stays close (its
+    PSA softmaxes and gates are computed in float32). The paper form: the tests above."""
+    model = randomized(HRNet(psa_placement=placement, psa_mode=mode, psa_form=form,
+                             **tiny_hrnet), seed=1)
+    layers = [layer for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
+    assert len(layers) == 9 and {(la.form, la.mode) for la in layers} == {(form, mode)}
+    assert model.get_config()["psa_form"] == form
+    assert describe_model(model)["psa"] == f"{placement}/{mode}/{form}"
+    x = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
+    want = keras.ops.convert_to_numpy(model(x))
+    assert np.abs(want).max() > 0.01  # not the ~1e-11 of a fresh final layer
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.psa_form == form
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), want)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = HRNet(psa_placement=placement, psa_mode=mode, psa_form=form,
+                      **tiny_hrnet)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    mixed.set_weights(model.get_weights())
+    psa = next(la for la in mixed.layers if isinstance(la, PolarizedSelfAttention))
+    assert psa.compute_dtype == "float16"
+    got = keras.ops.convert_to_numpy(mixed(x)).astype(np.float32)
+    assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
