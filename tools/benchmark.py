@@ -39,6 +39,7 @@ with and without ``--smooth``, and the time tracking and smoothing take per fram
 clip's true boxes as a detection file).
 """
 
+import argparse
 import dataclasses
 import logging
 import os
