@@ -243,7 +243,8 @@ def benchmark_runtimes(args):
     print(f"{args.latency_config} latency ({lw}x{lh}, random weights), AP of {args.weights}; "
           f"{_cpu_name()}, flags {' '.join(cpu_flags())}, {os.cpu_count()} cores")
     print(format_table(rows, columns))
-    notes = {quantized_speed_note(q, cpu_flags()) for _, q in lat_paths} - {None}
+    notes = [note for fmt, q in lat_paths
+             if (note := quantized_speed_note(q, cpu_flags(), fmt))]
     for note in notes:  # the same advice tools/export.py gives
         print(f"note: {note}")
     report = {"machine": {"cpu": _cpu_name(), "flags": cpu_flags(),

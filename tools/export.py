@@ -150,7 +150,7 @@ def main(argv=None):
 
         flags = cpu_flags()
         print(f"CPU flags: {' '.join(flags) or 'unknown'}", flush=True)
-        note = quantized_speed_note(args.quantize, flags)
+        note = quantized_speed_note(args.quantize, flags, args.format)
         if note:
             print(f"note: {note}", flush=True)
     try:
