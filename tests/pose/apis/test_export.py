@@ -268,3 +268,109 @@ def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
                  "--tolerance", "1e-15"]) == 1
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("parity: ") and verdict.endswith(": FAILED"), verdict
+
+
+# ------------------------------------------------------------------ a small network, fast
+# One 3x3 convolution (1,296 weights: above the 1,024 below which TFLite's dynamic range
+# mode leaves a weight in float) and a softmax over its 48 channels, exported in seconds.
+# Parity numbers are restated with NumPy on the exported network's own outputs.
+
+SMALL_EXPORTS = [("saved_model", None, "float32"), ("tflite", None, "float32"),
+                 ("tflite", "float16", "float16"), ("tflite", "dynamic", "dynamic"),
+                 ("tflite", "int8", "int8"), ("onnx", None, "float32"),
+                 ("onnx", "dynamic", "dynamic"), ("onnx", "int8", "int8")]
+
+
+@pytest.fixture(scope="module")
+def small():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Softmax()(keras.layers.Conv2D(48, 3, padding="same")(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def _small_crops(n, seed):
+    return np.random.default_rng(seed).standard_normal((n, 8, 8, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt,quantize,precision", SMALL_EXPORTS)
+def test_small_network_exports_run_and_agree(small, tmp_path, fmt, quantize, precision):
+    """Every format x quantization: written whole under the asked name (no temporary left),
+    read back with its precision, dynamic batch, and ``parity`` numbers as NumPy gives them."""
+    name = {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
+    path = export_model(small, tmp_path / "out" / name, fmt, quantize=quantize,
+                        calibration=_small_crops(16, 0), float_ops=("SOFTMAX",))
+    assert path == str(tmp_path / "out" / name)
+    assert os.listdir(tmp_path / "out") == [name]
+    network = ExportedModel(path)
+    assert (network.path, network.format, network.precision) == (path, fmt, precision)
+    x = _small_crops(3, 7)
+    got = network.predict_on_batch(x.astype(np.float64))  # any float input is accepted
+    assert got.dtype == np.float32 and got.shape == (3, 8, 8, 48)
+    assert network.predict_on_batch(x[:1]).shape == (1, 8, 8, 48)
+    want = np.asarray(small.predict_on_batch(x), np.float64)
+    diff = got.astype(np.float64) - want
+    check = parity(small, path, x=x)
+    assert check == pytest.approx({
+        "max_abs_diff": np.abs(diff).max(), "max_abs_output": np.abs(want).max(),
+        "relative": np.abs(diff).max() / np.abs(want).max(),
+        "relative_rms": np.sqrt(np.mean(diff ** 2) / np.mean(want ** 2))}, rel=1e-6)
+    bound = {"float32": 1e-6, "float16": 2e-3, "dynamic": 0.02, "int8": 0.3}[precision]
+    assert check["relative_rms"] <= bound, check
+    if precision != "float32":
+        assert check["relative_rms"] > 1e-6, check  # really quantized
+    # Default input: batch_size standard-normal crops drawn with seed.
+    default = parity(small, path, fmt, batch_size=3, seed=7)
+    assert default == pytest.approx(check, rel=1e-6)
+
+
+def test_int8_tflite_float_ops_of_a_small_network(small, tmp_path):
+    """``float_ops`` names the ops left in float32; ``()`` quantizes every op."""
+    crops = _small_crops(16, 0)
+    selective = export_model(small, tmp_path / "s.tflite", "tflite", quantize="int8",
+                             calibration=crops, float_ops=("SOFTMAX",))
+    everything = export_model(small, tmp_path / "a.tflite", "tflite", quantize="int8",
+                              calibration=crops, float_ops=())
+    assert _op_output_types(selective)["SOFTMAX"] == {np.dtype(np.float32)}
+    assert _op_output_types(selective)["CONV_2D"] == {np.dtype(np.int8)}
+    assert _op_output_types(everything)["SOFTMAX"] == {np.dtype(np.int8)}
+
+
+def test_parity_of_silent_and_mismatched_networks(small, tmp_path):
+    """A network that outputs zeros agrees with itself at relative 0 (not NaN), an export
+    that outputs something where Keras says 0 is infinitely off, and an output of another
+    shape is an error naming both shapes."""
+    import keras
+
+    silent = keras.models.clone_model(small)
+    for w in silent.weights:
+        w.assign(np.zeros(w.shape))
+    silent = keras.Model(silent.input, silent.layers[1].output)  # zero logits, no softmax
+    zeros = export_model(silent, tmp_path / "zeros.onnx", "onnx")
+    check = parity(silent, zeros)
+    assert check == {"max_abs_diff": 0.0, "max_abs_output": 0.0, "relative": 0.0,
+                     "relative_rms": 0.0}
+    softmax = export_model(small, tmp_path / "small.onnx", "onnx")
+    other = keras.Model(small.input, small.layers[1].output * 0.0)  # same shape, all zero
+    check = parity(other, softmax)
+    assert check["max_abs_output"] == 0.0 and check["max_abs_diff"] > 0
+    assert check["relative"] == float("inf") and check["relative_rms"] == float("inf")
+    pooled = keras.Model(small.input, keras.layers.MaxPooling2D()(small.output))
+    with pytest.raises(AssertionError, match=r"exported output shape \(2, 8, 8, 48\) != "
+                                             r"Keras \(2, 4, 4, 48\)"):
+        parity(pooled, softmax)
+
+
+def test_exported_model_refuses_what_it_cannot_open(tmp_path):
+    with pytest.raises(ExportError, match=r"^cannot tell the format of '.*model\.bin'; "
+                                          r"pass fmt=$"):
+        ExportedModel(tmp_path / "model.bin")
+    with pytest.raises(ExportError, match="cannot tell the format of .*m.keras"):
+        ExportedModel(tmp_path / "m.keras")  # a checkpoint, not an export
+    absent = tmp_path / "absent.tflite"
+    with pytest.raises(FileNotFoundError, match=f"^exported model not found: {absent}$"):
+        ExportedModel(absent)
+    with pytest.raises(FileNotFoundError, match="exported model not found"):
+        ExportedModel(tmp_path / "absent.bin", fmt="onnx")
