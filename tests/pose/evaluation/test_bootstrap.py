@@ -210,8 +210,9 @@ def test_documented_defaults_and_an_unevaluated_cocoeval(coco_sample_dir, genera
     cocoeval = run_cocoeval(generated[0], _noisy_ground_truth(generated[1], 0.02, 0),
                             COCO_SIGMAS)
     unevaluated = COCOeval(cocoeval.cocoGt, cocoeval.cocoDt, "keypoints")
-    with pytest.raises(ValueError, match=r"no per-image results: run evaluate\(\) first"):
+    with pytest.raises(ValueError) as error:
         PerImageMatches.from_cocoeval(unevaluated)
+    assert str(error.value) == "COCOeval has no per-image results: run evaluate() first"
 
 
 # --------------------------------------------- COCOeval.accumulate restated, many counts
@@ -342,3 +343,19 @@ def test_bootstrap_errors_say_what_is_wrong(generated):
             PerImageMatches.from_cocoeval(changed)
         assert str(error.value) == ("the bootstrap re-implements keypoint COCOeval with one "
                                     f"category and one maxDets; got {shown}")
+
+
+def test_images_without_people_or_detections_give_pycocotools_minus_one(generated):
+    """Evaluated images that hold neither people nor detections (every ``evalImgs`` entry
+    None, as pycocotools leaves them): every stat is -1, as COCOeval.summarize gives."""
+    cocoeval = run_cocoeval(generated[0], _noisy_ground_truth(generated[1], 0.02, 0),
+                            COCO_SIGMAS)
+    empty = copy.copy(cocoeval)
+    empty.evalImgs = [None] * len(cocoeval.evalImgs)
+    matches = PerImageMatches.from_cocoeval(empty)
+    counts = np.concatenate([np.ones((1, len(matches.image_ids)), np.int64),
+                             resample_image_counts(len(matches.image_ids), 3,
+                                                   np.random.default_rng(0))])
+    want = _accumulate_summarize(empty)
+    assert list(want) == [-1.0] * 10
+    assert resampled_stats(matches, counts).tolist() == [list(want)] * 4
