@@ -203,6 +203,8 @@ def test_hog_boxes(monkeypatch):
             searched.append(grey)
             if grey.shape == (300, 400):
                 return (), ()  # OpenCV's "nothing found"
+            if grey.shape == (600, 800):
+                return np.array([[10, 20, 30, 60]]), np.array([0.0])  # one person
             # two people; the weights as a column, as OpenCV 3 returns them
             return np.array([[10, 20, 30, 60], [1, 2, 3, 4]]), np.array([[1.5], [-0.5]])
 
@@ -220,6 +222,9 @@ def test_hog_boxes(monkeypatch):
     np.testing.assert_allclose(scores, [1 / (1 + np.exp(-1.5)), 1 / (1 + np.exp(0.5))])
     assert searched[-1].shape == (100, 800)  # the long side cut to 800 pixels
     assert abs(float(searched[-1].mean()) - 255 / 16) < 0.5
+    boxes, scores = HogBoxes()(np.zeros((600, 800, 3), np.uint8))  # at the limit: as is
+    assert searched[-1].shape == (600, 800)
+    assert boxes.tolist() == [[10, 20, 30, 60]] and scores.tolist() == [0.5]
     boxes, scores = HogBoxes()(np.zeros((300, 400, 3), np.uint8))  # small: searched as is
     assert searched[-1].shape == (300, 400)
     assert boxes.shape == (0, 4) and scores.shape == (0,)
