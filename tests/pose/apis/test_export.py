@@ -374,3 +374,95 @@ def test_exported_model_refuses_what_it_cannot_open(tmp_path):
         ExportedModel(absent)
     with pytest.raises(FileNotFoundError, match="exported model not found"):
         ExportedModel(tmp_path / "absent.bin", fmt="onnx")
+
+
+def test_export_checks_say_what_is_wrong(monkeypatch):
+    """Every supported format x quantization passes; the refusals, whole messages."""
+    from pose.apis.export import QUANTIZATION_SUPPORT, missing_dependencies
+
+    for fmt, supported in QUANTIZATION_SUPPORT.items():
+        for quantize in (None,) + supported:
+            assert check_export(fmt, quantize) is None
+    refused = {
+        ("coreml", None): "unknown export format 'coreml'; choose one of saved_model, tflite, "
+                          "onnx",
+        ("tflite", "int4"): "unknown quantization 'int4'; choose one of float16, dynamic, int8",
+        ("saved_model", "dynamic"): "saved_model export cannot be quantized to dynamic: a "
+                                    "SavedModel runs on TensorFlow, which has no quantized "
+                                    "kernels for it; use --format tflite or onnx",
+        ("onnx", "float16"): "onnx export cannot be quantized to float16: ONNX Runtime's CPU "
+                             "execution provider has no float16 convolution kernels on x86 "
+                             "(every layer would be cast back to float32); use --format "
+                             "tflite --quantize float16",
+    }
+    for (fmt, quantize), message in refused.items():
+        with pytest.raises(ExportError) as error:
+            check_export(fmt, quantize)
+        assert str(error.value) == message
+    assert missing_dependencies("tflite") == [] and missing_dependencies("onnx") == []
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        None if name in ("tf2onnx", "onnx") else real_find_spec(name, *a)))
+    assert missing_dependencies("onnx") == ["tf2onnx", "onnx"]
+    with pytest.raises(ExportError) as error:
+        check_export("onnx", "int8")
+    assert str(error.value) == ("onnx export needs the optional package(s) tf2onnx, onnx, "
+                                "which are not installed: pip install tf2onnx onnx")
+
+
+def test_export_output_checks(tmp_path):
+    """``check_export_output``: a file export may not be an input nor a folder; a SavedModel
+    may replace an earlier SavedModel or fill an empty folder, nothing else; the config
+    written beside the export may not be an input either."""
+    from pose.apis.export import check_export_output
+    from pose.checks import OutputError
+
+    weights = tmp_path / "m.keras"
+    weights.write_bytes(b"checkpoint")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "old_sm").mkdir()
+    (tmp_path / "old_sm" / "saved_model.pb").write_bytes(b"pb")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"jpg")
+    for path, fmt in ((tmp_path / "new.tflite", "tflite"), (tmp_path / "new.onnx", "onnx"),
+                      (tmp_path / "sm", "saved_model"), (tmp_path / "empty", "saved_model"),
+                      (tmp_path / "old_sm", "saved_model")):
+        assert check_export_output(path, fmt, inputs=[weights, None]) is None, path
+    refused = [
+        (weights, "onnx", f"--out {weights} is an input of this command ({weights}); writing "
+                          "it would destroy the input: choose another --out"),
+        (tmp_path / "empty", "tflite", f"--out {tmp_path / 'empty'} is an existing folder; "
+                                       "this output is a file: give a file name"),
+        (weights, "saved_model", f"--out {weights} is an existing file; this output is a "
+                                 "folder: give a folder name"),
+        (tmp_path / "photos", "saved_model",
+         f"--out {tmp_path / 'photos'} is a folder that is not a SavedModel; a SavedModel "
+         "export replaces the whole folder: choose a new or empty folder"),
+        (tmp_path / "m.tflite", "tflite",  # its config, m.yaml, would replace the input
+         f"--out {tmp_path / 'm.yaml'} is an input of this command ({tmp_path / 'm.yaml'}); "
+         "writing it would destroy the input: choose another --out"),
+    ]
+    (tmp_path / "m.yaml").write_text("model: {}")
+    for path, fmt, message in refused:
+        with pytest.raises(OutputError) as error:
+            check_export_output(path, fmt, inputs=[weights, tmp_path / "m.yaml", None])
+        assert str(error.value) == message
+    with pytest.raises(OutputError, match="holds the input"):  # a SavedModel over inputs
+        check_export_output(tmp_path / "old_sm", "saved_model",
+                            inputs=[tmp_path / "old_sm" / "saved_model.pb"])
+    assert sorted(os.listdir(tmp_path)) == ["empty", "m.keras", "m.yaml", "old_sm", "photos"]
+
+
+def test_small_network_refusals_write_nothing(small, tmp_path):
+    for kwargs, message in (({"fmt": "coreml"}, "unknown export format 'coreml'"),
+                            ({"fmt": "tflite", "quantize": "int8"}, "calibration crops"),
+                            ({"fmt": "onnx", "quantize": "int8",
+                              "calibration": np.zeros((0, 8, 8, 3), np.float32)},
+                             "calibration crops")):
+        with pytest.raises(ExportError) as error:
+            export_model(small, tmp_path / "m", **kwargs)
+        assert message in str(error.value)
+    assert str(error.value) == "int8 quantization needs calibration crops (calibration_crops)"
+    assert os.listdir(tmp_path) == []
