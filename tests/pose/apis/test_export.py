@@ -199,6 +199,45 @@ def test_calibration_crops_are_normalized_real_crops(synthetic_coco):
         calibration_crops(ann, synthetic_coco / "nope", (32, 64))
 
 
+def test_calibration_crops_are_distinct_people_drawn_by_seed(synthetic_coco, tmp_path):
+    """``count`` different people of the file (no one twice), in file order, the same for
+    the same seed (default 0), another draw for another seed; ``udp`` reaches the warp; a
+    file without people and unreadable images are errors that say so."""
+    import json
+
+    ann = synthetic_coco / "annotations" / "person_keypoints_val2017.json"
+    images = synthetic_coco / "val2017"
+    everyone = calibration_crops(ann, images, (32, 64), count=10**6)  # every person, in order
+    people = len(everyone)
+    assert people > 6
+
+    def rows(crops):  # which person each crop is
+        return [int(np.flatnonzero(np.all(everyone == c, axis=(1, 2, 3)))[0]) for c in crops]
+
+    drawn = calibration_crops(ann, images, (32, 64), count=6)
+    assert len(set(rows(drawn))) == 6 and rows(drawn) == sorted(rows(drawn))
+    np.testing.assert_array_equal(
+        drawn, calibration_crops(ann, images, (32, 64), count=6, seed=0, udp=False))
+    assert rows(calibration_crops(ann, images, (32, 64), count=6, seed=5)) != rows(drawn)
+    all_drawn = calibration_crops(ann, images, (32, 64), count=people, seed=9)
+    np.testing.assert_array_equal(all_drawn, everyone)  # all of them, each once
+    udp = calibration_crops(ann, images, (32, 64), count=6, udp=True)
+    assert udp.shape == drawn.shape and np.abs(udp - drawn).max() > 0.1
+
+    nobody = tmp_path / "nobody.json"
+    nobody.write_text(json.dumps(dict(json.loads(ann.read_text()), annotations=[])))
+    with pytest.raises(ExportError) as error:
+        calibration_crops(nobody, images, (32, 64))
+    assert str(error.value) == f"{nobody}: no person with keypoints to calibrate on"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for image in json.loads(ann.read_text())["images"]:
+        (broken / image["file_name"]).write_bytes(b"not an image")
+    with pytest.raises(ExportError) as error:
+        calibration_crops(ann, broken, (32, 64))
+    assert str(error.value) == f"{broken}: none of the calibration images could be read"
+
+
 def test_refused_combinations(model, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="no float16 convolution"):
         check_export("onnx", "float16")
@@ -296,14 +335,29 @@ def _small_crops(n, seed):
 
 
 @pytest.mark.parametrize("fmt,quantize,precision", SMALL_EXPORTS)
-def test_small_network_exports_run_and_agree(small, tmp_path, fmt, quantize, precision):
-    """Every format x quantization: written whole under the asked name (no temporary left),
-    read back with its precision, dynamic batch, and ``parity`` numbers as NumPy gives them."""
+def test_small_network_exports_run_and_agree(small, tmp_path, monkeypatch, fmt, quantize,
+                                            precision):
+    """Every format x quantization: written whole under the asked name (no temporary left,
+    nothing written elsewhere), read back with its precision, dynamic batch, and ``parity``
+    numbers as NumPy gives them; ONNX int8 in QDQ form with per-channel weight scales."""
     name = {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     path = export_model(small, tmp_path / "out" / name, fmt, quantize=quantize,
                         calibration=_small_crops(16, 0), float_ops=("SOFTMAX",))
     assert path == str(tmp_path / "out" / name)
-    assert os.listdir(tmp_path / "out") == [name]
+    assert os.listdir(tmp_path / "out") == [name] and os.listdir(tmp_path / "cwd") == []
+    if (fmt, quantize) == ("onnx", "int8"):
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(path).graph
+        ops = {node.op_type for node in graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "QLinearConv" not in ops
+        init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        (scale,) = [init[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear"
+                    and n.input[0] in init and init[n.input[0]].ndim == 4]  # conv kernel
+        assert scale.shape == (48,)  # one scale per output channel
     network = ExportedModel(path)
     assert (network.path, network.format, network.precision) == (path, fmt, precision)
     x = _small_crops(3, 7)
