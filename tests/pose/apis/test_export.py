@@ -375,16 +375,31 @@ def test_small_network_exports_run_and_agree(small, tmp_path, monkeypatch, fmt, 
     assert check["relative_rms"] <= bound, check
     if precision != "float32":
         assert check["relative_rms"] > 1e-6, check  # really quantized
-    # Default input: batch_size standard-normal crops drawn with seed.
+    # Default input: batch_size standard-normal crops drawn with seed (defaults 2 and 0).
     default = parity(small, path, fmt, batch_size=3, seed=7)
     assert default == pytest.approx(check, rel=1e-6)
+    two = np.random.default_rng(0).standard_normal((2, 8, 8, 3))
+    assert parity(small, path) == pytest.approx(parity(small, path, x=two), rel=1e-6)
+    if (fmt, quantize) == ("onnx", None):
+        import onnx
+
+        from pose.apis.export import ONNX_OPSET
+
+        opsets = {o.domain: o.version for o in onnx.load(path).opset_import}
+        assert opsets[""] == ONNX_OPSET  # the opset README names for ONNX Runtime
 
 
 def test_int8_tflite_float_ops_of_a_small_network(small, tmp_path):
     """``float_ops`` names the ops left in float32; ``()`` quantizes every op."""
+    import warnings
+
     crops = _small_crops(16, 0)
-    selective = export_model(small, tmp_path / "s.tflite", "tflite", quantize="int8",
-                             calibration=crops, float_ops=("SOFTMAX",))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selective = export_model(small, tmp_path / "s.tflite", "tflite", quantize="int8",
+                                 calibration=crops, float_ops=("SOFTMAX",))
+    # the quantization debugger's own tf.lite.Interpreter deprecation is not the user's
+    assert not [w for w in caught if "Interpreter is deprecated" in str(w.message)]
     everything = export_model(small, tmp_path / "a.tflite", "tflite", quantize="int8",
                               calibration=crops, float_ops=())
     assert _op_output_types(selective)["SOFTMAX"] == {np.dtype(np.float32)}
