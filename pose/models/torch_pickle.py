@@ -237,7 +237,8 @@ def check_opcodes(data, start=0):
             if opcode.name in _MEMO_PUTS and not 0 <= arg < seen:
                 raise Malformed(f"pickle memo index {arg} at byte {pos} (only {seen} opcodes "
                                 "so far)")
-            if opcode.name == "FRAME" and arg > len(data) - pos:
+            # FRAME at pos: the opcode, its 8-byte length, then the frame's bytes
+            if opcode.name == "FRAME" and arg > len(data) - pos - 9:
                 raise Malformed(f"pickle frame of {arg} bytes at byte {pos} runs past the end")
     except ValueError as e:  # genops: unknown opcode, truncated argument, no STOP
         raise Malformed(f"corrupt or truncated pickle: {short_repr(str(e))}") from None
