@@ -178,10 +178,10 @@ def _case(tmp_path, name):  # noqa: C901 (a table of cases)
         w.write_members(path, {"archive/data.pkl": b"\x80\x02]"})
         return CheckpointError, UNREADABLE + "corrupt or truncated pickle: 'pickle exhausted " \
             "before seeing STOP'"
-    if name == "call of the wrong arity":
-        zip_file(path, w.global_op("torch._utils", "_rebuild_tensor") + b")R")
-        return CheckpointError, UNREADABLE + "TypeError: _rebuild_tensor() missing 4 required " \
-            "positional arguments: 'storage', 'storage_offset', 'size', and 'stride'"
+    if name == "call with a wrong argument":  # an error of Python's, with its type
+        zip_file(path, w.global_op("collections", "OrderedDict") + w.tuple_op([w.int_op(5)])
+                 + b"R")
+        return CheckpointError, UNREADABLE + "TypeError: 'int' object is not iterable"
     if name == "long error of the pickle machinery":  # cut at 200 characters
         # BUILD on a list with the slot state {300 x: 1}: setattr fails, naming the attribute
         zip_file(path, b"]" + pickle.dumps((None, {"x" * 300: 1}), protocol=2)[2:-1] + b"b")
@@ -324,7 +324,7 @@ CASES = [
     "codecs.encode of utf-8", "codecs.encode of an int", "numpy scalar of a string",
     "numpy scalar of text", "numpy scalar of 3 bytes", "numpy dtype of an int",
     "numpy dtype too long", "numpy dtype of objects", "numpy dtype state",
-    "memo index past the opcodes", "corrupt pickle", "call of the wrong arity",
+    "memo index past the opcodes", "corrupt pickle", "call with a wrong argument",
     "long error of the pickle machinery", "legacy sys_info flag not a bool",
     "legacy view offset negative", "legacy view size a string", "legacy view past its storage",
     "legacy view of two lengths", "legacy view of two offsets", "legacy view key not a string",
