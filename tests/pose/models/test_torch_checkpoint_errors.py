@@ -28,6 +28,13 @@ def _legacy_checkpoint(path, ops, storages=FLOAT4, keys=None, sys_info=None):
     return w.write_legacy_pickle(path, ops, storages, keys, sys_info)
 
 
+def _view_tensor(offset=0, length=1, view=None):
+    """A tensor of all of view "v" (``length`` elements at ``offset`` of storage "0"), or of
+    the view field ``view``, in a legacy file."""
+    view = view or w.tuple_op([w.str_op("v"), w.int_op(offset), w.int_op(length)])
+    return w.tensor_op(w.pid_op(view=view, legacy=True), size=(length,))
+
+
 def _with_byteorder(path, byteorder):
     w.write_members(path, {"archive/data.pkl": w.pickle_op(b"N"), "archive/byteorder": byteorder})
 
@@ -192,45 +199,33 @@ def _case(tmp_path, name):  # noqa: C901 (a table of cases)
         return CheckpointError, UNREADABLE + "legacy sys_info {'little_endian': 1} is not a " \
             "dict of flags"
     if name == "legacy view offset negative":
-        view = w.tuple_op([w.str_op("v"), w.int_op(-1), w.int_op(1)])
-        legacy(path, w.dict_op("x", w.tensor_op(w.pid_op(view=view, legacy=True), size=(1,))))
+        legacy(path, w.dict_op("x", _view_tensor(-1, 1)))
         return CheckpointError, UNREADABLE + "offset of storage view 'v' -1 is not a " \
             "non-negative integer"
     if name == "legacy view size a string":
         view = w.tuple_op([w.str_op("v"), w.int_op(0), w.str_op("1")])
-        legacy(path, w.dict_op("x", w.tensor_op(w.pid_op(view=view, legacy=True), size=(1,))))
+        legacy(path, w.dict_op("x", _view_tensor(view=view)))
         return CheckpointError, UNREADABLE + "size of storage view 'v' '1' is not a " \
             "non-negative integer"
     if name == "legacy view past its storage":
-        view = w.tuple_op([w.str_op("v"), w.int_op(3), w.int_op(2)])
-        legacy(path, w.dict_op("x", w.tensor_op(w.pid_op(view=view, legacy=True), size=(1,))))
+        legacy(path, w.dict_op("x", _view_tensor(3, 2)))
         return CheckpointError, UNREADABLE + "storage view 'v' of 2 elements at 3 runs past " \
             "its storage '0' of 4"
-    if name == "legacy view of two lengths":
-        def view(offset, size):
-            return w.pid_op(view=w.tuple_op([w.str_op("v"), w.int_op(offset), w.int_op(size)]),
-                        legacy=True)
-        legacy(path, b"(" + w.tensor_op(view(0, 2), size=(2,)) + w.tensor_op(view(0, 3), size=(3,))
-               + b"t")
-        return CheckpointError, UNREADABLE + "storage view 'v' declared twice differently"
-    if name == "legacy view of two offsets":
-        def view(offset, size):
-            return w.pid_op(view=w.tuple_op([w.str_op("v"), w.int_op(offset), w.int_op(size)]),
-                        legacy=True)
-        legacy(path, b"(" + w.tensor_op(view(0, 2), size=(2,)) + w.tensor_op(view(1, 2), size=(2,))
-               + b"t")
+    if name in ("legacy view of two lengths", "legacy view of two offsets"):
+        second = _view_tensor(0, 3) if name.endswith("lengths") else _view_tensor(1, 2)
+        legacy(path, b"(" + _view_tensor(0, 2) + second + b"t")
         return CheckpointError, UNREADABLE + "storage view 'v' declared twice differently"
     if name == "legacy view key not a string":
         view = w.tuple_op([w.int_op(5), w.int_op(0), w.int_op(1)])
-        legacy(path, w.dict_op("x", w.tensor_op(w.pid_op(view=view, legacy=True), size=(1,))))
+        legacy(path, w.dict_op("x", _view_tensor(view=view)))
         return CheckpointError, UNREADABLE + "storage view (5, 0, 1) is not (key, offset, size)"
     if name == "legacy view of two fields":
         view = w.tuple_op([w.str_op("v"), w.int_op(0)])
-        legacy(path, w.dict_op("x", w.tensor_op(w.pid_op(view=view, legacy=True), size=(1,))))
+        legacy(path, w.dict_op("x", _view_tensor(view=view)))
         return CheckpointError, UNREADABLE + "storage view ('v', 0) is not (key, offset, size)"
     if name == "legacy view a list":
         view = b"]" + w.tuple_op([w.str_op("v"), w.int_op(0), w.int_op(1)])[:-1] + b"e"
-        legacy(path, w.dict_op("x", w.tensor_op(w.pid_op(view=view, legacy=True), size=(1,))))
+        legacy(path, w.dict_op("x", _view_tensor(view=view)))
         return CheckpointError, UNREADABLE + "storage view ['v', 0, 1] is not (key, offset, " \
             "size)"
     if name == "legacy sys_info without a byte order":
