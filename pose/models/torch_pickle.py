@@ -161,8 +161,11 @@ class DtypeSpec(_Sealed):
 
 
 def _numpy_scalar(dtype, data):
-    if not isinstance(dtype, DtypeSpec) or not isinstance(data, bytes):
+    if not isinstance(dtype, DtypeSpec):
         raise Forbidden(f"NumPy scalar of {short_repr(dtype)} is not allowed")
+    if not isinstance(data, bytes):
+        raise Forbidden(f"NumPy scalar of {dtype.dtype} from {type(data).__name__} is not "
+                        "allowed (torch writes its bytes)")
     if len(data) != dtype.dtype.itemsize:
         raise Malformed(f"NumPy scalar of {dtype.dtype} with {len(data)} bytes")
     return np.frombuffer(data, dtype=dtype.dtype)[0]
