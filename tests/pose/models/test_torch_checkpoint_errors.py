@@ -40,7 +40,7 @@ def _with_byteorder(path, byteorder):
 
 
 # Each case: a file broken in one way -> (exception class, the message after "<file>: ").
-# A "*" in a message stands for a part that varies from run to run (an object's address).
+# A "*" in a message stands for a part that is not ours (the zip library's own words).
 def _case(tmp_path, name):  # noqa: C901 (a table of cases)
     path = tmp_path / "c.pth"
     zip_file = _zip_checkpoint
