@@ -85,3 +85,50 @@ def test_native_output_is_hidden_unless_debug_or_a_bug(args, shown):
     assert None not in found and found == sorted(found), run.stderr  # all, in this order
     if not args:
         assert lines == ["python line"] and run.returncode == 0
+
+
+PLAIN_LOCALE_CHILD = r"""
+import logging, os, sys, warnings
+from pose.errors import hide_native_output, replay_native_output
+if sys.argv[1:] == ["--explicit-debug"]:
+    hide_native_output(["--debug"])      # the arguments given win over sys.argv
+else:
+    hide_native_output()                 # reads sys.argv[1:]
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")  # as tools do
+os.write(2, b"native \xff line\n")        # native output need not be UTF-8
+warnings.warn("a library warning \u00e9")
+print("python line \u00e9 \udc80", file=sys.stderr)  # not ASCII, and a lone surrogate
+logging.getLogger("tool").info("a log line")
+if "--replay" in sys.argv:
+    replay_native_output()
+os._exit(3)                              # a hard exit flushes nothing: lines must be out
+"""
+
+
+@pytest.mark.parametrize("args", [[], ["--replay"], ["--debug"], ["--explicit-debug"]])
+def test_hidden_output_in_a_plain_locale_up_to_a_hard_exit(args):
+    """In the C locale (ASCII) the terminal still gets UTF-8, text it cannot encode
+    escaped, every line written before a hard exit, the tool's log on stdout and no
+    library warning there; the replay escapes native bytes that are not UTF-8; the
+    default arguments are the process's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONIO"))}
+    env.update(LC_ALL="C", LANG="C", PYTHONUTF8="0",
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    run = subprocess.run([sys.executable, "-c", PLAIN_LOCALE_CHILD, *args],
+                         capture_output=True, timeout=60, env=env)
+    assert run.returncode == 3, run.stderr
+    assert run.stdout == b"a log line\n"  # the library warning is not the tool's log
+    python_line = "python line \u00e9 \\udc80".encode()
+    warning = b"UserWarning: a library warning "
+    lines = run.stderr.splitlines()
+    if args == []:
+        assert lines == [python_line], run.stderr
+    elif args == ["--replay"]:  # the warning's own text ends with a newline
+        assert lines == [python_line, b"native library output (shown because the tool failed):",
+                         b"native \\xff line",
+                         b"<string>:10: UserWarning: a library warning \xc3\xa9", b""], run.stderr
+    else:  # nothing hidden: the native bytes as they are, the warning on stderr
+        # (Python's own stderr in the C locale: ASCII, its escapes)
+        assert lines[0] == b"native \xff line" and lines[-1].startswith(b"python line"), \
+            run.stderr
+        assert any(warning in line for line in lines), run.stderr
