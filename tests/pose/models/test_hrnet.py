@@ -241,3 +241,14 @@ def test_every_form_saves_loads_and_runs_in_mixed_precision(tiny_hrnet, randomiz
     assert psa.compute_dtype == "float16"
     got = keras.ops.convert_to_numpy(mixed(x)).astype(np.float32)
     assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
+
+
+def test_fresh_kernels_are_drawn_as_the_official_init_weights(tiny_models):
+    # Official init_weights: every conv N(0, 0.001), the final layer's bias 0. ~180,000
+    # kernel values: the sample std is within 1% of 0.001 (its relative error ~0.2%).
+    model = tiny_models["none"]
+    kernels = np.concatenate([layer.kernel.numpy().ravel() for layer in model.layers
+                              if isinstance(layer, keras.layers.Conv2D)])
+    assert kernels.size > 50_000
+    assert abs(kernels.std() / 0.001 - 1) < 0.01 and abs(kernels.mean()) < 2e-5
+    assert not model.get_layer("final_layer").bias.numpy().any()
