@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pose.models.complexity import count_macs, count_trainable_params, describe_model
-from pose.models.hrnet import HRNet, _conv
+from pose.models.hrnet import HRNet, _conv, weights_loaded_after
 from psa import PolarizedSelfAttention
 
 
@@ -252,3 +252,22 @@ def test_fresh_kernels_are_drawn_as_the_official_init_weights(tiny_models):
     assert kernels.size > 50_000
     assert abs(kernels.std() / 0.001 - 1) < 0.01 and abs(kernels.mean()) < 2e-5
     assert not model.get_layer("final_layer").bias.numpy().any()
+
+
+def test_models_built_for_loading_get_zero_kernels_and_are_handed_to_on_built(tiny_models):
+    config = tiny_models["none"].get_config()
+    built = []
+    with weights_loaded_after(built.append):
+        model = HRNet.from_config(config)
+    assert built == [model]  # from_config hands over the model it built, once
+    kernels = [w.numpy() for w in model.weights if w.name == "kernel"]
+    # Every conv of the tiny net: stem 2, bottleneck 3 + downsample, transitions 1 + 1 + 1
+    # new branches + 1 width change, stage 2 blocks 4 + fusion 2, stage 3 blocks 6 + fusion
+    # 7 (2 -> 0 takes two stride-2 convs), stage 4 blocks 8 + fusion into branch 0 only 3,
+    # final layer 1: 41.
+    assert len(kernels) == 41 and not any(k.any() for k in kernels)
+    with weights_loaded_after():  # no callback: zero kernels all the same
+        assert not HRNet.from_config(config).get_layer("stem_conv1").kernel.numpy().any()
+    # Outside the block, kernels are drawn again (and no callback is kept).
+    assert HRNet.from_config(config).get_layer("stem_conv1").kernel.numpy().std() > 0
+    assert built == [model]
