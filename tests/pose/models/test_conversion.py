@@ -9,6 +9,7 @@ import pytest
 from pose.models.conversion import (
     PretrainedCheckpoint,
     assign_weights,
+    describe_architecture,
     infer_architecture,
     keras_weight_path,
     load_pretrained_into,
@@ -231,3 +232,15 @@ def test_non_finite_weights_are_refused_with_their_names(tmp_path, tiny_pose,
         read_pretrained(path)
     allowed = read_pretrained(path, allow_non_finite=True)
     assert np.isnan(allowed.state_dict["final_layer.bias"][3])
+
+
+def test_describe_architecture_says_what_the_file_holds():
+    # The line tools/convert.py prints about the network a checkpoint holds.
+    assert describe_architecture(TINY_ARCHITECTURE) == (
+        "HRNet-W6, stem 64, 4 bottlenecks, stage modules (1, 1, 2), blocks per branch "
+        "((1, 1), (2, 2, 2), (1, 1, 1, 1)), 17 keypoint heatmaps")
+    w32_backbone = dict(width=32, num_keypoints=None, stage_modules=[1, 4, 3], stage1_blocks=4,
+                        stem_width=64, num_blocks=4, stage_blocks=None)
+    assert describe_architecture(w32_backbone) == (
+        "HRNet-W32, stem 64, 4 bottlenecks, stage modules (1, 4, 3), 4 blocks per branch, "
+        "no keypoint heatmaps")
