@@ -127,6 +127,11 @@ def test_unknown_missing_and_mismatched_tensors_are_errors(tiny_pose):
     model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
     with pytest.raises(CheckpointError, match="stage2.0.branches.0.0.conv3.weight"):
         keras_weight_path("stage2.0.branches.0.0.conv3.weight", "x.pth")
+    unknown = {"stage2.0.branches.0.0.conv3.weight": np.ones((6, 6, 1, 1), np.float32)}
+    with pytest.raises(CheckpointError) as error:  # a checkpoint made by hand names its file
+        PretrainedCheckpoint("x.pth", "official-pose", unknown, (), 0).keras_weights()
+    assert str(error.value) == ("x.pth: tensor 'stage2.0.branches.0.0.conv3.weight' has no "
+                                "counterpart in HRNet")
     missing = {k: v for k, v in tiny_pose.state_dict.items() if k != "bn1.running_var"}
     with pytest.raises(CheckpointError, match=r"x\.pth: 1 Keras weights have no tensor: "
                                               r"stem_bn1/moving_variance"):

@@ -271,3 +271,17 @@ def test_models_built_for_loading_get_zero_kernels_and_are_handed_to_on_built(ti
     # Outside the block, kernels are drawn again (and no callback is kept).
     assert HRNet.from_config(config).get_layer("stem_conv1").kernel.numpy().std() > 0
     assert built == [model]
+
+
+def test_the_config_rebuilds_the_same_network(tiny_hrnet):
+    # Every setting away from its default, so that a setting lost on the way shows.
+    settings = dict(tiny_hrnet, num_keypoints=5, psa_placement="block", psa_mode="sequential",
+                    psa_form="port", stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
+                    name="pose_net")
+    model = HRNet(**settings)
+    config = model.get_config()
+    assert config == dict(settings, input_size=(32, 64), stage_modules=(1, 1, 1))
+    rebuilt = HRNet.from_config(config)
+    assert rebuilt.get_config() == config and rebuilt.name == "pose_net"
+    assert tuple(rebuilt.input_shape) == (None, 64, 32, 3)  # (width 32, height 64)
+    assert [w.path for w in rebuilt.weights] == [w.path for w in model.weights]
