@@ -279,6 +279,8 @@ def test_the_config_rebuilds_the_same_network(tiny_hrnet):
                     psa_form="port", stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
                     name="pose_net")
     model = HRNet(**settings)
+    layers = [layer for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
+    assert len(layers) == 9 and {(la.mode, la.form) for la in layers} == {("sequential", "port")}
     config = model.get_config()
     assert config == dict(settings, input_size=(32, 64), stage_modules=(1, 1, 1))
     rebuilt = HRNet.from_config(config)
