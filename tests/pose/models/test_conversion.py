@@ -249,3 +249,42 @@ def test_describe_architecture_says_what_the_file_holds():
     assert describe_architecture(w32_backbone) == (
         "HRNet-W32, stem 64, 4 bottlenecks, stage modules (1, 4, 3), 4 blocks per branch, "
         "no keypoint heatmaps")
+
+
+def _tensor_dict(w, storages, state):
+    """``{name: Tensor}`` for ``w.write``, each array its own storage in ``storages``."""
+    tensors = {}
+    for name, value in state.items():
+        value = np.ascontiguousarray(value)
+        storages[str(len(storages))] = value.ravel()
+        tensors[name] = w.Tensor(str(len(storages) - 1), 0, value.shape,
+                                 tuple(s // value.itemsize for s in value.strides))
+    return tensors
+
+
+_ONE = np.ones((2, 2), np.float32)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda t: 3, "expected a dict of tensors, got int"),
+    (lambda t: {"meta": {"epoch": 1}, **t({"conv1.weight": _ONE})},
+     "not a state dict (entries that are not tensors: meta)"),
+    (lambda t: {"meta": {"epoch": 1}, "state_dict": t({"conv1.weight": _ONE})},
+     "a 'state_dict' entry with neither 'backbone.' keys (mmpose) nor training entries (epoch, "
+     "optimizer)"),
+    (lambda t: t({"conv1.weight": _ONE}),
+     "no HRNet layout recognised (no conv1.weight / stage2.0.branches.0.0.conv1.weight)"),
+    (lambda t: {"state_dict": t({"backbone.conv1.weight": _ONE, "neck.fc.weight": _ONE})},
+     "mmpose tensor 'neck.fc.weight' is neither backbone. nor head."),
+    (lambda t: {"state_dict": t({"backbone.conv1.weight": _ONE, "head.deconv.weight": _ONE})},
+     "mmpose head tensor 'head.deconv.weight' is not a 1x1 final layer (only the heatmap head "
+     "is supported)"),
+])
+def test_files_of_no_known_layout_say_what_they_hold(tmp_path, torch_checkpoint_writer, make,
+                                                     message):
+    storages = {}
+    content = make(lambda state: _tensor_dict(torch_checkpoint_writer, storages, state))
+    path = torch_checkpoint_writer.write(tmp_path / "odd.pth", content, storages)
+    with pytest.raises(CheckpointError) as error:
+        read_pretrained(path)
+    assert str(error.value) == f"{path}: {message}"
