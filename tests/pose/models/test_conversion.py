@@ -151,6 +151,8 @@ def test_partial_assignment_lists_what_it_left(tiny_pose):
                                  "the model", "final_layer/bias: (17,) in x.pth, (5,) in the model"]
     assert report.fresh and all("_psa" in p for p in report.fresh)
     assert report.skipped == [] and len(report.loaded) == len(tiny_pose.state_dict) - 2
+    assert report.loaded == [v.path for v in model.weights  # by path, in the model's order
+                             if "_psa" not in v.path and not v.path.startswith("final_layer/")]
     with pytest.raises(ValueError, match="final_layer/kernel"):
         assign_weights(model, tiny_pose.keras_weights(), "x.pth")
 
