@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from pose.errors import UserError
+from pose.fileio import DuplicateKeyError, load_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -364,8 +365,8 @@ def load_preset(name_or_path):
         dict with those keys (missing ones None) and ``source``, the file's path.
 
     Raises:
-        MetadataError: naming the file, for an unknown preset, unreadable YAML, an unknown
-            key, or values of the wrong shape.
+        MetadataError: naming the file, for an unknown preset, unreadable YAML, a key given
+            twice (naming both lines), an unknown key, or values of the wrong shape.
     """
     text = os.fspath(name_or_path)
     is_path = text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text
@@ -376,7 +377,9 @@ def load_preset(name_or_path):
         raise MetadataError(f"unknown dataset preset {text!r}; known: "
                             f"{', '.join(preset_names())}, or the path of a metadata YAML")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        tree = load_yaml(path.read_text(encoding="utf-8"), path) or {}
+    except DuplicateKeyError as exc:
+        raise MetadataError(str(exc)) from None
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
         raise MetadataError(f"{path}: not a readable YAML file: {exc}") from None
     if not isinstance(tree, dict):

@@ -20,7 +20,7 @@ import yaml
 from datasets.transforms import Augmentation
 from pose.checks import finite, positive
 from pose.errors import UserError
-from pose.fileio import write_text
+from pose.fileio import DuplicateKeyError, load_yaml, write_text
 
 
 class ConfigError(UserError):
@@ -178,6 +178,8 @@ def load_config(path, overrides=()):
             tree = load_yaml(f, path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except DuplicateKeyError as e:
+        raise ConfigError(str(e)) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if tree is None:
@@ -186,35 +188,6 @@ def load_config(path, overrides=()):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
     config = _build(Config, tree, path, prefix="")
     return apply_overrides(config, overrides, source=path)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
-    last silently, so a config could say ``lr`` twice and train with the second)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, typing.Hashable):
-                continue  # PyYAML's own error follows
-            if key in seen:
-                raise ConfigError(f"{self.source}: duplicate key {key!r} at lines {seen[key]} "
-                                  f"and {line}; keep one of them")
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml(stream, source):
-    """``yaml.safe_load`` of ``stream`` that refuses duplicate keys (``ConfigError``
-    naming ``source``, the key and both lines)."""
-    loader = _UniqueKeyLoader(stream)
-    loader.source = os.fspath(source)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
 
 
 def apply_overrides(config, overrides, source="--set"):

@@ -1,4 +1,5 @@
-"""Atomic file writes: every file the project writes goes through ``atomic_path``.
+"""Atomic file writes (every file the project writes goes through ``atomic_path``) and
+the project's one YAML reader (``load_yaml``: duplicate keys refused).
 
 A writer gets a temporary path in the destination folder and the file is renamed onto its
 final name only when the writer finished without an exception, so a crash, a kill or a
@@ -16,8 +17,10 @@ import json
 import os
 import shutil
 import tempfile
+import typing
 
 import numpy as np
+import yaml
 
 
 @contextlib.contextmanager
@@ -138,3 +141,41 @@ def save_keras(model, path):
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     return os.fspath(path)
+
+
+class DuplicateKeyError(ValueError):
+    """A YAML mapping gives one key twice; the message names the file, the key and both
+    lines."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
+    last silently, so a config could say ``lr`` twice and train with the second)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, typing.Hashable):
+                continue  # PyYAML's own error follows
+            if key in seen:
+                raise DuplicateKeyError(f"{self.source}: duplicate key {key!r} at lines "
+                                        f"{seen[key]} and {line}; keep one of them")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(stream, source):
+    """``yaml.safe_load`` of ``stream`` (text or an open file) that refuses duplicate keys.
+
+    Raises:
+        DuplicateKeyError: naming ``source``, the key and both lines.
+        yaml.YAMLError: the text is not YAML.
+    """
+    loader = _UniqueKeyLoader(stream)
+    loader.source = os.fspath(source)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()

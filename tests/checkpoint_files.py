@@ -49,6 +49,73 @@ def stack_global_op(module, name):
     return str_op(module) + str_op(name) + b"\x93"  # STACK_GLOBAL (protocol 4)
 
 
+def pickle_op(ops):
+    """A whole protocol-2 pickle of the opcodes ``ops`` (PROTO 2 ... STOP)."""
+    return b"\x80\x02" + ops + b"."
+
+
+def dict_op(name, ops):
+    """``{name: <ops>}``."""
+    return b"}" + str_op(name) + ops + b"s"
+
+
+def pid_op(key=None, storage_type=None, numel=None, view=None, legacy=False, fields=None):
+    """A storage's persistent id (BINPERSID) as torch pickles it, each field's opcodes
+    replaceable (default: FloatStorage "0" of 4 elements; ``legacy`` adds the view field,
+    ``None`` unless given); ``fields`` replaces them all."""
+    if fields is None:
+        fields = [str_op("storage"), storage_type or global_op("torch", "FloatStorage"),
+                  key or str_op("0"), str_op("cpu"), int_op(4) if numel is None else numel]
+        if legacy:
+            fields.append(view or b"N")
+    return tuple_op(fields) + b"Q"
+
+
+def tensor_op(pid, offset=0, size=(4,), stride=(1,), function="_rebuild_tensor_v2"):
+    """A tensor of the persistent id's storage, by ``torch._utils.<function>``."""
+    args = [pid, int_op(offset), tuple_op([long_op(n) for n in size]),
+            tuple_op([long_op(s) for s in stride])]
+    if function == "_rebuild_tensor_v2":
+        args += [b"\x89", b"N"]
+    return global_op("torch._utils", function) + tuple_op(args) + b"R"
+
+
+def dtype_op(name):
+    """``numpy.dtype(name)`` (what NumPy pickles before a dtype's state)."""
+    return global_op("numpy", "dtype") + tuple_op([str_op(name)]) + b"R"
+
+
+def write_members(path, members):
+    """A zip archive of exactly ``members`` (name → bytes), stored as torch stores them."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def write_zip_pickle(path, ops, storages):
+    """A zip checkpoint whose data.pkl is the pickle of ``ops``, with ``storages`` (key →
+    1-D little-endian NumPy array)."""
+    members = {"archive/data.pkl": pickle_op(ops)}
+    members.update({f"archive/data/{k}": v.tobytes() for k, v in storages.items()})
+    return write_members(path, members)
+
+
+def write_legacy_pickle(path, ops, storages, keys=None, sys_info=None):
+    """A legacy checkpoint whose object is the pickle of ``ops``, with ``storages`` (key →
+    1-D NumPy array) listed as ``keys`` (default: all), after ``sys_info``."""
+    keys = list(storages) if keys is None else keys
+    sys_info = {"protocol_version": 1001, "little_endian": True} if sys_info is None \
+        else sys_info
+    data = b"".join(pickle.dumps(p, protocol=2) for p in [LEGACY_MAGIC, 1001, sys_info])
+    data += pickle_op(ops) + pickle.dumps(keys, protocol=2)
+    for array in storages.values():
+        data += struct.pack("<q", array.size) + array.astype(array.dtype.newbyteorder("<")
+                                                              ).tobytes()
+    path.write_bytes(data)
+    return path
+
+
 class Tensor:
     """A tensor in a written checkpoint: a view of ``storage`` (a key of ``storages``, or a
     ``View`` of one in the legacy format)."""

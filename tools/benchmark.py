@@ -8,7 +8,8 @@
     python tools/benchmark.py runtimes --weights TRAINED.keras [--latency-config CFG]
                                        [--rounds 2] [--repeats 10] [--workdir DIR] [--out FILE]
     python tools/benchmark.py video --weights W32.tflite [--frames 40] [--size 1280x720]
-                                    [--boxes DET.json] [--rounds 2] [--workdir DIR] [--out FILE]
+                                    [--boxes DET.json | --detector FILE | --make-detector FMT]
+                                    [--max-people 4] [--rounds 2] [--workdir DIR] [--out FILE]
 
 ``model``: trainable parameters, conv MACs, forward latency at batch 1 and 8 (median of
 ``--repeats`` calls after a warm-up), first-call (tracing) time and peak memory, for every
@@ -36,7 +37,11 @@ on its config's validation set next to the float32 AP (``pose.experiments.runtim
 four people (720p by default): person boxes on every frame vs ``--detect-every 5``, each
 with and without ``--smooth``, and the time tracking and smoothing take per frame
 (``pose.experiments.video_benchmark``). The box source is ``--boxes`` (default: the
-clip's true boxes as a detection file).
+clip's true boxes as a detection file), a detector file (``--detector FILE`` with
+``tools/infer.py``'s detector options), or ``--make-detector onnx|tflite``: the
+YOLOv8n-shaped detector of ``pose.experiments.detector_benchmark`` (3.2 M parameters,
+640x640, random weights) exported to that format in ``--workdir``; give it
+``--max-people 4``, as its random weights find people everywhere.
 """
 
 import argparse
@@ -57,6 +62,7 @@ from pose.errors import ToolArgumentParser, hide_native_output
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
+from pose.apis.detector import add_detector_arguments
 from pose.experiments.benchmark import (
     RUNNERS,
     RuntimeSetting,
@@ -260,6 +266,7 @@ def benchmark_runtimes(args):
 def benchmark_video_inference(args):
     from pose.apis.boxes import DetectionBoxes
     from pose.apis.cpu_features import cpu_flags
+    from pose.apis.detector import detector_from_args
     from pose.apis.estimator import PoseEstimator, load_network, runtime_description
     from pose.config import resolve_config
     from pose.experiments.video_benchmark import (
@@ -272,7 +279,14 @@ def benchmark_video_inference(args):
     width, height = (int(v) for v in args.size.split("x"))
     os.makedirs(args.workdir, exist_ok=True)
     clip, detections, _ = four_people_clip(args.workdir, args.frames, (width, height))
-    boxes = DetectionBoxes(args.boxes or detections)
+    if args.make_detector:
+        from pose.experiments.detector_benchmark import make_detector_file
+
+        args.detector, _ = make_detector_file(args.workdir, args.make_detector)
+    if args.detector:
+        boxes = detector_from_args(args, threads=args.threads)
+    else:
+        boxes = DetectionBoxes(args.boxes or detections)
     model, saved = load_network(args.weights, threads=args.threads, optimize_graph=False,
                                 trace_ahead=True)
     config = resolve_config(None, saved, [], source=args.weights)
@@ -293,6 +307,7 @@ def benchmark_video_inference(args):
                           "load_average": os.getloadavg()},
               "weights": args.weights, "runtime": runtime, "clip": clip,
               "frames": args.frames, "size": [width, height], "box_source": boxes.name,
+              "max_people": args.max_people if args.detector else None,
               "flip_test": estimator.flip, "track_min_score": args.track_min_score,
               "keypoint_threshold": args.keypoint_threshold, "rows": rows,
               "results": results}
@@ -363,8 +378,15 @@ def main(argv=None):
                                                         ".keras) with its .yaml beside it")
     video.add_argument("--frames", type=int, default=40)
     video.add_argument("--size", default="1280x720", help="clip WIDTHxHEIGHT")
-    video.add_argument("--boxes", help="COCO detection results for the clip's frames "
-                                       "(default: its true boxes)")
+    video_boxes = video.add_mutually_exclusive_group()
+    video_boxes.add_argument("--boxes", help="COCO detection results for the clip's frames "
+                                             "(default: its true boxes)")
+    video_boxes.add_argument("--detector", help="person boxes from this detector file "
+                                                "(.onnx/.tflite, tools/infer.py's options)")
+    video_boxes.add_argument("--make-detector", choices=["onnx", "tflite"],
+                             help="person boxes from the YOLOv8n-shaped random-weight "
+                                  "detector exported to this format (use --max-people 4)")
+    add_detector_arguments(video)
     video.add_argument("--rounds", type=int, default=2)
     video.add_argument("--track-min-score", type=float, default=0.0,
                        help="tools/infer.py's --track-min-score; 0 (default) keeps every "

@@ -138,12 +138,14 @@ def _frames(clip):
 
 
 def variant_rows(results):
-    """Table rows: frames/s, its ratio to detection on every frame, tracking cost."""
+    """Table rows: frames/s, its ratio to detection on every frame, the box source's and
+    the network's calls, tracking cost."""
     base = next(iter(results.values()))["fps"]
     base_cpu = next(iter(results.values()))["cpu_s_per_frame"]
     return [dataclasses.asdict(_Row(label, r["fps"], r["fps"] / base, r["cpu_s_per_frame"],
                                     base_cpu / r["cpu_s_per_frame"], r["box_calls"],
-                                    r["box_ms_per_call"], r["tracking_ms_per_frame"],
+                                    r["box_ms_per_call"], r["model_calls"],
+                                    r["tracking_ms_per_frame"],
                                     r["smoothing_ms_per_frame"], r["people"]))
             for label, r in results.items()]
 
@@ -157,6 +159,7 @@ class _Row:
     cpu_ratio: float
     box_calls: int
     box_ms: float
+    model_calls: int
     tracking_ms: float
     smoothing_ms: float
     people: int
@@ -167,6 +170,7 @@ COLUMNS = [("variant", "variant", "{}"), ("fps", "frames/s", "{:.2f}"),
            ("cpu_ratio", "frames per CPU-s × every frame", "{:.2f}"),
            ("box_calls", "box-source calls", "{}"),
            ("box_ms", "box source (ms/call)", "{:.2f}"),
+           ("model_calls", "network calls", "{}"),
            ("tracking_ms", "tracking (ms/frame)", "{:.2f}"),
            ("smoothing_ms", "of it smoothing (ms/frame)", "{:.2f}"),
            ("people", "people found", "{}")]

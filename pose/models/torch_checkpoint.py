@@ -155,7 +155,11 @@ def _read_member(archive, name, file_size):
     if info.flag_bits & 0x1 or info.compress_type != zipfile.ZIP_STORED:
         raise Malformed(f"archive member {name!r} is compressed or encrypted (torch writes "
                         "them stored); a corrupt header?")
-    if info.compress_size != info.file_size or info.header_offset + info.file_size > file_size:
+    if info.compress_size != info.file_size:
+        raise Malformed(f"archive member {name!r} declares {info.compress_size} stored bytes for "
+                        f"{info.file_size} bytes (torch stores them as they are); a corrupt "
+                        "header?")
+    if info.header_offset + info.file_size > file_size:
         raise Malformed(f"archive member {name!r} declares {info.file_size} bytes past the end "
                         f"of the file ({file_size} bytes): truncated?")
     try:

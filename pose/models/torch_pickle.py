@@ -161,8 +161,11 @@ class DtypeSpec(_Sealed):
 
 
 def _numpy_scalar(dtype, data):
-    if not isinstance(dtype, DtypeSpec) or not isinstance(data, bytes):
+    if not isinstance(dtype, DtypeSpec):
         raise Forbidden(f"NumPy scalar of {short_repr(dtype)} is not allowed")
+    if not isinstance(data, bytes):
+        raise Forbidden(f"NumPy scalar of {dtype.dtype} from {type(data).__name__} is not "
+                        "allowed (torch writes its bytes)")
     if len(data) != dtype.dtype.itemsize:
         raise Malformed(f"NumPy scalar of {dtype.dtype} with {len(data)} bytes")
     return np.frombuffer(data, dtype=dtype.dtype)[0]
@@ -237,7 +240,8 @@ def check_opcodes(data, start=0):
             if opcode.name in _MEMO_PUTS and not 0 <= arg < seen:
                 raise Malformed(f"pickle memo index {arg} at byte {pos} (only {seen} opcodes "
                                 "so far)")
-            if opcode.name == "FRAME" and arg > len(data) - pos:
+            # FRAME at pos: the opcode, its 8-byte length, then the frame's bytes
+            if opcode.name == "FRAME" and arg > len(data) - pos - 9:
                 raise Malformed(f"pickle frame of {arg} bytes at byte {pos} runs past the end")
     except ValueError as e:  # genops: unknown opcode, truncated argument, no STOP
         raise Malformed(f"corrupt or truncated pickle: {short_repr(str(e))}") from None

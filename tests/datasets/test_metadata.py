@@ -188,6 +188,12 @@ def test_own_dataset_described_in_one_yaml(tmp_path):
         DatasetMeta.from_config(_data(dataset=str(path)))
     with pytest.raises(MetadataError, match=r"unknown dataset preset 'crowd'.*crowdpose"):
         DatasetMeta.from_config(_data(dataset="crowd"))
+    # PyYAML alone keeps the second 'sigmas' silently: the set would train with it.
+    path.write_text("keypoint_names: [wrist, thumb]\nsigmas: [0.05, 0.03]\n"
+                    "skeleton: [[wrist, thumb]]\nsigmas: [0.5, 0.3]\n")
+    with pytest.raises(MetadataError) as error:
+        DatasetMeta.from_config(_data(dataset=str(path)))
+    assert str(error.value) == f"{path}: duplicate key 'sigmas' at lines 2 and 4; keep one of them"
 
 
 def _crowdpose_category(skeleton):

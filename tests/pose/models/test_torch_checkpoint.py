@@ -256,7 +256,8 @@ def test_truncated_and_flipped_zip_archives(tmp_path, official_hrnet_dir):
     assert data[central:central + 4] == b"PK\x01\x02"
     for field, value, message in [(10, b"\x08", "compressed or encrypted"),  # method: deflate
                                   (8, b"\x01", "compressed or encrypted"),  # flags: encrypted
-                                  (24, b"\xff\xff\xff\x7f", "past the end")]:  # file size
+                                  (24, b"\xff\xff\xff\x7f", "stored bytes for 2147483647 "
+                                                               "bytes")]:  # file size
         flipped = tmp_path / "flip.pth"
         flipped.write_bytes(data[:central + field] + value
                             + data[central + field + len(value):])
