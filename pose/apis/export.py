@@ -300,10 +300,10 @@ def calibration_crops(annotation_file, image_dir, input_size, count=300, seed=0,
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(records), min(int(count), len(records)), replace=False))
     dataset = build_eval_dataset(records.subset(pick), input_size, batch_size=32, udp=udp)
-    crops = np.concatenate([images.numpy() for images, _ in dataset])
-    if len(crops) == 0:
+    crops = [images.numpy() for images, _ in dataset]  # unreadable images are skipped
+    if not crops:
         raise ExportError(f"{image_dir}: none of the calibration images could be read")
-    return crops
+    return np.concatenate(crops)
 
 
 class ExportedModel:

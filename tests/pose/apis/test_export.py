@@ -199,6 +199,45 @@ def test_calibration_crops_are_normalized_real_crops(synthetic_coco):
         calibration_crops(ann, synthetic_coco / "nope", (32, 64))
 
 
+def test_calibration_crops_are_distinct_people_drawn_by_seed(synthetic_coco, tmp_path):
+    """``count`` different people of the file (no one twice), in file order, the same for
+    the same seed (default 0), another draw for another seed; ``udp`` reaches the warp; a
+    file without people and unreadable images are errors that say so."""
+    import json
+
+    ann = synthetic_coco / "annotations" / "person_keypoints_val2017.json"
+    images = synthetic_coco / "val2017"
+    everyone = calibration_crops(ann, images, (32, 64), count=10**6)  # every person, in order
+    people = len(everyone)
+    assert people > 6
+
+    def rows(crops):  # which person each crop is
+        return [int(np.flatnonzero(np.all(everyone == c, axis=(1, 2, 3)))[0]) for c in crops]
+
+    drawn = calibration_crops(ann, images, (32, 64), count=6)
+    assert len(set(rows(drawn))) == 6 and rows(drawn) == sorted(rows(drawn))
+    np.testing.assert_array_equal(
+        drawn, calibration_crops(ann, images, (32, 64), count=6, seed=0, udp=False))
+    assert rows(calibration_crops(ann, images, (32, 64), count=6, seed=5)) != rows(drawn)
+    all_drawn = calibration_crops(ann, images, (32, 64), count=people, seed=9)
+    np.testing.assert_array_equal(all_drawn, everyone)  # all of them, each once
+    udp = calibration_crops(ann, images, (32, 64), count=6, udp=True)
+    assert udp.shape == drawn.shape and np.abs(udp - drawn).max() > 0.1
+
+    nobody = tmp_path / "nobody.json"
+    nobody.write_text(json.dumps(dict(json.loads(ann.read_text()), annotations=[])))
+    with pytest.raises(ExportError) as error:
+        calibration_crops(nobody, images, (32, 64))
+    assert str(error.value) == f"{nobody}: no person with keypoints to calibrate on"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for image in json.loads(ann.read_text())["images"]:
+        (broken / image["file_name"]).write_bytes(b"not an image")
+    with pytest.raises(ExportError) as error:
+        calibration_crops(ann, broken, (32, 64))
+    assert str(error.value) == f"{broken}: none of the calibration images could be read"
+
+
 def test_refused_combinations(model, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="no float16 convolution"):
         check_export("onnx", "float16")
@@ -268,3 +307,251 @@ def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
                  "--tolerance", "1e-15"]) == 1
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("parity: ") and verdict.endswith(": FAILED"), verdict
+
+
+# ------------------------------------------------------------------ a small network, fast
+# One 3x3 convolution (1,296 weights: above the 1,024 below which TFLite's dynamic range
+# mode leaves a weight in float) and a softmax over its 48 channels, exported in seconds.
+# Parity numbers are restated with NumPy on the exported network's own outputs.
+
+SMALL_EXPORTS = [("saved_model", None, "float32"), ("tflite", None, "float32"),
+                 ("tflite", "float16", "float16"), ("tflite", "dynamic", "dynamic"),
+                 ("tflite", "int8", "int8"), ("onnx", None, "float32"),
+                 ("onnx", "dynamic", "dynamic"), ("onnx", "int8", "int8")]
+
+
+@pytest.fixture(scope="module")
+def small():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Softmax()(keras.layers.Conv2D(48, 3, padding="same")(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def _small_crops(n, seed):
+    return np.random.default_rng(seed).standard_normal((n, 8, 8, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt,quantize,precision", SMALL_EXPORTS)
+def test_small_network_exports_run_and_agree(small, tmp_path, monkeypatch, fmt, quantize,
+                                            precision):
+    """Every format x quantization: written whole under the asked name (no temporary left,
+    nothing written elsewhere), read back with its precision, dynamic batch, and ``parity``
+    numbers as NumPy gives them; ONNX int8 in QDQ form with per-channel weight scales."""
+    name = {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    path = export_model(small, tmp_path / "out" / name, fmt, quantize=quantize,
+                        calibration=_small_crops(16, 0), float_ops=("SOFTMAX",))
+    assert path == str(tmp_path / "out" / name)
+    assert os.listdir(tmp_path / "out") == [name] and os.listdir(tmp_path / "cwd") == []
+    if fmt == "onnx" and quantize is not None:
+        # The ONNX Runtime settings BENCHMARKS.md measured: dynamic with uint8 weights;
+        # int8 in QDQ form, int8 weights with one scale per output channel, uint8
+        # activations.
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(path).graph
+        ops = {node.op_type for node in graph.node}
+        init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        kernels = [i for i in init.values() if i.ndim == 4]
+        assert [k.dtype for k in kernels] == [np.uint8 if quantize == "dynamic" else np.int8]
+    if (fmt, quantize) == ("onnx", "int8"):
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "QLinearConv" not in ops
+        (scale,) = [init[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear"
+                    and n.input[0] in init and init[n.input[0]].ndim == 4]  # conv kernel
+        assert scale.shape == (48,)  # one scale per output channel
+        assert {init[n.input[2]].dtype for n in graph.node
+                if n.op_type == "QuantizeLinear"} == {np.dtype(np.uint8)}  # activations
+    if fmt != "saved_model":  # the runtime gets the thread count asked for
+        import pose.apis.export as export_module
+
+        opened, real_open = [], export_module.open_network
+        monkeypatch.setattr(export_module, "open_network", lambda p, threads=None: (
+            opened.append(threads) or real_open(p, threads=threads)))
+        ExportedModel(path, threads=1)
+        assert opened == [1]
+    network = ExportedModel(path)
+    assert (network.path, network.format, network.precision) == (path, fmt, precision)
+    x = _small_crops(3, 7)
+    got = network.predict_on_batch(x.astype(np.float64))  # any float input is accepted
+    assert got.dtype == np.float32 and got.shape == (3, 8, 8, 48)
+    assert network.predict_on_batch(x[:1]).shape == (1, 8, 8, 48)
+    want = np.asarray(small.predict_on_batch(x), np.float64)
+    diff = got.astype(np.float64) - want
+    check = parity(small, path, x=x)
+    assert check == pytest.approx({
+        "max_abs_diff": np.abs(diff).max(), "max_abs_output": np.abs(want).max(),
+        "relative": np.abs(diff).max() / np.abs(want).max(),
+        "relative_rms": np.sqrt(np.mean(diff ** 2) / np.mean(want ** 2))}, rel=1e-6)
+    bound = {"float32": 1e-6, "float16": 2e-3, "dynamic": 0.02, "int8": 0.3}[precision]
+    assert check["relative_rms"] <= bound, check
+    if precision != "float32":
+        assert check["relative_rms"] > 1e-6, check  # really quantized
+    # Default input: batch_size standard-normal crops drawn with seed (defaults 2 and 0).
+    default = parity(small, path, fmt, batch_size=3, seed=7)
+    assert default == pytest.approx(check, rel=1e-6)
+    two = np.random.default_rng(0).standard_normal((2, 8, 8, 3))
+    assert parity(small, path) == pytest.approx(parity(small, path, x=two), rel=1e-6)
+    if (fmt, quantize) == ("onnx", None):
+        import onnx
+
+        from pose.apis.export import ONNX_OPSET
+
+        opsets = {o.domain: o.version for o in onnx.load(path).opset_import}
+        assert opsets[""] == ONNX_OPSET  # the opset README names for ONNX Runtime
+
+
+def test_int8_tflite_float_ops_of_a_small_network(small, tmp_path):
+    """``float_ops`` names the ops left in float32; ``()`` quantizes every op."""
+    import warnings
+
+    crops = _small_crops(16, 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selective = export_model(small, tmp_path / "s.tflite", "tflite", quantize="int8",
+                                 calibration=crops, float_ops=("SOFTMAX",))
+    # the quantization debugger's own tf.lite.Interpreter deprecation is not the user's
+    assert not [w for w in caught if "Interpreter is deprecated" in str(w.message)]
+    everything = export_model(small, tmp_path / "a.tflite", "tflite", quantize="int8",
+                              calibration=crops, float_ops=())
+    assert _op_output_types(selective)["SOFTMAX"] == {np.dtype(np.float32)}
+    assert _op_output_types(selective)["CONV_2D"] == {np.dtype(np.int8)}
+    assert _op_output_types(everything)["SOFTMAX"] == {np.dtype(np.int8)}
+
+
+def test_parity_of_silent_and_mismatched_networks(small, tmp_path):
+    """A network that outputs zeros agrees with itself at relative 0 (not NaN), an export
+    that outputs something where Keras says 0 is infinitely off, and an output of another
+    shape is an error naming both shapes."""
+    import keras
+
+    silent = keras.models.clone_model(small)
+    for w in silent.weights:
+        w.assign(np.zeros(w.shape))
+    silent = keras.Model(silent.input, silent.layers[1].output)  # zero logits, no softmax
+    zeros = export_model(silent, tmp_path / "zeros.onnx", "onnx")
+    check = parity(silent, zeros)
+    assert check == {"max_abs_diff": 0.0, "max_abs_output": 0.0, "relative": 0.0,
+                     "relative_rms": 0.0}
+    softmax = export_model(small, tmp_path / "small.onnx", "onnx")
+    other = keras.Model(small.input, small.layers[1].output * 0.0)  # same shape, all zero
+    check = parity(other, softmax)
+    assert check["max_abs_output"] == 0.0 and check["max_abs_diff"] > 0
+    assert check["relative"] == float("inf") and check["relative_rms"] == float("inf")
+    pooled = keras.Model(small.input, keras.layers.MaxPooling2D()(small.output))
+    with pytest.raises(AssertionError, match=r"exported output shape \(2, 8, 8, 48\) != "
+                                             r"Keras \(2, 4, 4, 48\)"):
+        parity(pooled, softmax)
+
+
+def test_exported_model_refuses_what_it_cannot_open(tmp_path):
+    with pytest.raises(ExportError, match=r"^cannot tell the format of '.*model\.bin'; "
+                                          r"pass fmt=$"):
+        ExportedModel(tmp_path / "model.bin")
+    with pytest.raises(ExportError, match="cannot tell the format of .*m.keras"):
+        ExportedModel(tmp_path / "m.keras")  # a checkpoint, not an export
+    absent = tmp_path / "absent.tflite"
+    with pytest.raises(FileNotFoundError, match=f"^exported model not found: {absent}$"):
+        ExportedModel(absent)
+    with pytest.raises(FileNotFoundError, match="exported model not found"):
+        ExportedModel(tmp_path / "absent.bin", fmt="onnx")
+
+
+def test_export_checks_say_what_is_wrong(monkeypatch):
+    """Every supported format x quantization passes; the refusals, whole messages."""
+    from pose.apis.export import QUANTIZATION_SUPPORT, missing_dependencies
+
+    for fmt, supported in QUANTIZATION_SUPPORT.items():
+        for quantize in (None,) + supported:
+            assert check_export(fmt, quantize) is None
+    refused = {
+        ("coreml", None): "unknown export format 'coreml'; choose one of saved_model, tflite, "
+                          "onnx",
+        ("tflite", "int4"): "unknown quantization 'int4'; choose one of float16, dynamic, int8",
+        ("saved_model", "dynamic"): "saved_model export cannot be quantized to dynamic: a "
+                                    "SavedModel runs on TensorFlow, which has no quantized "
+                                    "kernels for it; use --format tflite or onnx",
+        ("onnx", "float16"): "onnx export cannot be quantized to float16: ONNX Runtime's CPU "
+                             "execution provider has no float16 convolution kernels on x86 "
+                             "(every layer would be cast back to float32); use --format "
+                             "tflite --quantize float16",
+    }
+    for (fmt, quantize), message in refused.items():
+        with pytest.raises(ExportError) as error:
+            check_export(fmt, quantize)
+        assert str(error.value) == message
+    assert missing_dependencies("tflite") == [] and missing_dependencies("onnx") == []
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        None if name in ("tf2onnx", "onnx") else real_find_spec(name, *a)))
+    assert missing_dependencies("onnx") == ["tf2onnx", "onnx"]
+    with pytest.raises(ExportError) as error:
+        check_export("onnx", "int8")
+    assert str(error.value) == ("onnx export needs the optional package(s) tf2onnx, onnx, "
+                                "which are not installed: pip install tf2onnx onnx")
+
+
+def test_export_output_checks(tmp_path):
+    """``check_export_output``: a file export may not be an input nor a folder; a SavedModel
+    may replace an earlier SavedModel or fill an empty folder, nothing else; the config
+    written beside the export may not be an input either."""
+    from pose.apis.export import check_export_output
+    from pose.checks import OutputError
+
+    weights = tmp_path / "m.keras"
+    weights.write_bytes(b"checkpoint")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "old_sm").mkdir()
+    (tmp_path / "old_sm" / "saved_model.pb").write_bytes(b"pb")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"jpg")
+    for path, fmt in ((tmp_path / "new.tflite", "tflite"), (tmp_path / "new.onnx", "onnx"),
+                      (tmp_path / "sm", "saved_model"), (tmp_path / "empty", "saved_model"),
+                      (tmp_path / "old_sm", "saved_model")):
+        assert check_export_output(path, fmt, inputs=[weights, None]) is None, path
+    refused = [
+        (weights, "onnx", f"--out {weights} is an input of this command ({weights}); writing "
+                          "it would destroy the input: choose another --out"),
+        (tmp_path / "empty", "tflite", f"--out {tmp_path / 'empty'} is an existing folder; "
+                                       "this output is a file: give a file name"),
+        (weights, "saved_model", f"--out {weights} is an existing file; this output is a "
+                                 "folder: give a folder name"),
+        (tmp_path / "photos", "saved_model",
+         f"--out {tmp_path / 'photos'} is a folder that is not a SavedModel; a SavedModel "
+         "export replaces the whole folder: choose a new or empty folder"),
+        (tmp_path / "m.tflite", "tflite",  # its config, m.yaml, would replace the input
+         f"--out {tmp_path / 'm.yaml'} is an input of this command ({tmp_path / 'm.yaml'}); "
+         "writing it would destroy the input: choose another --out"),
+    ]
+    (tmp_path / "m.yaml").write_text("model: {}")
+    for path, fmt, message in refused:
+        with pytest.raises(OutputError) as error:
+            check_export_output(path, fmt, inputs=[weights, tmp_path / "m.yaml", None])
+        assert str(error.value) == message
+    with pytest.raises(OutputError, match="holds the input"):  # a SavedModel over inputs
+        check_export_output(tmp_path / "old_sm", "saved_model",
+                            inputs=[tmp_path / "old_sm" / "saved_model.pb"])
+    assert sorted(os.listdir(tmp_path)) == ["empty", "m.keras", "m.yaml", "old_sm", "photos"]
+
+
+def test_small_network_refusals_write_nothing(small, tmp_path):
+    for kwargs, message in (({"fmt": "coreml"}, "unknown export format 'coreml'"),
+                            ({"fmt": "saved_model", "quantize": "dynamic"},
+                             "saved_model export cannot be quantized to dynamic"),
+                            ({"fmt": "onnx", "quantize": "float16"},
+                             "onnx export cannot be quantized to float16"),
+                            ({"fmt": "tflite", "quantize": "int8"}, "calibration crops"),
+                            ({"fmt": "onnx", "quantize": "int8",
+                              "calibration": np.zeros((0, 8, 8, 3), np.float32)},
+                             "calibration crops")):
+        with pytest.raises(ExportError) as error:
+            export_model(small, tmp_path / "m", **kwargs)
+        assert message in str(error.value)
+    assert str(error.value) == "int8 quantization needs calibration crops (calibration_crops)"
+    assert os.listdir(tmp_path) == []

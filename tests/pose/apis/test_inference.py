@@ -86,21 +86,37 @@ def test_image_ids_and_detection_matching(tmp_path):
          "score": 0.9},
         {"image_id": 7, "file_name": "a.png", "category_id": 2, "bbox": [1, 2, 3, 4],
          "score": 0.9},  # not a person
+        {"image_id": 785, "bbox": [7, 8, 0.5, 0.5], "score": 0.25},  # no category: kept
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": 0.5},
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 0, 20], "score": 0.5},  # empty
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": float("nan")},
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": "high"},
         {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 20], "score": [0.5]},
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, "10", 20], "score": 0.5},
+        {"image_id": 785, "category_id": 1, "bbox": None, "score": 0.5},
+        {"image_id": 785, "category_id": 1, "bbox": [5, 6, 10, 0], "score": 0.5},  # no height
     ]))  # (json.dumps writes the NaN as the bare token NaN, which Python's json reads)
     source = DetectionBoxes(det)
-    assert source.dropped == {"non_positive_size": 1, "not_finite": 1, "malformed": 2}
+    assert source.name == f"detections {det}"
+    assert source.dropped == {"non_positive_size": 2, "not_finite": 1, "malformed": 4}
     image = np.zeros((50, 60, 3), np.uint8)
     boxes, scores = source(image, file_name="/elsewhere/a.png", image_id=None)
     assert boxes.tolist() == [[1, 2, 30, 40]] and scores.tolist() == [0.9]
     assert source.image_id_for("/elsewhere/a.png") == 7
     boxes, _ = source(image, file_name="000000000785.jpg", image_id=785)
-    assert boxes.tolist() == [[5, 6, 10, 20]]
-    assert len(source(image, file_name="b.png", image_id=3)[0]) == 0
+    assert boxes.tolist() == [[7, 8, 0.5, 0.5], [5, 6, 10, 20]]
+    boxes, _ = source(image, image_id=785)  # a video frame: matched by its index
+    assert boxes.tolist() == [[7, 8, 0.5, 0.5], [5, 6, 10, 20]]
+    boxes, _ = source(image, file_name="a.png", image_id=785)  # the file name wins
+    assert boxes.tolist() == [[1, 2, 30, 40]]
+    boxes, scores = source(image, file_name="b.png", image_id=3)
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+    # Boxes scoring below the threshold are dropped, at the threshold kept, and the
+    # entries after a dropped one still read.
+    sure = DetectionBoxes(det, score_threshold=0.5)
+    boxes, scores = sure(image, image_id=785)
+    assert boxes.tolist() == [[5, 6, 10, 20]] and scores.tolist() == [0.5]
+    assert sure(image, file_name="a.png")[1].tolist() == [0.9]
     whole, s = WholeImageBoxes()(image)
     assert whole.tolist() == [[0, 0, 60, 50]] and s.tolist() == [1.0]
 
@@ -118,6 +134,33 @@ def test_clip_boxes_cuts_to_the_image_and_counts_what_it_drops():
     np.testing.assert_allclose(kept, [[10, 20, 30, 40], [0, 0, 20, 35], [630, 470, 10, 10]])
     assert scores.tolist() == [0.0, 1.0, 2.0]
     assert dropped == {"outside_image": 1, "not_finite": 3, "non_positive_size": 2}
+    assert kept.dtype == np.float64 and scores.dtype == np.float64
+
+
+def test_clip_boxes_at_the_edges():
+    """Boxes outside one edge only, boxes cut to a sliver, sub-pixel and zero-height boxes
+    (640 x 480 image; each expected row worked out by hand), and one box given flat."""
+    boxes = np.array([[-50, 10, 20, 20],     # wholly left of the image
+                      [10, -50, 20, 20],     # wholly above
+                      [700, 10, 50, 50],     # wholly right (inside in y)
+                      [640, 10, 50, 50],     # starts at the right edge: nothing inside
+                      [10, 500, 50, 50],     # wholly below (inside in x)
+                      [-10, 5, 10.5, 20],    # 0.5 px left inside
+                      [5, -10, 20, 10.25],   # 0.25 px inside at the top
+                      [3.5, 4.5, 0.5, 0.5],  # sub-pixel: positive, kept
+                      [0, 0, 10, 0]],        # zero height
+                     np.float32)
+    kept, scores, dropped = clip_boxes(boxes, np.arange(9, dtype=np.float32), 640, 480)
+    np.testing.assert_array_equal(kept, [[0, 5, 0.5, 20], [5, 0, 20, 0.25],
+                                         [3.5, 4.5, 0.5, 0.5]])
+    assert scores.tolist() == [5.0, 6.0, 7.0]
+    assert kept.dtype == np.float64 and scores.dtype == np.float64  # as documented
+    assert dropped == {"outside_image": 5, "non_positive_size": 1}
+    kept, scores, dropped = clip_boxes([600, 400, 100, 100], 0.75, 640, 480)  # one box
+    assert kept.tolist() == [[600, 400, 40, 80]] and scores.tolist() == [0.75]
+    assert dropped == {}
+    kept, scores, _ = clip_boxes(np.zeros((0, 4)), np.zeros(0), 640, 480)
+    assert kept.shape == (0, 4) and scores.shape == (0,)
 
 
 def test_bad_detection_boxes_are_dropped_counted_and_summarized(estimator, tmp_path):
@@ -160,19 +203,28 @@ def test_hog_boxes(monkeypatch):
             searched.append(grey)
             if grey.shape == (300, 400):
                 return (), ()  # OpenCV's "nothing found"
-            return np.array([[10, 20, 30, 60]]), np.array([1.5])
+            if grey.shape == (600, 800):
+                return np.array([[10, 20, 30, 60]]), np.array([0.0])  # one person
+            # two people; the weights as a column, as OpenCV 3 returns them
+            return np.array([[10, 20, 30, 60], [1, 2, 3, 4]]), np.array([[1.5], [-0.5]])
 
     monkeypatch.setattr(cv2, "HOGDescriptor", FakeHog, raising=False)
     monkeypatch.setattr(cv2, "HOGDescriptor_getDefaultPeopleDetector",
                         lambda: people_detector, raising=False)
     searched = []
-    big = np.zeros((1000, 1600, 3), np.uint8)
-    big[::2, ::2] = 255  # a fine pattern: area averaging keeps its mean, nearest would not
+    big = np.zeros((400, 3200, 3), np.uint8)
+    # A fine pattern, one white pixel in each 4 x 4 block: area averaging (cv2.INTER_AREA)
+    # keeps its mean, 255/16; bilinear or nearest sampling at a quarter size would see
+    # only black (0) or only white (255) pixels.
+    big[::4, ::4] = 255
     boxes, scores = HogBoxes()(big)
-    np.testing.assert_allclose(boxes, [[20, 40, 60, 120]])  # found at half size
-    assert 0.5 < scores[0] < 1.0
-    assert searched[-1].shape == (500, 800)  # the long side cut to 800 pixels
-    assert abs(float(searched[-1].mean()) - 255 / 4) < 2.0  # cv2.INTER_AREA
+    np.testing.assert_allclose(boxes, [[40, 80, 120, 240], [4, 8, 12, 16]])  # quarter size
+    np.testing.assert_allclose(scores, [1 / (1 + np.exp(-1.5)), 1 / (1 + np.exp(0.5))])
+    assert searched[-1].shape == (100, 800)  # the long side cut to 800 pixels
+    assert abs(float(searched[-1].mean()) - 255 / 16) < 0.5
+    boxes, scores = HogBoxes()(np.zeros((600, 800, 3), np.uint8))  # at the limit: as is
+    assert searched[-1].shape == (600, 800)
+    assert boxes.tolist() == [[10, 20, 30, 60]] and scores.tolist() == [0.5]
     boxes, scores = HogBoxes()(np.zeros((300, 400, 3), np.uint8))  # small: searched as is
     assert searched[-1].shape == (300, 400)
     assert boxes.shape == (0, 4) and scores.shape == (0,)

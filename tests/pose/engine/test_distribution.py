@@ -32,6 +32,9 @@ def test_strategies_by_name_and_roles():
 
     assert STRATEGIES == ("default", "mirrored", "multiworker")
     assert make_strategy("default") is tf.distribute.get_strategy()
+    assert type(make_strategy("mirrored")) is tf.distribute.MirroredStrategy
+    # Without TF_CONFIG a multi-worker strategy is one local worker (no collective set up).
+    assert isinstance(make_strategy("multiworker"), tf.distribute.MultiWorkerMirroredStrategy)
     with pytest.raises(ValueError, match=r"strategy must be one of .*got 'tpu'"):
         make_strategy("tpu")
     assert adapt_to_multiworker(keras.Sequential([keras.Input((2,))]),
@@ -114,3 +117,67 @@ def test_moving_statistics_are_averaged_over_the_workers():
         np.testing.assert_allclose(w.numpy(), (a + b) / 2, rtol=1e-6, err_msg=w.path)
     for w, before in zip(model.trainable_weights, trainable):  # untouched
         np.testing.assert_array_equal(w.numpy(), before)
+
+
+def test_moving_statistics_keep_shapes_and_leave_integer_weights_alone():
+    """A frozen layer's 2-D kernel is a non-trainable weight too: averaged in its own
+    shape. An integer non-trainable weight (a counter) is not a statistic: left as is."""
+
+    class Counter(keras.layers.Layer):
+        def build(self, input_shape):
+            self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros",
+                                         trainable=False)
+
+        def call(self, x):
+            return x
+
+    frozen = keras.layers.Dense(2)
+    model = keras.Sequential([keras.Input((3,)), frozen, Counter()])
+    frozen.trainable = False
+    kernel, bias = frozen.kernel, frozen.bias
+    counter = model.layers[-1].count
+    counter.assign(7)
+    mine, theirs = np.arange(6.0).reshape(3, 2), np.full((3, 2), 10.0)  # (3, 2) kernel
+    kernel.assign(mine)
+    bias.assign([1.0, 2.0])
+    callback = SyncMovingStatistics(_TwoWorkers(np.concatenate([theirs.ravel(), [3.0, 4.0]])))
+    callback.set_model(model)
+    callback.on_epoch_end(0)
+    np.testing.assert_allclose(kernel.numpy(), [[5, 5.5], [6, 6.5], [7, 7.5]])  # by hand
+    np.testing.assert_allclose(bias.numpy(), [2.0, 3.0])
+    assert int(counter.numpy()) == 7
+
+
+def test_multiworker_adapter_builds_from_the_local_batch_and_logs_vectors():
+    """The two Keras gaps of adapt_to_multiworker, on a one-process multi-worker strategy:
+    the symbolic build gets this worker's first replica batch out of the distributed
+    iterator (an explicit batch passes through), and every log of a train step comes back
+    as a one-element vector holding the same value (for the trainer's reduce on axis 0)."""
+    import tensorflow as tf
+    from tensorflow.python.distribute.values import PerReplica
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    built = []
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: (
+        built.append(data_batch) or "built")
+    model.train_step = lambda data: {"loss": data[1] * 2.0, "mae": tf.constant(0.25)}
+    assert adapt_to_multiworker(model, strategy) is True
+
+    images = PerReplica((tf.constant([[1.0, 2.0]]), tf.constant([[3.0, 4.0]])))
+    targets = tf.constant([5.0])  # not distributed: passed as it is
+    batches = iter([(images, targets), "never read"])
+    assert model._maybe_symbolic_build(iterator=[(0, 0, batches)]) == "built"
+    local_images, local_targets = built[-1]
+    np.testing.assert_array_equal(local_images.numpy(), [[1.0, 2.0]])  # replica 0's
+    assert local_targets is targets
+    assert next(batches) == "never read"  # one batch taken, no more
+    assert model._maybe_symbolic_build(data_batch="given") == "built" and built[-1] == "given"
+    assert model._maybe_symbolic_build(iterator=[(0, 0, iter([]))], data_batch="given") \
+        == "built" and built[-1] == "given"
+
+    logs = model.train_step((None, tf.constant(1.5)))
+    assert sorted(logs) == ["loss", "mae"]
+    assert [tuple(v.shape) for v in logs.values()] == [(1,), (1,)]
+    assert keras.ops.convert_to_numpy(logs["loss"]).tolist() == [3.0]
+    assert keras.ops.convert_to_numpy(logs["mae"]).tolist() == [0.25]

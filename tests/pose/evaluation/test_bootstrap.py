@@ -10,7 +10,9 @@ import pytest
 
 from datasets.metadata import COCO_SIGMAS
 from pose.evaluation.bootstrap import (
+    AreaMatches,
     PerImageMatches,
+    RankedMatches,
     paired_differences,
     resample_image_counts,
     resampled_stats,
@@ -208,5 +210,152 @@ def test_documented_defaults_and_an_unevaluated_cocoeval(coco_sample_dir, genera
     cocoeval = run_cocoeval(generated[0], _noisy_ground_truth(generated[1], 0.02, 0),
                             COCO_SIGMAS)
     unevaluated = COCOeval(cocoeval.cocoGt, cocoeval.cocoDt, "keypoints")
-    with pytest.raises(ValueError, match=r"no per-image results: run evaluate\(\) first"):
+    with pytest.raises(ValueError) as error:
         PerImageMatches.from_cocoeval(unevaluated)
+    assert str(error.value) == "COCOeval has no per-image results: run evaluate() first"
+
+
+# --------------------------------------------- COCOeval.accumulate restated, many counts
+RECALL_THRESHOLDS = np.linspace(0.0, 1.00, 101)  # pycocotools' Params.recThrs
+OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # pycocotools' Params.iouThrs
+
+
+def _one_person_per_image(num_images, large, seed):
+    """Image i holds one person and one detection ranked i-th by score, a true positive at
+    the OKS thresholds its quality passes; areas all and medium count every image,
+    large only the images in ``large``. Returns (matches, tp (T, I) bool, images per area)."""
+    rng = np.random.default_rng(seed)
+    # better detections score higher (precision falls along the ranking), with noise
+    quality = np.linspace(1.0, 0.4, num_images) + rng.normal(0, 0.1, num_images)
+    tp = quality[None, :] > OKS_THRESHOLDS[:, None] + 0.02  # (T, I)
+    areas = [np.arange(num_images), np.arange(num_images), np.asarray(large)]
+    positives = np.zeros((3, num_images), np.int64)
+    ranked = []
+    for a, images in enumerate(areas):
+        positives[a, images] = 1
+        per_threshold = []
+        for t in range(len(OKS_THRESHOLDS)):
+            at = np.flatnonzero(tp[t, images])  # ranks (within the area) of the TPs
+            per_threshold.append(RankedMatches(images[at], at, np.zeros(0, np.int64),
+                                               np.zeros(len(at), np.int64)))
+        ranked.append(AreaMatches(images, tuple(per_threshold)))
+    matches = PerImageMatches(np.arange(num_images), positives, tuple(ranked), OKS_THRESHOLDS,
+                              RECALL_THRESHOLDS, ("all", "medium", "large"))
+    return matches, tp, areas
+
+
+def _pycocotools_stats(tp, areas, counts):
+    """COCOeval.accumulate + summarize (keypoints) as pycocotools writes them, for one
+    resample: image i's detection repeated counts[i] times in score order."""
+    precision, recall = [], []
+    for images in areas:
+        npig = counts[images].sum()
+        q = -np.ones((len(OKS_THRESHOLDS), len(RECALL_THRESHOLDS)))
+        r = -np.ones(len(OKS_THRESHOLDS))
+        if npig > 0:
+            for t in range(len(OKS_THRESHOLDS)):
+                status = np.repeat(tp[t, images], counts[images])
+                tps, fps = np.cumsum(status), np.cumsum(~status)
+                rc = tps / npig
+                pr = (tps / (fps + tps + np.spacing(1))).tolist()
+                for i in range(len(pr) - 1, 0, -1):
+                    pr[i - 1] = max(pr[i - 1], pr[i])
+                inds = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
+                q[t] = [pr[i] if i < len(pr) else 0.0 for i in inds]
+                r[t] = rc[-1] if len(rc) else 0.0
+        precision.append(q)
+        recall.append(r)
+
+    def mean(values):
+        return -1.0 if values.ravel()[0] < 0 else float(values.mean())
+
+    return [mean(precision[0]), mean(precision[0][0]), mean(precision[0][5]),
+            mean(precision[1]), mean(precision[2]), mean(recall[0]), mean(recall[0][:1]),
+            mean(recall[0][5:6]), mean(recall[1]), mean(recall[2])]
+
+
+def test_resampled_stats_equal_pycocotools_formulas_for_every_number_of_people():
+    """Resamples with 0 to 120 people (a single person, images drawn several times, images
+    left out) against pycocotools' accumulate restated above: the recall-threshold
+    crossings are exact whatever the count, including where recall * count rounds up."""
+    matches, tp, areas = _one_person_per_image(60, large=[0, 5], seed=4)
+    rng = np.random.default_rng(5)
+    counts = resample_image_counts(60, 150, rng) * (rng.uniform(size=(150, 1)) >
+                                                    rng.uniform(size=(150, 60)))
+    # Counts where recall_threshold * count, in floating point, misses the integer it
+    # equals (0.28 * 25 rounds up, 0.2 * 20 ...): 20, 25, 40, 50, 75, 100 people.
+    exact = [(np.arange(60) < n).astype(np.int64) + (np.arange(60) < n - 60)
+             for n in (20, 25, 40, 50, 75, 100)]
+    counts = np.concatenate([counts, exact, np.eye(60, dtype=np.int64)[:3],  # one person
+                             np.full((1, 60), 2), np.zeros((1, 60), np.int64)])
+    got = resampled_stats(matches, counts)
+    want = np.array([_pycocotools_stats(tp, areas, c) for c in counts])
+    assert len(set(counts.sum(axis=1))) > 50  # many different numbers of people
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_replicates_without_people_in_an_area_are_counted_as_undefined():
+    """Only images 0 and 1 hold a large person: the replicates that draw neither have no
+    APL (pycocotools' -1); they are left out of the interval and counted as undefined."""
+    a, _, _ = _one_person_per_image(10, large=[0, 1], seed=1)
+    b, _, _ = _one_person_per_image(10, large=[0, 1], seed=2)
+    (pair,) = paired_differences({"a": [a], "b": [b]}, num_resamples=200, seed=3,
+                                 stats=("AP", "APL"))
+    counts = resample_image_counts(10, 200, np.random.default_rng(3))
+    without = int(np.sum(counts[:, :2].sum(axis=1) == 0))
+    assert 0 < without < 200
+    assert pair["stats"]["APL"]["undefined"] == without
+    assert pair["stats"]["AP"]["undefined"] == 0
+    drawn = counts[counts[:, :2].sum(axis=1) > 0]
+    diffs = resampled_stats(b, drawn)[:, 4] - resampled_stats(a, drawn)[:, 4]
+    assert pair["stats"]["APL"]["low"] == np.quantile(diffs, 0.025)
+
+
+def test_bootstrap_errors_say_what_is_wrong(generated):
+    matches, _, _ = _one_person_per_image(4, large=[0], seed=0)
+    two = "paired_differences needs at least two variants with one run each"
+    for runs in ({"a": [matches]}, {"a": [matches], "b": []}, {"a": [], "b": [matches]}):
+        with pytest.raises(ValueError) as error:
+            paired_differences(runs, num_resamples=5)
+        assert str(error.value) == two
+    with pytest.raises(ValueError) as error:
+        paired_differences({"a": [matches], "b": [matches]}, num_resamples=5,
+                           stats=("AP", "mAP", "APs"))
+    assert str(error.value) == (
+        "unknown stats ['mAP', 'APs']; choose among ('AP', 'AP50', 'AP75', 'APM', 'APL', "
+        "'AR', 'AR50', 'AR75', 'ARM', 'ARL')")
+    with pytest.raises(ValueError) as error:
+        resampled_stats(matches, np.ones((2, 5), np.int64))
+    assert str(error.value) == "counts has 5 images, the matches have 4"
+    cocoeval = run_cocoeval(generated[0], _noisy_ground_truth(generated[1], 0.02, 0),
+                            COCO_SIGMAS)
+    for field, value, shown in (("iouType", "bbox", "iouType='bbox', catIds=[1], "
+                                 "maxDets=[20]"),
+                                ("catIds", [1, 2], "iouType='keypoints', catIds=[1, 2], "
+                                 "maxDets=[20]"),
+                                ("maxDets", [1, 20], "iouType='keypoints', catIds=[1], "
+                                 "maxDets=[1, 20]")):
+        changed = copy.copy(cocoeval)
+        changed.params = copy.copy(cocoeval.params)
+        changed.params.catIds = [1]  # plain ints (run_cocoeval's are NumPy's)
+        setattr(changed.params, field, value)
+        with pytest.raises(ValueError) as error:
+            PerImageMatches.from_cocoeval(changed)
+        assert str(error.value) == ("the bootstrap re-implements keypoint COCOeval with one "
+                                    f"category and one maxDets; got {shown}")
+
+
+def test_images_without_people_or_detections_give_pycocotools_minus_one(generated):
+    """Evaluated images that hold neither people nor detections (every ``evalImgs`` entry
+    None, as pycocotools leaves them): every stat is -1, as COCOeval.summarize gives."""
+    cocoeval = run_cocoeval(generated[0], _noisy_ground_truth(generated[1], 0.02, 0),
+                            COCO_SIGMAS)
+    empty = copy.copy(cocoeval)
+    empty.evalImgs = [None] * len(cocoeval.evalImgs)
+    matches = PerImageMatches.from_cocoeval(empty)
+    counts = np.concatenate([np.ones((1, len(matches.image_ids)), np.int64),
+                             resample_image_counts(len(matches.image_ids), 3,
+                                                   np.random.default_rng(0))])
+    want = _accumulate_summarize(empty)
+    assert list(want) == [-1.0] * 10
+    assert resampled_stats(matches, counts).tolist() == [list(want)] * 4
