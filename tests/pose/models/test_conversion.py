@@ -9,6 +9,7 @@ import pytest
 from pose.models.conversion import (
     PretrainedCheckpoint,
     assign_weights,
+    describe_architecture,
     infer_architecture,
     keras_weight_path,
     load_pretrained_into,
@@ -126,6 +127,11 @@ def test_unknown_missing_and_mismatched_tensors_are_errors(tiny_pose):
     model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
     with pytest.raises(CheckpointError, match="stage2.0.branches.0.0.conv3.weight"):
         keras_weight_path("stage2.0.branches.0.0.conv3.weight", "x.pth")
+    unknown = {"stage2.0.branches.0.0.conv3.weight": np.ones((6, 6, 1, 1), np.float32)}
+    with pytest.raises(CheckpointError) as error:  # a checkpoint made by hand names its file
+        PretrainedCheckpoint("x.pth", "official-pose", unknown, (), 0).keras_weights()
+    assert str(error.value) == ("x.pth: tensor 'stage2.0.branches.0.0.conv3.weight' has no "
+                                "counterpart in HRNet")
     missing = {k: v for k, v in tiny_pose.state_dict.items() if k != "bn1.running_var"}
     with pytest.raises(CheckpointError, match=r"x\.pth: 1 Keras weights have no tensor: "
                                               r"stem_bn1/moving_variance"):
@@ -137,14 +143,20 @@ def test_unknown_missing_and_mismatched_tensors_are_errors(tiny_pose):
                                                          (), 0))
 
 
-def test_partial_assignment_lists_what_it_left(tiny_pose):
+def test_partial_assignment_lists_what_it_left(tiny_pose, caplog):
     model = HRNet(input_size=(64, 96), psa_placement="branch",
                   **dict(tiny_pose.architecture(), num_keypoints=5))
-    report = assign_weights(model, tiny_pose.keras_weights(), "x.pth", allow_partial=True)
+    with caplog.at_level("INFO", logger="pose.models.conversion"):
+        report = assign_weights(model, tiny_pose.keras_weights(), "x.pth", allow_partial=True)
+    # 476 keys in the fixture (its README) - 79 counters = 397 tensors, 2 of them mismatched.
+    assert caplog.messages == [f"x.pth: 395 weights loaded, 0 skipped, 2 shape mismatches, "
+                               f"{len(report.fresh)} left fresh"]
     assert report.mismatched == ["final_layer/kernel: (1, 1, 6, 17) in x.pth, (1, 1, 6, 5) in "
                                  "the model", "final_layer/bias: (17,) in x.pth, (5,) in the model"]
     assert report.fresh and all("_psa" in p for p in report.fresh)
     assert report.skipped == [] and len(report.loaded) == len(tiny_pose.state_dict) - 2
+    assert report.loaded == [v.path for v in model.weights  # by path, in the model's order
+                             if "_psa" not in v.path and not v.path.startswith("final_layer/")]
     with pytest.raises(ValueError, match="final_layer/kernel"):
         assign_weights(model, tiny_pose.keras_weights(), "x.pth")
 
@@ -185,10 +197,13 @@ def test_unknown_tensors_are_refused_not_dropped(tmp_path, tiny_pose, torch_chec
     # A name with a rule but no layer in this network (a fifth branch) is refused too.
     model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
     extra = dict(tiny_pose.state_dict, **{"stage4.1.fuse_layers.0.4.1.bias":
+                                          np.ones(6, np.float32),
+                                          "stage4.1.fuse_layers.0.4.1.weight":
                                           np.ones(6, np.float32)})
-    with pytest.raises(CheckpointError, match=r"x\.pth: 1 tensors have no Keras weight: "
-                                              r"stage4_m1_fuse_0_4_bn/beta"):
+    with pytest.raises(CheckpointError) as error:
         load_pretrained_into(model, PretrainedCheckpoint("x.pth", "official-pose", extra, (), 0))
+    assert str(error.value) == ("x.pth: 2 tensors have no Keras weight: "
+                                "stage4_m1_fuse_0_4_bn/beta, stage4_m1_fuse_0_4_bn/gamma")
 
 
 def test_weights_of_the_right_size_but_another_shape_are_refused(tiny_pose):
@@ -231,3 +246,54 @@ def test_non_finite_weights_are_refused_with_their_names(tmp_path, tiny_pose,
         read_pretrained(path)
     allowed = read_pretrained(path, allow_non_finite=True)
     assert np.isnan(allowed.state_dict["final_layer.bias"][3])
+
+
+def test_describe_architecture_says_what_the_file_holds():
+    # The line tools/convert.py prints about the network a checkpoint holds.
+    assert describe_architecture(TINY_ARCHITECTURE) == (
+        "HRNet-W6, stem 64, 4 bottlenecks, stage modules (1, 1, 2), blocks per branch "
+        "((1, 1), (2, 2, 2), (1, 1, 1, 1)), 17 keypoint heatmaps")
+    w32_backbone = dict(width=32, num_keypoints=None, stage_modules=[1, 4, 3], stage1_blocks=4,
+                        stem_width=64, num_blocks=4, stage_blocks=None)
+    assert describe_architecture(w32_backbone) == (
+        "HRNet-W32, stem 64, 4 bottlenecks, stage modules (1, 4, 3), 4 blocks per branch, "
+        "no keypoint heatmaps")
+
+
+def _tensor_dict(w, storages, state):
+    """``{name: Tensor}`` for ``w.write``, each array its own storage in ``storages``."""
+    tensors = {}
+    for name, value in state.items():
+        value = np.ascontiguousarray(value)
+        storages[str(len(storages))] = value.ravel()
+        tensors[name] = w.Tensor(str(len(storages) - 1), 0, value.shape,
+                                 tuple(s // value.itemsize for s in value.strides))
+    return tensors
+
+
+_ONE = np.ones((2, 2), np.float32)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda t: 3, "expected a dict of tensors, got int"),
+    (lambda t: {"meta": {"epoch": 1}, **t({"conv1.weight": _ONE})},
+     "not a state dict (entries that are not tensors: meta)"),
+    (lambda t: {"meta": {"epoch": 1}, "state_dict": t({"conv1.weight": _ONE})},
+     "a 'state_dict' entry with neither 'backbone.' keys (mmpose) nor training entries (epoch, "
+     "optimizer)"),
+    (lambda t: t({"conv1.weight": _ONE}),
+     "no HRNet layout recognised (no conv1.weight / stage2.0.branches.0.0.conv1.weight)"),
+    (lambda t: {"state_dict": t({"backbone.conv1.weight": _ONE, "neck.fc.weight": _ONE})},
+     "mmpose tensor 'neck.fc.weight' is neither backbone. nor head."),
+    (lambda t: {"state_dict": t({"backbone.conv1.weight": _ONE, "head.deconv.weight": _ONE})},
+     "mmpose head tensor 'head.deconv.weight' is not a 1x1 final layer (only the heatmap head "
+     "is supported)"),
+])
+def test_files_of_no_known_layout_say_what_they_hold(tmp_path, torch_checkpoint_writer, make,
+                                                     message):
+    storages = {}
+    content = make(lambda state: _tensor_dict(torch_checkpoint_writer, storages, state))
+    path = torch_checkpoint_writer.write(tmp_path / "odd.pth", content, storages)
+    with pytest.raises(CheckpointError) as error:
+        read_pretrained(path)
+    assert str(error.value) == f"{path}: {message}"

@@ -1,13 +1,12 @@
 """HRNet: the official architecture's counts, padding, names, fusion paths, PSA placement."""
 
-import re
 
 import keras
 import numpy as np
 import pytest
 
 from pose.models.complexity import count_macs, count_trainable_params, describe_model
-from pose.models.hrnet import HRNet, _conv
+from pose.models.hrnet import HRNet, _conv, weights_loaded_after
 from psa import PolarizedSelfAttention
 
 
@@ -167,18 +166,36 @@ def test_psa_counts_at_w32():
         assert {layer.mode for layer in layers} == {"sequential"}
 
 
+_STAGE_BLOCKS = ("HRNet stage_blocks must hold 2, 3 and 4 positive integers (basic blocks per "
+                 "branch in stages 2, 3, 4), got ")
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(psa_placement="everywhere"), "'everywhere'"),
-    (dict(psa_mode="serial"), "'serial'"),
-    (dict(input_size=(190, 256)), "(190, 256)"),
-    (dict(width=0), "0"),
-    (dict(stage_modules=(1, 4)), "(1, 4)"),
-    (dict(stage_blocks=((1, 1), (1, 1), (1, 1, 1, 1))), "((1, 1), (1, 1), (1, 1, 1, 1))"),
-    (dict(stage_blocks=((1, 0), (1, 1, 1), (1, 1, 1, 1))), "((1, 0), (1, 1, 1), (1, 1, 1, 1))"),
+    (dict(psa_placement="everywhere"),
+     "HRNet psa_placement must be one of ('none', 'branch', 'block'), got 'everywhere'"),
+    (dict(psa_mode="serial"),
+     "HRNet psa_mode must be one of ('parallel', 'sequential'), got 'serial'"),
+    (dict(input_size=(190, 256)), "HRNet input_size must be (width, height), each a positive "
+                                  "multiple of 32, got (190, 256)"),
+    (dict(input_size=(192,)), "HRNet input_size must be (width, height), each a positive "
+                              "multiple of 32, got (192,)"),
+    (dict(width=0), "HRNet width must be a positive integer, got 0"),
+    (dict(num_keypoints=True), "HRNet num_keypoints must be a positive integer, got True"),
+    (dict(stem_width=64.0), "HRNet stem_width must be a positive integer, got 64.0"),
+    (dict(stage_modules=(1, 4)), "HRNet stage_modules must be three positive integers (modules "
+                                 "in stages 2, 3, 4), got (1, 4)"),
+    (dict(stage_modules=(1, 0, 3)), "HRNet stage_modules must be three positive integers "
+                                    "(modules in stages 2, 3, 4), got (1, 0, 3)"),
+    (dict(stage_blocks=((1, 1), (1, 1), (1, 1, 1, 1))),
+     _STAGE_BLOCKS + "((1, 1), (1, 1), (1, 1, 1, 1))"),
+    (dict(stage_blocks=((1, 0), (1, 1, 1), (1, 1, 1, 1))),
+     _STAGE_BLOCKS + "((1, 0), (1, 1, 1), (1, 1, 1, 1))"),
+    (dict(stage_blocks=4), _STAGE_BLOCKS + "4"),
 ])
 def test_bad_arguments_name_the_received_value(kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError) as error:
         HRNet(**kwargs)
+    assert str(error.value) == message
 
 
 def test_blocks_per_stage_and_branch(tiny_hrnet):
@@ -241,3 +258,49 @@ def test_every_form_saves_loads_and_runs_in_mixed_precision(tiny_hrnet, randomiz
     assert psa.compute_dtype == "float16"
     got = keras.ops.convert_to_numpy(mixed(x)).astype(np.float32)
     assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
+
+
+def test_fresh_kernels_are_drawn_as_the_official_init_weights(tiny_models):
+    # Official init_weights: every conv N(0, 0.001), the final layer's bias 0. ~180,000
+    # kernel values: the sample std is within 1% of 0.001 (its relative error ~0.2%).
+    model = tiny_models["none"]
+    kernels = np.concatenate([layer.kernel.numpy().ravel() for layer in model.layers
+                              if isinstance(layer, keras.layers.Conv2D)])
+    assert kernels.size > 50_000
+    assert abs(kernels.std() / 0.001 - 1) < 0.01 and abs(kernels.mean()) < 2e-5
+    assert not model.get_layer("final_layer").bias.numpy().any()
+
+
+def test_models_built_for_loading_get_zero_kernels_and_are_handed_to_on_built(tiny_models):
+    config = tiny_models["none"].get_config()
+    built = []
+    with weights_loaded_after(built.append):
+        model = HRNet.from_config(config)
+    assert built == [model]  # from_config hands over the model it built, once
+    kernels = [w.numpy() for w in model.weights if w.name == "kernel"]
+    # Every conv of the tiny net: stem 2, bottleneck 3 + downsample, transitions 1 + 1 + 1
+    # new branches + 1 width change, stage 2 blocks 4 + fusion 2, stage 3 blocks 6 + fusion
+    # 7 (2 -> 0 takes two stride-2 convs), stage 4 blocks 8 + fusion into branch 0 only 3,
+    # final layer 1: 41.
+    assert len(kernels) == 41 and not any(k.any() for k in kernels)
+    with weights_loaded_after():  # no callback: zero kernels all the same
+        assert not HRNet.from_config(config).get_layer("stem_conv1").kernel.numpy().any()
+    # Outside the block, kernels are drawn again (and no callback is kept).
+    assert HRNet.from_config(config).get_layer("stem_conv1").kernel.numpy().std() > 0
+    assert built == [model]
+
+
+def test_the_config_rebuilds_the_same_network(tiny_hrnet):
+    # Every setting away from its default, so that a setting lost on the way shows.
+    settings = dict(tiny_hrnet, num_keypoints=5, psa_placement="block", psa_mode="sequential",
+                    psa_form="port", stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
+                    name="pose_net")
+    model = HRNet(**settings)
+    layers = [layer for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
+    assert len(layers) == 9 and {(la.mode, la.form) for la in layers} == {("sequential", "port")}
+    config = model.get_config()
+    assert config == dict(settings, input_size=(32, 64), stage_modules=(1, 1, 1))
+    rebuilt = HRNet.from_config(config)
+    assert rebuilt.get_config() == config and rebuilt.name == "pose_net"
+    assert tuple(rebuilt.input_shape) == (None, 64, 32, 3)  # (width 32, height 64)
+    assert [w.path for w in rebuilt.weights] == [w.path for w in model.weights]

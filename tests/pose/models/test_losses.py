@@ -35,10 +35,11 @@ def test_matches_hrnet_joints_mse(batch):
     assert value == pytest.approx(_reference(pred, target, weight), rel=1e-5)
 
 
-def test_ohkm_keeps_the_hardest_joints(batch):
+@pytest.mark.parametrize("topk", [1, 2])
+def test_ohkm_keeps_the_hardest_joints(batch, topk):
     pred, target, weight = batch
-    value = float(JointsMSELoss(ohkm_topk=2)(target, pred, weight))
-    assert value == pytest.approx(_reference(pred, target, weight, topk=2), rel=1e-5)
+    value = float(JointsMSELoss(ohkm_topk=topk)(target, pred, weight))
+    assert value == pytest.approx(_reference(pred, target, weight, topk=topk), rel=1e-5)
 
 
 def test_zero_weight_joints_do_not_count(batch):
@@ -61,9 +62,21 @@ def test_fit_uses_target_weights_as_sample_weight(batch):
     assert logs["loss"] == pytest.approx(_reference(pred, target, weight), rel=1e-5)
 
 
-def test_bad_topk_is_rejected():
-    with pytest.raises(ValueError, match="got 0"):
-        JointsMSELoss(ohkm_topk=0)
+@pytest.mark.parametrize("topk", [0, -1, 2.0, "3"])
+def test_bad_topk_is_rejected(topk):
+    with pytest.raises(ValueError) as error:
+        JointsMSELoss(ohkm_topk=topk)
+    assert str(error.value) == f"ohkm_topk must be a positive integer or None, got {topk!r}"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"ohkm_topk": 8, "name": "ohkm"}])
+def test_the_loss_round_trips_through_its_config(kwargs):
+    # What a saved, compiled model stores for its loss and rebuilds on loading.
+    loss = JointsMSELoss(**kwargs)
+    assert loss.name == kwargs.get("name", "joints_mse")
+    rebuilt = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(rebuilt) is JointsMSELoss
+    assert (rebuilt.name, rebuilt.ohkm_topk) == (loss.name, kwargs.get("ohkm_topk"))
 
 
 def test_fractional_target_weight_is_squared_as_hrnet():

@@ -87,3 +87,53 @@ def _built(layer):
 def test_refuses_a_layer_of_another_form(official):
     with pytest.raises(ValueError, match="form='official'.*'paper'"):
         load_official_psa(PolarizedSelfAttention(mode="parallel"), official[0], prefix="p.")
+
+
+def _only(state_dict, prefix, **replaced):
+    return {**{k: v for k, v in state_dict.items() if k.startswith(prefix)}, **replaced}
+
+
+P_KEYS = "{0}conv_q_right.weight, {0}conv_v_right.weight, {0}conv_q_left.weight, " \
+         "{0}conv_v_left.weight, {0}conv_up.weight"
+S_UP_KEYS = ", ".join(f"p.conv_up.{i}.{p}" for i in (0, 1, 3) for p in ("weight", "bias"))
+
+
+@pytest.mark.parametrize("mode, built, state, prefix, message", [
+    ("parallel", False, lambda sd: _only(sd, "p."), "s.",
+     "state dict: not an official PSA_p state dict under prefix 's.': missing "
+     + P_KEYS.format("s.")),
+    ("sequential", False, lambda sd: sd, "p.",
+     f"state dict: not an official PSA_s state dict under prefix 'p.': missing {S_UP_KEYS}; "
+     "unexpected p.conv_up.weight"),
+    ("sequential", True, lambda sd: _only(sd, "s.", **{
+        "s.conv_v_left.weight": np.zeros((8, 12, 1, 1), np.float32)}), "s.",
+     "state dict: s.conv_v_left.weight has shape (8, 12, 1, 1), expected (8, 16, 1, 1) for "
+     "PSA_s with C=16 (Keras psa/spatial/wv)"),
+    ("sequential", False, lambda sd: _only(sd, "s.", **{
+        "s.conv_v_right.weight": np.zeros((8, 16), np.float32)}), "s.",
+     "state dict: s.conv_v_right.weight has shape (8, 16), expected (C/2, C, 1, 1)"),
+    ("parallel", False, lambda sd: [sd], "p.",
+     "state dict: expected a state dict (name → tensor), got list"),
+])
+def test_refusals_say_the_whole_story(official, mode, built, state, prefix, message):
+    # The state dict's tensors (tests/data/psa_reference/README.md): C = 16, C/2 = 8.
+    layer = PolarizedSelfAttention(mode=mode, form="official", name="psa")
+    if built:
+        _built(layer)
+    with pytest.raises(CheckpointError) as error:
+        load_official_psa(layer, state(official[0]), prefix=prefix)
+    assert str(error.value) == message
+
+
+def test_refusals_name_the_file_and_the_layer(psa_reference_dir):
+    path = psa_reference_dir / "psa_official.pth"
+    with pytest.raises(CheckpointError) as error:
+        load_official_psa(_layer("parallel"), path, prefix="q.")
+    assert str(error.value) == (f"{path}: not an official PSA_p state dict under prefix 'q.': "
+                                "missing " + P_KEYS.format("q."))
+    for layer, got in ((PolarizedSelfAttention(mode="parallel"), "PolarizedSelfAttention "
+                        "(form 'paper')"), (keras.layers.Dense(1), "Dense (form None)")):
+        with pytest.raises(ValueError) as error:
+            load_official_psa(layer, path, prefix="p.")
+        assert str(error.value) == ("load_official_psa needs a PolarizedSelfAttention with "
+                                    f"form='official', got {got}")
