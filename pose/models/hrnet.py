@@ -258,7 +258,7 @@ class HRNet(keras.Model):
     def __init__(self, width=32, num_keypoints=17, input_size=(192, 256),
                  psa_placement="branch", psa_mode="parallel", stage_modules=(1, 4, 3),
                  num_blocks=4, stage1_blocks=4, stem_width=64, stage_blocks=None,
-                 psa_form="paper", name="hrnet", **kwargs):
+                 psa_form="paper", name="hrnet", trainable=True):
         check_arguments(width, num_keypoints, input_size, psa_placement, psa_mode,
                         stage_modules, num_blocks, stage1_blocks, stem_width, stage_blocks,
                         psa_form)
@@ -289,7 +289,9 @@ class HRNet(keras.Model):
         heatmaps = keras.layers.Conv2D(
             num_keypoints, 1, use_bias=True, kernel_initializer=_conv_initializer(),
             name="final_layer", dtype="float32")(branches[0])
-        super().__init__(inputs=image, outputs=heatmaps, name=name, **kwargs)
+        # No **kwargs: Keras' functional Model drops the keywords it does not know without a
+        # word, so a misspelt HRNet(input_sise=...) would build the default network.
+        super().__init__(inputs=image, outputs=heatmaps, name=name, trainable=trainable)
 
         self.width = width
         self.num_keypoints = num_keypoints

@@ -198,6 +198,14 @@ def test_bad_arguments_name_the_received_value(kwargs, message):
     assert str(error.value) == message
 
 
+def test_a_misspelt_argument_is_refused_not_dropped(tiny_hrnet):
+    # Keras' functional Model ignores keywords it does not know: passed on, this would
+    # build the default 192x256 network.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'input_sise'"):
+        HRNet(**dict(tiny_hrnet, input_sise=(256, 256)))
+    assert not HRNet(**tiny_hrnet, trainable=False).trainable  # Keras' own keyword
+
+
 def test_blocks_per_stage_and_branch(tiny_hrnet):
     # The official configs give NUM_BLOCKS per stage and branch (the fixtures: 1, 2, 1).
     uniform = HRNet(psa_placement="none", **dict(tiny_hrnet, num_blocks=2))
