@@ -291,7 +291,9 @@ def test_export_tool_refuses_before_loading(tmp_path):
 def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
     """tools/export.py says OK and exits 0 when the export agrees within --tolerance, and
     FAILED with exit status 1 when it does not (a tolerance below any float32 export's
-    difference)."""
+    difference). In ONNX: the verdict code is the same for every format, and this test
+    took 22 s with ONNX against 33 s with TFLite alone on 2 cores (the tool's .tflite
+    verdict is checked by tests/tools/test_export_chain.py)."""
     import runpy
 
     from pose.engine.checkpoint import save_model
@@ -299,11 +301,11 @@ def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
     weights = tmp_path / "m.keras"
     save_model(model, weights)
     main = runpy.run_path(str(REPO / "tools" / "export.py"), run_name="tool_under_test")["main"]
-    out = tmp_path / "m.tflite"
-    assert main(["--weights", str(weights), "--format", "tflite", "--out", str(out)]) == 0
+    out = tmp_path / "m.onnx"
+    assert main(["--weights", str(weights), "--format", "onnx", "--out", str(out)]) == 0
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("parity: ") and verdict.endswith(": OK"), verdict
-    assert main(["--weights", str(weights), "--format", "tflite", "--out", str(out),
+    assert main(["--weights", str(weights), "--format", "onnx", "--out", str(out),
                  "--tolerance", "1e-15"]) == 1
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("parity: ") and verdict.endswith(": FAILED"), verdict
