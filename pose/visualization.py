@@ -361,7 +361,7 @@ def plot_comparison(rows, out_png, metrics=("AP", "AP50", "AP75", "APM", "APL"),
         out_png: the PNG to write (atomically).
         metrics: metric names, the groups on the x axis. Default the five AP columns.
         differences: optional list of ``{"reference": str, "variant": str, "stats":
-            {metric: {"difference", "low", "high", "excludes_zero"}}}`` (from
+            {metric: {"difference", "low", "high", "shown"}}}`` (from
             ``pose.evaluation.bootstrap.paired_differences``); the forest plot shows every
             metric it holds.
 
@@ -426,7 +426,8 @@ def _comparison_bars(ax, rows, metrics, cmap):
 
 def _forest_plot(ax, differences):
     """One line per (pair, metric): the difference (dot) and its interval (bar); filled
-    dots where the interval excludes zero (an undefined interval draws the dot alone)."""
+    dots where a difference is shown (an interval with the training noise in it excludes
+    zero; an undefined interval draws the dot alone)."""
     labels, y = [], 0
     for p, pair in enumerate(differences):
         color = f"C{p % 10}"
@@ -435,12 +436,12 @@ def _forest_plot(ax, differences):
             above = np.nan_to_num(stat["high"] - stat["difference"])
             ax.errorbar(stat["difference"], -y, xerr=[[max(below, 0.0)], [max(above, 0.0)]],
                         fmt="o", color=color, capsize=3, markersize=5,
-                        markerfacecolor=color if stat["excludes_zero"] else "white")
+                        markerfacecolor=color if stat["shown"] else "white")
             labels.append(f"{pair['variant']} − {pair['reference']}: {metric}")
             y += 1
     ax.axvline(0.0, color="0.3", linewidth=1, linestyle="--")
     ax.set_yticks(-np.arange(y))
     ax.set_yticklabels(labels, fontsize=7)
-    ax.set_xlabel("difference (95% paired bootstrap interval)")
+    ax.set_xlabel("difference (95% interval, seeds and images)")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("differences (filled: interval excludes 0)", fontsize=9)
+    ax.set_title("differences (filled: shown across seeds)", fontsize=9)

@@ -2,20 +2,29 @@
 
     python tools/compare_psa.py --config CFG --variants none,parallel,sequential
                                 [--forms paper,official,port]
-                                [--placement branch|block] --seeds N --workdir DIR
+                                [--placement branch|block] [--seeds 3] --workdir DIR
     python tools/compare_psa.py --config CFG --variants none,parallel,official-parallel,\
                                 port-parallel --workdir DIR
-    python tools/compare_psa.py --checkpoints none=a.keras,parallel=b.keras --workdir DIR
+    python tools/compare_psa.py --checkpoints none=a0.keras,none=a1.keras,none=a2.keras,\
+                                parallel=b0.keras,parallel=b1.keras,parallel=b2.keras --workdir DIR
 
 A PSA variant is a mode (``parallel``, ``sequential``: the config's ``model.psa_form``) or
 FORM-MODE with FORM one of paper, official, port (psa/layers.py says what differs);
 ``--forms`` runs every mode given without a form once per form.
 
-Writes DIR/comparison.md (the PSA placement/mode/form of each variant, AP/AR as mean ± std
-over seeds, params, MACs, latency, and every
-pair's AP/AP50/AP75/APM/APL/AR difference with a paired 95% bootstrap interval over the
-validation images, seeds resampled too), DIR/comparison.json and DIR/comparison.png (bars
-with error bars beside a forest plot of the differences).
+Every variant is trained with seeds 0..N-1 (``--seeds``, default 3): the same variant
+retrained with another seed, or on another CPU kind, moves AP by more than PSA changes it
+at small scale, so a verdict needs the seed-to-seed spread. A label repeated in
+``--checkpoints`` gives that variant several seeds, paired in the order given (the i-th
+checkpoint of one label with the i-th of another).
+
+Writes DIR/comparison.md (first one verdict line per pair: every seed's AP, PSA − none
+with its 95% interval over training seeds and validation images, and whether a
+difference is shown; then the PSA placement/mode/form of each variant, AP per seed, AP/AR
+as mean ± std over seeds, params, MACs, latency, and every pair's AP/AP50/AP75/APM/APL/AR
+difference with its interval), DIR/comparison.json and DIR/comparison.png (bars with error
+bars beside a forest plot of the differences). With one seed per variant the interval
+covers the choice of validation images only and no verdict is drawn.
 """
 
 import argparse
@@ -34,6 +43,7 @@ if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not re
 
 from pose.config import load_config
 from pose.experiments.comparison import (
+    DEFAULT_SEEDS,
     PLACEMENTS,
     VARIANTS,
     compare_checkpoints,
@@ -41,6 +51,7 @@ from pose.experiments.comparison import (
     expand_forms,
     parse_variant,
     run_comparison,
+    verdict_lines,
     write_comparison,
 )
 from psa import PSA_FORMS
@@ -86,7 +97,9 @@ def main(argv=None):
                         help="comma-separated PSA forms (paper,official,port): each variant "
                              "given as a bare mode runs once per form")
     parser.add_argument("--placement", default="branch", choices=PLACEMENTS)
-    parser.add_argument("--seeds", type=int, default=1, help="training seeds per variant")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                        help=f"training seeds per variant (default {DEFAULT_SEEDS}; a "
+                             "verdict needs at least 2)")
     parser.add_argument("--checkpoints", type=_checkpoint_list,
                         help="LABEL=PATH,... of models trained elsewhere (repeat a label "
                              "for several seeds)")
@@ -109,6 +122,8 @@ def main(argv=None):
     if args.forms and args.checkpoints:
         parser.error("--forms is for training (--config); a checkpoint has its own form")
     variants = expand_forms(args.variants, args.forms) if args.forms else args.variants
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
@@ -125,6 +140,8 @@ def main(argv=None):
     paths = write_comparison(comparison, args.workdir)
     print("\n" + comparison_markdown(comparison))
     print("wrote " + ", ".join(paths.values()))
+    for line in verdict_lines(comparison):  # last, where the eye lands
+        print(line)
 
 
 if __name__ == "__main__":

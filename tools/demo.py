@@ -1,6 +1,10 @@
 """The demo: generated COCO data → train the small HRNet with and without PSA → AP → overlays.
 
-    python tools/demo.py [--workdir work/demo] [--train 1200 --val 100] [--set k=v ...]
+    python tools/demo.py [--workdir work/demo] [--train 1200 --val 100] [--seeds 3]
+                         [--set k=v ...]
+
+Each variant is trained with ``--seeds`` seeds; the last line printed is the verdict: every
+seed's AP and PSA − none with its 95% interval over training seeds and validation images.
 
 Re-running reuses the generated data and finished models, and resumes interrupted ones.
 """
@@ -18,6 +22,7 @@ from pose.errors import ToolArgumentParser, hide_native_output
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
+from pose.experiments.comparison import DEFAULT_SEEDS
 from pose.experiments.demo import run_demo
 
 
@@ -28,12 +33,17 @@ def main(argv=None):
     parser.add_argument("--train", type=int, default=1200, help="generated training images")
     parser.add_argument("--val", type=int, default=100, help="generated validation images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                        help=f"training seeds per variant (default {DEFAULT_SEEDS}; a "
+                             "verdict needs at least 2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     run_demo(args.config, args.workdir, args.train, args.val, seed=args.seed,
-             overrides=args.overrides)
+             overrides=args.overrides, training_seeds=args.seeds)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,14 @@ in the config's form or a named one: ``official-parallel``, ``port-sequential``,
 ``parse_variant``) for every seed
 with ``pose.engine.training.train`` (a finished run is reused, an interrupted one resumes),
 evaluates the final model of each with ``pose.evaluation.evaluator.evaluate_config``, and
-summarises AP/AR as mean ± std over seeds next to parameters, MACs and batch-1 latency, and
-every pair of
-variants by its AP/AR differences with paired 95% bootstrap intervals over the validation
-images (``pose.evaluation.bootstrap``; seeds, when there are several, are resampled too).
+summarises AP/AR per seed and as mean ± std over seeds next to parameters, MACs and
+batch-1 latency, and every pair of variants by its AP/AR differences with paired 95%
+intervals that hold both the training noise (seed ``s`` of one variant paired with seed
+``s`` of the other) and the choice of validation images (a paired bootstrap):
+``pose.evaluation.bootstrap.seed_aware_interval``. A difference is called *shown* only
+when that interval excludes 0; one seed per variant gives an image-only interval and no
+verdict, since the same variant retrained with another seed, or on another CPU kind,
+moves AP by more than PSA does at demo scale (BENCHMARKS.md, "Training noise").
 ``compare_checkpoints`` does the same for models trained elsewhere (e.g. on full COCO).
 """
 
@@ -28,7 +32,12 @@ from datasets.metadata import DatasetMeta
 from pose.config import save_config
 from pose.engine.checkpoint import load_model
 from pose.engine.training import train
-from pose.evaluation.bootstrap import INTERVAL_STATS, PerImageMatches, paired_differences
+from pose.evaluation.bootstrap import (
+    INTERVAL_STATS,
+    MIN_SEEDS_FOR_A_VERDICT,
+    PerImageMatches,
+    paired_differences,
+)
 from pose.evaluation.evaluator import evaluate_config
 from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
 from pose.experiments.benchmark import make_forward, time_forward
@@ -39,6 +48,7 @@ from psa import PSA_FORMS, PSA_MODES
 logger = logging.getLogger(__name__)
 
 VARIANTS = ("none", "parallel", "sequential")  # the default variants (the config's PSA form)
+DEFAULT_SEEDS = 3  # training seeds per variant of tools/compare_psa.py and the demo
 PLACEMENTS = ("branch", "block")
 
 
@@ -288,7 +298,8 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
 
 
 def summarize(runs):
-    """One row per variant label: every stat as mean and std over its runs, plus cost."""
+    """One row per variant label: every stat per run (``NAME_per_seed``), as mean and
+    sample std over the runs, plus cost."""
     rows = []
     for label in dict.fromkeys(run["variant"] for run in runs):
         group = [run for run in runs if run["variant"] == label]
@@ -302,17 +313,19 @@ def summarize(runs):
             values = np.array([run["metrics"][name] for run in group], np.float64)
             row[f"{name}_mean"] = float(values.mean())
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[f"{name}_per_seed"] = values.tolist()  # in seed (or checkpoint) order
         rows.append(row)
     return rows
 
 
 def comparison_markdown(comparison):
-    """The comparison as Markdown: AP/AR as mean ± std with the costs, then each pair's
-    differences with their paired bootstrap intervals and whether those exclude zero."""
+    """The comparison as Markdown: the verdict line of each pair first, then AP per seed and
+    AP/AR as mean ± std with the costs, then each pair's differences with their intervals."""
     rows = comparison["variants"]
     table_rows = []
     for row in rows:
-        cells = {"variant": row["variant"], "psa": row["psa"], "seeds": row["seeds"]}
+        cells = {"variant": row["variant"], "psa": row["psa"], "seeds": row["seeds"],
+                 "ap_per_seed": " ".join(f"{v:.3f}" for v in row.get("AP_per_seed", []))}
         for name in STAT_NAMES:  # one seed has no spread to show
             cells[name] = f"{row[f'{name}_mean']:.3f}" + (
                 f" ± {row[f'{name}_std']:.3f}" if row["seeds"] > 1 else "")
@@ -321,7 +334,7 @@ def comparison_markdown(comparison):
                      else f"{row['train_seconds'] / 60:.1f}")
         table_rows.append(cells)
     columns = ([("variant", "variant", "{}"), ("psa", "PSA (placement/mode/form)", "{}"),
-                ("seeds", "seeds", "{}")]
+                ("seeds", "seeds", "{}"), ("ap_per_seed", "AP per seed", "{}")]
                + [(name, name, "{}") for name in STAT_NAMES]
                + [("params", "params", "{:,}"), ("macs_g", "MACs (G)", "{:.3f}"),
                   ("latency_ms", "batch-1 latency (ms)", "{:.1f}"),
@@ -330,16 +343,65 @@ def comparison_markdown(comparison):
     note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
             f"flip test: {'on' if source['flip_test'] else 'off'}. PSA forms (psa/layers.py): "
             "paper = the paper's equations, official = DeLightCMU/PSA's PSA_p/PSA_s code, "
-            "port = the common Keras port. AP/AR: mean ± std over "
-            "seeds (one seed: the value; pycocotools COCOeval); latency and training time (median "
-            "over seeds, including the first step's trace; – for a run reused from an earlier "
-            "call) on this machine's CPU.")
-    return ("# PSA comparison\n\n" + note + "\n\n" + format_table(table_rows, columns) + "\n\n"
-            + differences_markdown(comparison))
+            "port = the common Keras port. AP per seed in seed order (checkpoints: in the "
+            "order given); AP/AR: mean ± sample std over seeds (one seed: the value; "
+            "pycocotools COCOeval); latency and training time (median over seeds, including "
+            "the first step's trace; – for a run reused from an earlier call) on this "
+            "machine's CPU.")
+    verdicts = "\n".join(f"- {line}" for line in verdict_lines(comparison))
+    return ("# PSA comparison\n\n" + (verdicts + "\n\n" if verdicts else "") + note + "\n\n"
+            + format_table(table_rows, columns) + "\n\n" + differences_markdown(comparison))
 
 
 def _signed(value):
-    return "n/a" if not np.isfinite(value) else f"{value:+.3f}"
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:+.3f}"
+
+
+def _interval_text(stat):
+    return f"[{_signed(stat['low'])}, {_signed(stat['high'])}]"
+
+
+def _verdict(pair, stat):
+    """What one interval says, in words: shown, not shown (and the seeds that would show
+    it), or no verdict (an image-only interval)."""
+    if stat["interval"] == "images":
+        held = "excludes 0" if stat["excludes_zero"] else "holds 0"
+        return (f"no verdict: one seed (the image-only interval {held}; training noise is "
+                f"not in it; a verdict needs ≥ {MIN_SEEDS_FOR_A_VERDICT} seeds per variant, "
+                f"{DEFAULT_SEEDS} or more in practice)")
+    if stat["shown"]:
+        direction = "higher" if stat["difference"] > 0 else "lower"
+        return f"shown: {pair['variant']} {direction} than {pair['reference']}"
+    if stat["seeds_needed"] is not None:
+        return (f"no difference shown (a difference this size, with this spread, needs about "
+                f"{stat['seeds_needed']} seeds per variant)")
+    if stat["difference"] == 0.0:
+        return "no difference shown"
+    return ("no difference shown (the validation images alone are too few to show one "
+            "this size)")
+
+
+def verdict_lines(comparison, metric="AP"):
+    """One line per pair, the first thing to read: every seed's ``metric`` of both
+    variants, the difference with its interval (and what is in it) and the verdict."""
+    rows = {row["variant"]: row for row in comparison["variants"]}
+    lines = []
+    for pair in comparison["differences"]:
+        stat = pair["stats"][metric]
+        reference, variant = rows[pair["reference"]], rows[pair["variant"]]
+        count_a, count_b = pair["seeds"]
+        seeds = (f"{count_a} seed{'s' if count_a > 1 else ''} per variant"
+                 if count_a == count_b else f"{count_a} and {count_b} seeds")
+        noise = ("training noise and images" if stat["interval"] == "seeds+images"
+                 else "images only")
+        per_seed = " · ".join(
+            f"{row['variant']} " + " ".join(f"{v:.3f}" for v in row[f"{metric}_per_seed"])
+            for row in (reference, variant))
+        lines.append(
+            f"{metric} verdict, {pair['variant']} − {pair['reference']}: "
+            f"{_signed(stat['difference'])} {_interval_text(stat)} (95%, {seeds}, {noise}) "
+            f"→ {_verdict(pair, stat)}. {metric} per seed: {per_seed}")
+    return lines
 
 
 def differences_markdown(comparison):
@@ -348,32 +410,42 @@ def differences_markdown(comparison):
     if not comparison["differences"]:
         return f"## Paired differences\n\nNot computed: {settings['skipped']}.\n"
     level = f"{settings['confidence']:.0%}"
-    head = (f"## Paired differences ({level} bootstrap intervals)\n\n"
-            f"Each difference is the later variant minus the earlier one on the full set; its "
-            f"interval comes from {settings['resamples']:,} resamples of the "
-            f"{settings['images']:,} validation images (seed {settings['seed']}), both "
-            "variants scored on the same resampled images; with several training seeds the "
-            "seeds are resampled too. An interval that excludes 0 means the difference is "
-            "larger than what the choice of images (and seeds) explains; one that includes 0 "
-            "means this evaluation cannot tell the two variants apart on that metric.\n\n")
+    head = (f"## Paired differences ({level} intervals over training seeds and validation "
+            "images)\n\n"
+            "Each difference is the later variant minus the earlier one: the mean over seeds "
+            "on the full validation set. Its interval holds two kinds of noise. Training: "
+            "seed s of one variant is paired with seed s of the other (the same data order), "
+            "and the spread of the per-seed differences enters with Student's t on seeds − 1 "
+            "degrees of freedom (variants with unequal seed counts: unpaired, Welch). Images: "
+            f"{settings['resamples']:,} paired bootstrap resamples of the "
+            f"{settings['images']:,} validation images (seed {settings['seed']}), every run "
+            "scored on the same resampled images. The two half-widths are added in "
+            "quadrature (pose/evaluation/bootstrap.py says why). A difference is *shown* "
+            "only when this interval excludes 0. With one seed per variant the interval "
+            "covers the choice of validation images only, not training noise — the same "
+            "variant retrained with another seed, or on another CPU kind, moves AP by more "
+            "than that — so no verdict is drawn from it.\n\n")
     table = []
     for pair in comparison["differences"]:
         name = f"{pair['variant']} − {pair['reference']}"
         for metric in INTERVAL_STATS:
             stat = pair["stats"][metric]
-            if stat["excludes_zero"]:
-                direction = "higher" if stat["difference"] > 0 else "lower"
-                verdict = f"yes: {pair['variant']} {direction} than {pair['reference']}"
-            else:
-                verdict = "no: no difference shown"
             undefined = (f" ({stat['undefined']} resamples without people in the range)"
                          if stat["undefined"] else "")
-            table.append({"pair": name, "metric": metric, "difference": _signed(
-                stat["difference"]), "interval": f"[{_signed(stat['low'])}, "
-                f"{_signed(stat['high'])}]", "verdict": verdict + undefined})
+            table.append({"pair": name, "metric": metric,
+                          "difference": _signed(stat["difference"]),
+                          "interval": _interval_text(stat),
+                          "seeds": "/".join(str(n) for n in pair["seeds"]),
+                          "seed_std": "–" if stat["seed_std"] is None
+                          else f"{stat['seed_std']:.3f}",
+                          "image_std": f"{stat['image_std']:.3f}",
+                          "verdict": _verdict(pair, stat) + undefined})
     columns = [("pair", "pair", "{}"), ("metric", "metric", "{}"),
                ("difference", "difference", "{}"), ("interval", f"{level} interval", "{}"),
-               ("verdict", "interval excludes 0?", "{}")]
+               ("seeds", "seeds", "{}"),
+               ("seed_std", "std of the per-seed differences", "{}"),
+               ("image_std", "std over image resamples", "{}"),
+               ("verdict", "verdict", "{}")]
     return head + format_table(table, columns) + "\n"
 
 

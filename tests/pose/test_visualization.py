@@ -185,7 +185,7 @@ def test_plot_comparison(tmp_path):
     assert not (tmp_path / "x.png").exists()
     # with paired differences: a forest plot beside the bars (a wider figure)
     differences = [{"reference": "none", "variant": v, "stats": {
-        m: {"difference": d, "low": d - 0.01, "high": d + 0.01, "excludes_zero": d > 0.01}
+        m: {"difference": d, "low": d - 0.01, "high": d + 0.01, "shown": d > 0.01}
         for m in ("AP", "AP50")}} for v, d in (("psa_p", 0.02), ("psa_s", 0.005))]
     both = tmp_path / "psa_forest.png"
     plot_comparison(rows, both, metrics=("AP", "AP50"), differences=differences)

@@ -16,6 +16,7 @@ from pose.evaluation.bootstrap import (
     paired_differences,
     resample_image_counts,
     resampled_stats,
+    seed_aware_interval,
 )
 from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
 
@@ -176,12 +177,13 @@ def test_the_interval_is_the_central_95_percent_of_the_resampled_differences(gen
     assert low < narrower[0] and narrower[1] < high  # the percentiles tell 95% from 90%
 
 
-def test_the_seeds_are_a_second_resampling_level(generated):
+def test_the_seeds_widen_the_interval_by_their_spread(generated):
     """Variant b's two seeds disagree (one clean, one with a wrist moved by 30% of the
-    box): a replicate that draws the broken seed twice sees the whole drop, one that draws
-    the clean seed twice sees none, so the interval spans from about 0 to about the full
-    drop. Averaging both seeds in every replicate (no seed resampling) would give an
-    interval around half the drop, as narrow as the image resampling alone."""
+    box), a's two agree: the difference is half the drop, and the interval is
+    ``seed_aware_interval`` of the per-seed full-set APs and the replicates of the
+    seed-averaged difference on the same drawn image sets; the seeds' disagreement makes it
+    wide enough to hold 0, so nothing is shown, where averaging the seeds over the images
+    alone (the image term) would exclude 0."""
     annotation_file, annotations = generated
     clean = [_matches(annotation_file, _noisy_ground_truth(annotations, 0.02, s))
              for s in (0, 1, 2)]
@@ -191,10 +193,154 @@ def test_the_seeds_are_a_second_resampling_level(generated):
                                  num_resamples=400, seed=0)
     ap = pair["stats"]["AP"]
     full = np.ones(len(broken.image_ids), np.int64)
-    drop = resampled_stats(broken, full)[0, 0] - resampled_stats(clean[2], full)[0, 0]
+    seed_ap = {name: [resampled_stats(m, full)[0, 0] for m in runs]
+               for name, runs in (("a", clean[:2]), ("b", [clean[2], broken]))}
+    drop = seed_ap["b"][1] - seed_ap["b"][0]
     assert drop < -0.05  # the broken seed is clearly worse
-    assert ap["difference"] == pytest.approx(drop / 2, abs=0.02)  # the mean over seeds
-    assert ap["low"] < 0.8 * drop and ap["high"] > 0.2 * drop
+    counts = resample_image_counts(len(broken.image_ids), 400, np.random.default_rng(0))
+    replicates = (np.mean([resampled_stats(m, counts)[:, 0] for m in (clean[2], broken)], 0)
+                  - np.mean([resampled_stats(m, counts)[:, 0] for m in clean[:2]], 0))
+    expected = seed_aware_interval(seed_ap["a"], seed_ap["b"], replicates)
+    assert {key: ap[key] for key in expected} == pytest.approx(expected)
+    assert ap["difference"] == pytest.approx(np.mean(seed_ap["b"]) - np.mean(seed_ap["a"]))
+    assert ap["interval"] == "seeds+images" and ap["paired"] and ap["undefined"] == 0
+    assert ap["low"] < 0.0 < ap["high"] and not ap["shown"]
+    image_only = 1.959964 * replicates.std(ddof=1)
+    assert abs(ap["difference"]) > image_only  # the images alone would have called it
+
+
+T_975 = {1: 12.706205, 2: 4.302653, 4: 2.776445}  # Student's t tables, 97.5th percentile
+Z_975 = 1.959964
+
+
+# Training noise as it looks in a COCO evaluation: every seed of a variant ends with its own
+# systematic error (one joint placed off by its own amount), on top of per-keypoint noise.
+# (seed, joint, shift as a share of the box), three seeds per label, the same distribution.
+A_A_SEEDS = {"a": [(10, 9, 0.00), (11, 5, 0.15), (12, 13, 0.08)],
+             "b": [(20, 7, 0.12), (21, 9, 0.02), (22, 15, 0.18)]}
+
+
+def test_a_a_check_through_pycocotools_holds_zero_only_with_the_seeds(generated):
+    """The same variant twice (labels a and b, three seeds each, all scored by COCOeval):
+    the image-only interval of one seed against one seed calls a difference where there
+    is none (all three pairs, as the issue's demo seeds did), the interval with the seeds
+    in it holds 0 — and the mean difference lies
+    outside the image term alone, so an interval that dropped the seeds would call it."""
+    annotation_file, annotations = generated
+    runs = {label: [_matches(annotation_file, _noisy_ground_truth(
+        annotations, 0.02, seed, shift_joint=joint, shift=shift))
+        for seed, joint, shift in seeds] for label, seeds in A_A_SEEDS.items()}
+    single = [paired_differences({"a": [a], "b": [b]}, num_resamples=300)[0]["stats"]["AP"]
+              for a, b in zip(runs["a"], runs["b"])]
+    assert all(stat["excludes_zero"] for stat in single)  # three false "differences"
+    assert not any(stat["shown"] for stat in single)  # ... that is never called shown
+    (pair,) = paired_differences(runs, num_resamples=300)
+    ap = pair["stats"]["AP"]
+    assert pair["seeds"] == [3, 3] and ap["interval"] == "seeds+images"
+    assert ap["low"] <= 0.0 <= ap["high"] and not ap["shown"]
+    assert abs(ap["difference"]) > Z_975 * ap["image_std"]
+
+
+# ---------------------------------------- the seed-aware interval, by hand and simulated
+
+
+def test_seed_aware_interval_worked_by_hand():
+    """Paired seeds: per-seed differences 0.03, 0.00, 0.04 → mean 0.023333, sample std
+    0.020817 (variance 8.6667e-4 / 2); seed half-width t(2) · 0.020817 / sqrt(3) =
+    0.051713. Replicates ±0.01 around the difference: std 0.014142, image half-width
+    1.959964 · 0.014142 = 0.027718. In quadrature: 0.058673."""
+    reference, variant = [0.50, 0.52, 0.54], [0.53, 0.52, 0.58]
+    replicates = 0.0233333 + np.array([-0.01, 0.01])
+    result = seed_aware_interval(reference, variant, replicates)
+    seed_half = T_975[2] * 0.0208167 / np.sqrt(3)
+    image_half = Z_975 * 0.0141421
+    half = np.sqrt(seed_half ** 2 + image_half ** 2)
+    assert half == pytest.approx(0.058673, abs=2e-6)
+    assert result["difference"] == pytest.approx(0.0233333, abs=1e-6)
+    assert (result["low"], result["high"]) == pytest.approx((0.0233333 - half,
+                                                             0.0233333 + half), abs=1e-6)
+    assert result["seed_std"] == pytest.approx(0.0208167, abs=1e-6)
+    assert result["image_std"] == pytest.approx(0.0141421, abs=1e-6)
+    assert (result["interval"], result["paired"], result["df"]) == ("seeds+images", True, 2.0)
+    assert not result["excludes_zero"] and not result["shown"]
+    # 90% is narrower: the confidence reaches both quantiles
+    narrower = seed_aware_interval(reference, variant, replicates, confidence=0.90)
+    assert narrower["high"] - narrower["low"] < half * 2
+
+
+def test_seeds_needed_is_the_first_count_whose_interval_excludes_zero():
+    """The seeds above with replicates ±0.005 (std 0.0070711, image half-width 0.013859):
+    at n seeds per variant the half-width is sqrt((t(n-1) · 0.020817 / sqrt(n))² +
+    0.013859²): n = 7 gives t(6) = 2.446912 → 0.023722, which holds the difference
+    0.023333; n = 8 gives t(7) = 2.364624 → 0.022247, which does not."""
+    result = seed_aware_interval([0.50, 0.52, 0.54], [0.53, 0.52, 0.58],
+                                 0.0233333 + np.array([-0.005, 0.005]))
+    assert not result["shown"]
+    for n, t, half in ((7, 2.446912, 0.023722), (8, 2.364624, 0.022247)):
+        assert np.hypot(t * 0.0208167 / np.sqrt(n), Z_975 * 0.0070711) == pytest.approx(
+            half, abs=2e-6)
+    assert result["seeds_needed"] == 8
+    # images alone wider than the difference: no number of seeds helps
+    assert seed_aware_interval([0.5, 0.5, 0.5], [0.51, 0.52, 0.50],
+                               0.01 + np.array([-0.02, 0.02]))["seeds_needed"] is None
+    # shown: nothing more is needed
+    shown = seed_aware_interval([0.50, 0.51, 0.52], [0.60, 0.61, 0.63],
+                                0.1033 + np.array([-0.001, 0.001]))
+    assert shown["shown"] and shown["seeds_needed"] is None
+
+
+def test_one_seed_gives_an_image_only_interval_and_no_verdict():
+    replicates = np.linspace(-0.05, -0.01, 41)  # every replicate below zero
+    result = seed_aware_interval([0.55], [0.52], replicates)
+    assert result["interval"] == "images" and result["excludes_zero"]
+    assert not result["shown"] and result["seeds_needed"] is None
+    assert (result["low"], result["high"]) == pytest.approx(
+        tuple(np.quantile(replicates, [0.025, 0.975])))
+    # one seed on one side only: still no spread for that side
+    assert seed_aware_interval([0.55, 0.56], [0.52], replicates)["interval"] == "images"
+
+
+def test_unequal_seed_counts_are_compared_unpaired_with_welch_degrees_of_freedom():
+    """a: 0.50, 0.52 (variance 2e-4), b: 0.53, 0.55, 0.57 (variance 4e-4): seed variance
+    2e-4/2 + 4e-4/3 = 2.3333e-4, Welch df = (2.3333e-4)² / ((1e-4)²/1 + (1.3333e-4)²/2)
+    = 5.4444e-8 / 1.8889e-8 = 2.8824; no image noise."""
+    from scipy import stats
+
+    result = seed_aware_interval([0.50, 0.52], [0.53, 0.55, 0.57], np.zeros(50))
+    assert not result["paired"] and result["seed_std"] is None
+    assert result["df"] == pytest.approx(2.8824, abs=1e-4)
+    half = stats.t.ppf(0.975, 2.8824) * np.sqrt(2.3333e-4)
+    assert result["difference"] == pytest.approx(0.04)
+    assert (result["low"], result["high"]) == pytest.approx((0.04 - half, 0.04 + half),
+                                                            abs=1e-5)
+
+
+def _simulated_a_a(trials, seeds, seed_noise, image_noise, rng):
+    """Share of simulated A/A comparisons (the same variant twice, independent seeds, a
+    validation set shared by all runs) whose interval holds 0."""
+    held = 0
+    for _ in range(trials):
+        a = rng.normal(0.0, seed_noise, seeds)
+        b = rng.normal(0.0, seed_noise, seeds) + rng.normal(0.0, image_noise)  # the set
+        replicates = b.mean() - a.mean() + rng.normal(0.0, image_noise, 200)
+        result = seed_aware_interval(a, b, replicates)
+        held += result["low"] <= 0.0 <= result["high"]
+        assert result["shown"] == (not result["low"] <= 0.0 <= result["high"])
+    return held / trials
+
+
+@pytest.mark.parametrize("seeds, seed_noise, image_noise", [
+    (3, 0.025, 0.010),  # the demo's case: training noise dominates
+    (3, 0.010, 0.010),  # both matter
+    (5, 0.005, 0.010),  # the images dominate
+])
+def test_a_a_comparisons_hold_zero_at_the_nominal_rate(seeds, seed_noise, image_noise):
+    """The A/A check on simulated runs: at least 94% of 1,500 trials hold 0 (binomial
+    standard error 0.5% at 95%); a t quantile replaced by the normal one (82–90% with 3
+    seeds), a dropped image term or a dropped seed term fails it; at most 99%, so an
+    interval cannot pass by being absurdly wide."""
+    held = _simulated_a_a(1500, seeds, seed_noise, image_noise, np.random.default_rng(5))
+    assert 0.94 <= held <= 0.99
 
 
 def test_documented_defaults_and_an_unevaluated_cocoeval(coco_sample_dir, generated):

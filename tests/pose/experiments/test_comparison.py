@@ -19,6 +19,7 @@ from pose.experiments.comparison import (
     summarize,
     summarize_comparison,
     variant_config,
+    verdict_lines,
     write_comparison,
 )
 
@@ -36,6 +37,7 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert none["AP_mean"] == pytest.approx(0.6)
     assert none["AP_std"] == pytest.approx(0.14142136)  # sqrt(((0.1)^2 * 2) / 1)
     assert none["latency_ms"] == pytest.approx(20.0)
+    assert none["AP_per_seed"] == [0.5, 0.7] and parallel["AR_per_seed"] == [0.6]
     comparison = summarize_comparison([_run("none", 0.5), _run("parallel", 0.6),
                                        _run("none", 0.7, 30.0)])
     assert comparison["variants"] == rows
@@ -45,26 +47,67 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert "Not computed: a run has no results to resample." in table
 
 
-def _difference(value, low, high):
-    return {"difference": value, "low": low, "high": high,
-            "excludes_zero": low > 0 or high < 0, "undefined": 0}
+def _difference(value, low, high, interval="seeds+images", seeds_needed=None, seed_std=0.01):
+    excludes_zero = low > 0 or high < 0
+    return {"difference": value, "low": low, "high": high, "interval": interval,
+            "excludes_zero": excludes_zero,
+            "shown": excludes_zero and interval == "seeds+images", "paired": True,
+            "seed_std": seed_std if interval == "seeds+images" else None,
+            "image_std": 0.004, "df": 2.0, "seeds_needed": seeds_needed, "undefined": 0}
 
 
-def test_differences_state_plainly_whether_the_interval_excludes_zero():
-    stats = {name: _difference(0.004, -0.002, 0.010) for name in INTERVAL_STATS}
+def _comparison(stats, seeds):
+    rows = summarize([_run("none", 0.50 + 0.01 * s) for s in range(seeds)]
+                     + [_run("parallel", 0.52 + 0.01 * s) for s in range(seeds)])
+    return {"variants": rows,
+            "differences": [{"reference": "none", "variant": "parallel",
+                             "seeds": [seeds, seeds], "stats": stats}],
+            "bootstrap": {"resamples": 1000, "seed": 0, "confidence": 0.95,
+                          "images": 100, "skipped": None}}
+
+
+def test_differences_state_plainly_what_is_shown_across_seeds():
+    stats = {name: _difference(0.004, -0.002, 0.010, seeds_needed=40)
+             for name in INTERVAL_STATS}
     stats["AP"] = _difference(-0.020, -0.031, -0.008)
     stats["AP50"] = _difference(0.015, 0.002, 0.030)
-    comparison = {"differences": [{"reference": "none", "variant": "parallel",
-                                   "seeds": [1, 1], "stats": stats}],
-                  "bootstrap": {"resamples": 1000, "seed": 0, "confidence": 0.95,
-                                "images": 100, "skipped": None}}
-    lines = differences_markdown(comparison).splitlines()
-    assert "1,000 resamples of the 100 validation images" in "\n".join(lines)
+    stats["APL"] = _difference(0.015, -0.002, 0.030, seeds_needed=None)
+    comparison = _comparison(stats, seeds=3)
+    text = differences_markdown(comparison)
+    lines = text.splitlines()
+    assert "1,000 paired bootstrap resamples of the 100 validation images" in text
+    assert "seed s of one variant is paired with seed s of the other" in text
     ap = next(line for line in lines if "| AP " in line)
-    assert "-0.020" in ap and "[-0.031, -0.008]" in ap
-    assert "yes: parallel lower than none" in ap
-    assert "yes: parallel higher than none" in next(line for line in lines if "| AP50 " in line)
-    assert "no: no difference shown" in next(line for line in lines if "| AR " in line)
+    assert "-0.020" in ap and "[-0.031, -0.008]" in ap and "| 3/3 " in ap
+    assert "shown: parallel lower than none" in ap and "| 0.010 " in ap and "| 0.004 " in ap
+    assert "shown: parallel higher than none" in next(line for line in lines
+                                                       if "| AP50 " in line)
+    assert ("no difference shown (a difference this size, with this spread, needs about 40 "
+            "seeds per variant)") in next(line for line in lines if "| AR " in line)
+    assert "validation images alone are too few" in next(line for line in lines
+                                                         if "| APL " in line)
+    (verdict,) = verdict_lines(comparison)
+    assert verdict == ("AP verdict, parallel − none: -0.020 [-0.031, -0.008] (95%, 3 seeds "
+                       "per variant, training noise and images) → shown: parallel lower "
+                       "than none. AP per seed: none 0.500 0.510 0.520 · parallel 0.520 "
+                       "0.530 0.540")
+    markdown = comparison_markdown(comparison)
+    assert markdown.splitlines()[2] == "- " + verdict  # the first thing under the title
+    assert "| 0.500 0.510 0.520 " in markdown  # AP per seed in the table
+
+
+def test_one_seed_is_never_called_shown():
+    """An image-only interval that excludes 0 is still no verdict, and says why."""
+    stats = {name: _difference(-0.019, -0.036, -0.001, interval="images")
+             for name in INTERVAL_STATS}
+    comparison = _comparison(stats, seeds=1)
+    (verdict,) = verdict_lines(comparison)
+    assert ("(95%, 1 seed per variant, images only) → no verdict: one seed (the "
+            "image-only interval excludes 0; training noise is not in it; a verdict needs ≥ 2 "
+            "seeds per variant, 3 or more in practice)") in verdict
+    assert "shown:" not in differences_markdown(comparison)
+    assert "covers the choice of validation images only, not training noise" in \
+        differences_markdown(comparison)
 
 
 def test_variant_config_sets_placement_mode_and_seed(tiny_config):
@@ -108,6 +151,14 @@ def test_comparison_markdown_names_each_variants_form():
 
 def test_runs_trained_in_parallel_processes_match_the_in_process_training(tmp_path,
                                                                         tiny_config):
+    """Processes against in-process training, and (README) same-machine determinism: one
+    seed trained twice in one process gives the same weights bit for bit, another seed
+    other weights — as another CPU kind does, which is why the verdict takes seeds."""
+    import keras
+
+    from pose.engine.distribution import weights_digest
+    from pose.engine.training import train
+
     parallel = run_comparison(tiny_config, str(tmp_path / "jobs2"), variants=("none", "parallel"),
                               seeds=1, verbose=0, num_resamples=20, jobs=2)
     for variant in ("none", "parallel"):
@@ -115,7 +166,7 @@ def test_runs_trained_in_parallel_processes_match_the_in_process_training(tmp_pa
         assert (run / "last.keras").is_file() and (run / "train.log").is_file()
     assert all(row["train_seconds"] > 0 for row in parallel["variants"])
     in_process = run_comparison(tiny_config, str(tmp_path / "jobs1"), variants=("none",),
-                                seeds=1, verbose=0, num_resamples=20)
+                                seeds=2, verbose=0, num_resamples=20)
     # Same config and seed in another process with other thread counts: the same training
     # up to float reduction order: 1 vs 2 threads choose other kernels, so per-epoch losses
     # agree to about 1e-3, not bit for bit.
@@ -124,6 +175,16 @@ def test_runs_trained_in_parallel_processes_match_the_in_process_training(tmp_pa
         for jobs in ("jobs2", "jobs1")]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-2)  # measured: 1.5e-3 apart
     assert in_process["variants"][0]["train_seconds"] > 0
+    assert in_process["variants"][0]["seeds"] == 2
+
+    train(variant_config(tiny_config, "none", seed=0), str(tmp_path / "again"), verbose=0,
+          validate=False)
+    digests = {name: weights_digest(keras.saving.load_model(path / "last.keras"))
+               for name, path in (("seed0", tmp_path / "jobs1" / "none" / "seed0"),
+                                  ("seed1", tmp_path / "jobs1" / "none" / "seed1"),
+                                  ("seed0 again", tmp_path / "again"))}
+    assert digests["seed0 again"] == digests["seed0"]
+    assert digests["seed1"] != digests["seed0"]
 
 
 def test_a_run_that_ends_first_is_handed_over_while_the_others_still_train(tmp_path,
@@ -195,4 +256,4 @@ def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_con
     assert sorted(os.listdir(tmp_path / "out")) == ["comparison.json", "comparison.md",
                                                     "comparison.png"]
     markdown = open(paths["md"]).read()
-    assert "| parallel" in markdown and "interval excludes 0?" in markdown
+    assert "| parallel" in markdown and "| verdict " in markdown

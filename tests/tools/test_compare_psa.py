@@ -1,0 +1,53 @@
+"""tools/compare_psa.py on checkpoints: a repeated label is that variant's seeds, and the
+verdict line — every seed's AP, the interval and what is in it — is printed last."""
+
+import json
+import runpy
+from pathlib import Path
+
+from pose.errors import run_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_repeated_checkpoint_labels_are_seeds_and_the_verdict_is_printed_last(
+        tmp_path, tiny_config, randomized, capsys):
+    from pose.engine.checkpoint import build_model, save_model
+
+    for i in range(3):
+        save_model(randomized(build_model(tiny_config.model), seed=i),
+                   tmp_path / f"m{i}.keras", tiny_config)
+    main = runpy.run_path(str(ROOT / "tools" / "compare_psa.py"), run_name="tool")["main"]
+    # a: two seeds, b: two seeds (paired in the order given), c: one seed
+    checkpoints = ",".join(f"{label}={tmp_path / name}.keras" for label, name in
+                           (("a", "m0"), ("a", "m1"), ("b", "m2"), ("b", "m0"), ("c", "m1")))
+    code = run_tool(main, ["--checkpoints", checkpoints, "--workdir", str(tmp_path / "out"),
+                           "--resamples", "50"])
+    assert code == 0, capsys.readouterr().err
+    lines = capsys.readouterr().out.strip().splitlines()
+    verdicts = lines[-3:]
+    assert [line.split(":")[0] for line in verdicts] == [
+        "AP verdict, b − a", "AP verdict, c − a", "AP verdict, c − b"]
+    assert "(95%, 2 seeds per variant, training noise and images)" in verdicts[0]
+    assert "(95%, 2 and 1 seeds, images only) → no verdict: one seed" in verdicts[1]
+    comparison = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert [pair["seeds"] for pair in comparison["differences"]] == [[2, 2], [2, 1], [2, 1]]
+    rows = {row["variant"]: row for row in comparison["variants"]}
+    assert [len(rows[label]["AP_per_seed"]) for label in "abc"] == [2, 2, 1]
+    markdown = (tmp_path / "out" / "comparison.md").read_text()
+    assert markdown.splitlines()[2] == "- " + verdicts[0]
+
+
+def test_a_seed_count_below_one_is_refused(tmp_path, tiny_config, capsys):
+    from pose.config import save_config
+
+    save_config(tiny_config, tmp_path / "exp.yaml")
+    for tool in ("compare_psa", "demo"):
+        main = runpy.run_path(str(ROOT / "tools" / f"{tool}.py"), run_name="tool")["main"]
+        args = ["--seeds", "0", "--workdir", str(tmp_path / tool)]
+        code = run_tool(main, args + (["--config", str(tmp_path / "exp.yaml")]
+                                      if tool == "compare_psa" else []))
+        assert code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+            "error: --seeds must be at least 1, got 0")
+        assert not (tmp_path / tool).exists()
