@@ -123,12 +123,29 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_id(path, where, key, value, seen=None):
+    """An id is a JSON integer (pycocotools indexes and results refer to it); ``seen``,
+    when given, collects the ids so far and refuses a repeated one."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise AnnotationError(
+            f"annotation file {path!r}: {where} has {key} {value!r} "
+            f"({type(value).__name__}); expected an integer")
+    if seen is not None:
+        if value in seen:
+            raise AnnotationError(
+                f"annotation file {path!r}: {where} repeats {key} {value}; ids must be unique")
+        seen.add(value)
+
+
 def load_coco(annotation_file):
     """Load a COCO keypoint annotation file into a ``pycocotools.coco.COCO`` object.
 
     The file is checked before pycocotools indexes it: it must be a JSON object with
     ``images``, ``annotations`` and ``categories`` lists, every image with ``id``,
-    ``file_name``, ``width`` and ``height``.
+    ``file_name``, ``width`` and ``height``; image and annotation ids unique integers
+    (an annotation of an unknown image is skipped and counted later), keypoints and boxes
+    finite numbers (Python's JSON reader accepts ``NaN``, which COCOeval would score as a
+    perfect match) and its ``area``, when given, finite and >= 0.
 
     Raises:
         AnnotationError: naming the file and what is wrong.
@@ -148,22 +165,37 @@ def load_coco(annotation_file):
             raise AnnotationError(
                 f"annotation file {path!r}: {key!r} is a {type(data[key]).__name__}, "
                 "expected a list")
+    image_ids = set()
     for i, img in enumerate(data["images"]):
         missing = [k for k in ("id", "file_name", "width", "height")
                    if not isinstance(img, dict) or k not in img]
         if missing:
             raise AnnotationError(
                 f"annotation file {path!r}: images[{i}] lacks {', '.join(missing)}")
+        _check_id(path, f"images[{i}]", "id", img["id"], image_ids)
+    annotation_ids = set()
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
             raise AnnotationError(
                 f"annotation file {path!r}: annotations[{i}] lacks 'id' or 'image_id'")
+        where = f"annotations[{i}]"
+        _check_id(path, where, "id", ann["id"], annotation_ids)
+        _check_id(path, where, "image_id", ann["image_id"])
         for key in ("keypoints", "bbox"):  # pycocotools computes with them as numbers
             values = ann.get(key, [])
             if not isinstance(values, list) or not all(_is_number(v) for v in values):
                 raise AnnotationError(
-                    f"annotation file {path!r}: annotations[{i}] (id {ann['id']!r}) has "
+                    f"annotation file {path!r}: {where} (id {ann['id']!r}) has "
                     f"{key} that are not a list of numbers: {str(values)[:80]}")
+            if not np.isfinite(np.asarray(values, np.float64)).all():
+                raise AnnotationError(
+                    f"annotation file {path!r}: {where} (id {ann['id']!r}) has {key} that "
+                    f"are not finite (NaN or infinity): {str(values)[:80]}")
+        if "area" in ann and not (_is_number(ann["area"]) and np.isfinite(ann["area"])
+                                  and ann["area"] >= 0):
+            raise AnnotationError(
+                f"annotation file {path!r}: {where} (id {ann['id']!r}) has area "
+                f"{ann['area']!r}; expected a finite number >= 0")
     filled = fill_missing_areas(data["annotations"])
     if filled:
         logger.info("%s: %d annotations have no 'area'; filled in from the box (0.53 x box "

@@ -199,6 +199,62 @@ def test_malformed_annotation_file_names_file_and_problem(tmp_path, content, mat
         load_train_records(str(path), str(tmp_path), INPUT)
 
 
+def _one_person_file(tmp_path, **changes):
+    """A valid one-image, one-person file with ``changes`` made to the annotation (or to
+    the lists, for keys ``images``/``annotations``)."""
+    image = {"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}
+    ann = {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2, 30, 40], "area": 900.0,
+           "iscrowd": 0, "num_keypoints": 1, "keypoints": [10, 12, 2] + [0, 0, 0] * 16}
+    data = {"images": [image], "annotations": [ann],
+            "categories": [{"id": 1, "name": "person", "keypoints": ["k"] * 17}]}
+    for key, value in changes.items():
+        if key in data:
+            data[key] = value
+        else:
+            ann[key] = value
+    path = tmp_path / "broken_keypoints.json"
+    path.write_text(json.dumps(data))  # json.dumps writes NaN and Infinity as Python reads them
+    return path
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(keypoints=[float("nan"), 12, 2] + [0, 0, 0] * 16),
+     "annotations[0] (id 5) has keypoints that are not finite (NaN or infinity)"),
+    (dict(bbox=[1, 2, float("inf"), 40]),
+     "annotations[0] (id 5) has bbox that are not finite (NaN or infinity)"),
+    (dict(area=float("nan")), "annotations[0] (id 5) has area nan; expected a finite number >= 0"),
+    (dict(area=-1), "annotations[0] (id 5) has area -1; expected a finite number >= 0"),
+    (dict(area="900"), "annotations[0] (id 5) has area '900'; expected a finite number >= 0"),
+    (dict(id="5"), "annotations[0] has id '5' (str); expected an integer"),
+    (dict(image_id=1.0), "annotations[0] has image_id 1.0 (float); expected an integer"),
+    (dict(image_id=True), "annotations[0] has image_id True (bool); expected an integer"),
+    (dict(images=[{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64},
+                  {"id": 1, "file_name": "b.jpg", "width": 64, "height": 64}]),
+     "images[1] repeats id 1; ids must be unique"),
+    (dict(images=[{"id": "1", "file_name": "a.jpg", "width": 64, "height": 64}]),
+     "images[0] has id '1' (str); expected an integer"),
+])
+def test_broken_annotation_values_are_refused_with_file_and_entry(tmp_path, changes, message):
+    """Nothing is scored from a broken file: NaN keypoints once gave AP = 1.000 (COCOeval's
+    OKS of NaN compares as a match)."""
+    path = _one_person_file(tmp_path, **changes)
+    with pytest.raises(AnnotationError) as error:
+        load_coco(path)
+    assert str(error.value).startswith(f"annotation file {str(path)!r}: {message}")
+
+
+def test_a_repeated_annotation_id_is_refused_and_the_boundaries_are_accepted(tmp_path):
+    path = _one_person_file(tmp_path)
+    data = json.loads(path.read_text())
+    data["annotations"].append(dict(data["annotations"][0]))
+    path.write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=r"annotations\[1\] repeats id 5; ids must be "
+                                              "unique"):
+        load_coco(path)
+    # area 0 and integral floats in keypoints are valid
+    assert len(load_coco(_one_person_file(tmp_path, area=0)).anns) == 1
+
+
 def test_missing_annotation_and_bad_detection_file(tmp_path):
     with pytest.raises(AnnotationError, match="nowhere.json.*does not exist"):
         load_train_records(str(tmp_path / "nowhere.json"), str(tmp_path), INPUT)
