@@ -25,6 +25,11 @@ as mean ± std over seeds, params, MACs, latency, and every pair's AP/AP50/AP75/
 difference with its interval), DIR/comparison.json and DIR/comparison.png (bars with error
 bars beside a forest plot of the differences). With one seed per variant the interval
 covers the choice of validation images only and no verdict is drawn.
+
+``--a-a`` adds each variant's A/A check (it needs at least 4 seeds of each): every pair
+of single seeds with the image-only interval, every split of the seeds into two halves
+with the interval over seeds and images, and how many of each find a difference where
+there is none, e.g. ``--variants none --seeds 5 --a-a``.
 """
 
 import argparse
@@ -44,6 +49,7 @@ if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not re
 from pose.config import load_config
 from pose.experiments.comparison import (
     DEFAULT_SEEDS,
+    MIN_SEEDS_FOR_A_A,
     PLACEMENTS,
     VARIANTS,
     compare_checkpoints,
@@ -112,6 +118,10 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, each in its own process with cores/jobs "
                              "threads (default 1: one after another)")
+    parser.add_argument("--a-a", dest="a_a", action="store_true",
+                        help="also compare each variant against itself (needs at least 4 "
+                             "seeds of each): how often an interval finds a difference "
+                             "where there is none")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
@@ -126,7 +136,10 @@ def main(argv=None):
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.resamples < 1:
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
-    bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
+    if args.a_a and not args.checkpoints and args.seeds < MIN_SEEDS_FOR_A_A:
+        parser.error(f"--a-a needs --seeds {MIN_SEEDS_FOR_A_A} or more, got {args.seeds}")
+    bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
+                     a_a=args.a_a)
     if args.checkpoints:
         config = load_config(args.config, args.overrides) if args.config else None
         comparison = compare_checkpoints(args.checkpoints, config=config,
@@ -140,6 +153,12 @@ def main(argv=None):
     paths = write_comparison(comparison, args.workdir)
     print("\n" + comparison_markdown(comparison))
     print("wrote " + ", ".join(paths.values()))
+    for check in comparison.get("a_a", []):
+        print(f"A/A check, {check['variant']} against itself: one seed against one, "
+              f"{check['single_excluding_zero']} of {len(check['single_seed_pairs'])} "
+              "image-only intervals exclude 0; with seeds in the interval, "
+              f"{check['splits_shown']} of {len(check['seed_splits'])} splits show a "
+              "difference")
     for line in verdict_lines(comparison):  # last, where the eye lands
         print(line)
 

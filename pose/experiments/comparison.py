@@ -18,6 +18,7 @@ moves AP by more than PSA does at demo scale (BENCHMARKS.md, "Training noise").
 
 import csv
 import dataclasses
+import itertools
 import logging
 import os
 import subprocess
@@ -37,6 +38,7 @@ from pose.evaluation.bootstrap import (
     MIN_SEEDS_FOR_A_VERDICT,
     PerImageMatches,
     paired_differences,
+    resampled_stats,
 )
 from pose.evaluation.evaluator import evaluate_config
 from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
@@ -143,7 +145,7 @@ def _evaluate_run(label, model, config, out_dir, verbose):
 
 
 def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds=1,
-                   verbose=1, num_resamples=1000, bootstrap_seed=0, jobs=1):
+                   verbose=1, num_resamples=1000, bootstrap_seed=0, jobs=1, a_a=False):
     """Train and evaluate each variant for seeds 0..seeds-1; returns the comparison
     (see :func:`summarize_comparison`).
 
@@ -189,7 +191,7 @@ def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds
         model, row = evaluated[run_dir]
         runs.append({**row, "latency_ms": measure_latency_ms(model),
                      "train_seconds": train_seconds.get(run_dir)})
-    return summarize_comparison(runs, num_resamples, bootstrap_seed)
+    return summarize_comparison(runs, num_resamples, bootstrap_seed, a_a=a_a)
 
 
 def _train_in_processes(pending, jobs, verbose, on_trained=None):
@@ -251,7 +253,7 @@ def _train_in_processes(pending, jobs, verbose, on_trained=None):
 
 
 def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_resamples=1000,
-                        bootstrap_seed=0):
+                        bootstrap_seed=0, a_a=False):
     """Evaluate ``[(label, path), ...]``; several paths with one label count as seeds.
 
     Each checkpoint is evaluated with its own config (``NAME.yaml`` beside it) unless
@@ -267,17 +269,20 @@ def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_r
             run_out = os.path.join(out_dir or scratch, f"{i:02d}_{label}")
             runs.append({**_evaluate_run(label, model, run_config, run_out, verbose),
                          "latency_ms": measure_latency_ms(model)})
-    return summarize_comparison(runs, num_resamples, bootstrap_seed)
+    return summarize_comparison(runs, num_resamples, bootstrap_seed, a_a=a_a)
 
 
-def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=0.95):
-    """The rows of :func:`summarize` and every pair's paired bootstrap differences.
+def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=0.95,
+                         a_a=False):
+    """The rows of :func:`summarize` and every pair's paired differences; with ``a_a``,
+    each variant's A/A check (:func:`a_a_check`, for variants of at least 4 seeds).
 
     Returns:
         dict ``{"variants": rows, "differences": [...] (see
-        ``pose.evaluation.bootstrap.paired_differences``), "bootstrap": settings}``;
-        ``differences`` is empty, with the reason in ``bootstrap["skipped"]``, when there
-        is a single variant or a run without any result.
+        ``pose.evaluation.bootstrap.paired_differences``), "bootstrap": settings}`` and,
+        with ``a_a``, ``"a_a": [check, ...]``; ``differences`` is empty, with the reason in
+        ``bootstrap["skipped"]``, when there is a single variant or a run without any
+        result.
     """
     rows = summarize(runs)
     matches = {}
@@ -286,15 +291,112 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
     settings = {"resamples": num_resamples, "seed": bootstrap_seed, "confidence": confidence,
                 "images": None, "skipped": None}
     differences = []
+    resampled = dict(num_resamples=num_resamples, seed=bootstrap_seed, confidence=confidence)
+    complete = not any(m is None for group in matches.values() for m in group)
+    if complete:
+        settings["images"] = len(runs[0]["matches"].image_ids)
     if len(matches) < 2:
         settings["skipped"] = "a single variant has nothing to be compared with"
-    elif any(m is None for group in matches.values() for m in group):
+    elif not complete:
         settings["skipped"] = "a run has no results to resample"
     else:
-        settings["images"] = len(runs[0]["matches"].image_ids)
-        differences = paired_differences(matches, num_resamples=num_resamples,
-                                         seed=bootstrap_seed, confidence=confidence)
-    return {"variants": rows, "differences": differences, "bootstrap": settings}
+        differences = paired_differences(matches, **resampled)
+    comparison = {"variants": rows, "differences": differences, "bootstrap": settings}
+    if a_a:
+        short = [label for label, group in matches.items() if len(group) < MIN_SEEDS_FOR_A_A]
+        if short or not complete:
+            raise ValueError(
+                f"an A/A check needs at least {MIN_SEEDS_FOR_A_A} seeds of each variant, all "
+                f"with results; {', '.join(short) or 'a run has no results'}")
+        comparison["a_a"] = [a_a_check(label, group, **resampled)
+                             for label, group in matches.items()]
+    return comparison
+
+
+MIN_SEEDS_FOR_A_A = 4  # two seeds against two
+
+
+def a_a_check(label, matches, metric="AP", num_resamples=1000, seed=0, confidence=0.95):
+    """The variant against itself: how often an interval finds a difference where there is
+    none, with and without the training noise in it.
+
+    Every pair of single seeds gets the image-only interval (one seed against one, as a
+    one-seed comparison sees it), and every split of all the seeds into two halves (of
+    ``ceil(S/2)`` and ``floor(S/2)``: paired in seed order when equal, unpaired otherwise)
+    gets the seed-aware interval of ``pose.evaluation.bootstrap.seed_aware_interval``.
+    With seeds in the interval, a difference should be shown in about 5% of splits or
+    fewer; the image-only intervals show how far one seed's AP moves with training noise
+    alone.
+
+    Args:
+        label: str, the variant's name.
+        matches: list of ``PerImageMatches``, one per seed (at least ``MIN_SEEDS_FOR_A_A``).
+        metric: str, the stat (default AP). The rest: as ``paired_differences``.
+
+    Returns:
+        dict with ``variant``, ``metric``, ``per_seed`` (the metric of each seed), ``mean``,
+        ``std`` (sample), ``single_seed_pairs`` and ``seed_splits`` (each an interval dict
+        with the seeds it compares under ``seeds``/``a``+``b``), and the counts
+        ``single_excluding_zero`` and ``splits_shown``.
+    """
+    if len(matches) < MIN_SEEDS_FOR_A_A:
+        raise ValueError(f"an A/A check needs at least {MIN_SEEDS_FOR_A_A} seeds, got "
+                         f"{len(matches)}")
+    resampled = dict(num_resamples=num_resamples, seed=seed, confidence=confidence,
+                     stats=(metric,))
+    column = STAT_NAMES.index(metric)
+    everything = np.ones(len(matches[0].image_ids), np.int64)
+    per_seed = [float(resampled_stats(m, everything)[0, column]) for m in matches]
+    seeds = range(len(matches))
+    single = []
+    for i, j in itertools.combinations(seeds, 2):
+        (pair,) = paired_differences({f"seed {i}": [matches[i]], f"seed {j}": [matches[j]]},
+                                     **resampled)
+        single.append({"seeds": [i, j], **pair["stats"][metric]})
+    splits = []
+    for group_a in itertools.combinations(seeds, (len(matches) + 1) // 2):
+        group_b = [s for s in seeds if s not in group_a]
+        if len(group_b) == len(group_a) and group_b[0] < group_a[0]:  # each split once
+            continue
+        (pair,) = paired_differences({"a": [matches[s] for s in group_a],
+                                      "b": [matches[s] for s in group_b]}, **resampled)
+        splits.append({"a": list(group_a), "b": group_b, **pair["stats"][metric]})
+    return {"variant": label, "metric": metric, "per_seed": per_seed,
+            "mean": float(np.mean(per_seed)), "std": float(np.std(per_seed, ddof=1)),
+            "single_seed_pairs": single, "seed_splits": splits,
+            "single_excluding_zero": sum(stat["excludes_zero"] for stat in single),
+            "splits_shown": sum(stat["shown"] for stat in splits)}
+
+
+def a_a_markdown(check):
+    """An A/A check (:func:`a_a_check`) as a Markdown section."""
+    metric = check["metric"]
+    single, splits = check["single_seed_pairs"], check["seed_splits"]
+    widths = {name: np.median([stat["high"] - stat["low"] for stat in group])
+              for name, group in (("single", single), ("splits", splits))}
+    head = (f"## A/A check: {check['variant']} against itself ({len(check['per_seed'])} "
+            f"seeds)\n\n{metric} per seed: "
+            + " ".join(f"{v:.3f}" for v in check["per_seed"])
+            + f" (mean {check['mean']:.3f}, std {check['std']:.3f}).\n\n"
+            f"- One seed against one, image-only interval: **{check['single_excluding_zero']} "
+            f"of {len(single)}** pairs exclude 0 — differences that training noise alone "
+            f"made (median width {widths['single']:.3f}).\n"
+            f"- {len(splits[0]['a'])} seeds against {len(splits[0]['b'])}, interval with "
+            f"the seeds in it: **{check['splits_shown']} of {len(splits)}** splits show a "
+            f"difference (median width {widths['splits']:.3f}).\n\n")
+    table = [{"compared": f"seed {stat['seeds'][1]} − seed {stat['seeds'][0]}",
+              "interval": "images only", "difference": _signed(stat["difference"]),
+              "ci": _interval_text(stat), "zero": "excludes 0" if stat["excludes_zero"]
+              else "holds 0"} for stat in single]
+    table += [{"compared": "seeds " + ",".join(map(str, stat["b"])) + " − seeds "
+               + ",".join(map(str, stat["a"])), "interval": "seeds + images",
+               "difference": _signed(stat["difference"]), "ci": _interval_text(stat),
+               "zero": "excludes 0" if stat["excludes_zero"] else "holds 0"}
+              for stat in splits]
+    columns = [("compared", "compared", "{}"), ("interval", "interval over", "{}"),
+               ("difference", f"{metric} difference", "{}"), ("ci", "95% interval", "{}"),
+               ("zero", "0", "{}")]
+    return head + format_table(table, columns) + "\n"
 
 
 def summarize(runs):
@@ -350,7 +452,8 @@ def comparison_markdown(comparison):
             "machine's CPU.")
     verdicts = "\n".join(f"- {line}" for line in verdict_lines(comparison))
     return ("# PSA comparison\n\n" + (verdicts + "\n\n" if verdicts else "") + note + "\n\n"
-            + format_table(table_rows, columns) + "\n\n" + differences_markdown(comparison))
+            + format_table(table_rows, columns) + "\n\n" + differences_markdown(comparison)
+            + "".join("\n" + a_a_markdown(check) for check in comparison.get("a_a", [])))
 
 
 def _signed(value):

@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import io
+import itertools
 import json
 
 import numpy as np
@@ -220,16 +221,22 @@ A_A_SEEDS = {"a": [(10, 9, 0.00), (11, 5, 0.15), (12, 13, 0.08)],
              "b": [(20, 7, 0.12), (21, 9, 0.02), (22, 15, 0.18)]}
 
 
-def test_a_a_check_through_pycocotools_holds_zero_only_with_the_seeds(generated):
+@pytest.fixture(scope="module")
+def a_a_runs(generated):
+    """Per-image matches of the six seeds of ``A_A_SEEDS`` (by label)."""
+    annotation_file, annotations = generated
+    return {label: [_matches(annotation_file, _noisy_ground_truth(
+        annotations, 0.02, seed, shift_joint=joint, shift=shift))
+        for seed, joint, shift in seeds] for label, seeds in A_A_SEEDS.items()}
+
+
+def test_a_a_check_through_pycocotools_holds_zero_only_with_the_seeds(a_a_runs):
     """The same variant twice (labels a and b, three seeds each, all scored by COCOeval):
     the image-only interval of one seed against one seed calls a difference where there
     is none (all three pairs, as the issue's demo seeds did), the interval with the seeds
-    in it holds 0 — and the mean difference lies
-    outside the image term alone, so an interval that dropped the seeds would call it."""
-    annotation_file, annotations = generated
-    runs = {label: [_matches(annotation_file, _noisy_ground_truth(
-        annotations, 0.02, seed, shift_joint=joint, shift=shift))
-        for seed, joint, shift in seeds] for label, seeds in A_A_SEEDS.items()}
+    in it holds 0 — and the mean difference lies outside the image term alone, so an
+    interval that dropped the seeds would call it."""
+    runs = a_a_runs
     single = [paired_differences({"a": [a], "b": [b]}, num_resamples=300)[0]["stats"]["AP"]
               for a, b in zip(runs["a"], runs["b"])]
     assert all(stat["excludes_zero"] for stat in single)  # three false "differences"
@@ -239,6 +246,36 @@ def test_a_a_check_through_pycocotools_holds_zero_only_with_the_seeds(generated)
     assert pair["seeds"] == [3, 3] and ap["interval"] == "seeds+images"
     assert ap["low"] <= 0.0 <= ap["high"] and not ap["shown"]
     assert abs(ap["difference"]) > Z_975 * ap["image_std"]
+
+
+def test_the_a_a_check_of_the_comparison_counts_every_pair_and_split(a_a_runs):
+    """``a_a_check`` on the six seeds: 15 single-seed pairs (image-only intervals, as
+    ``paired_differences`` gives them one by one), 10 splits into 3 + 3 seeds (each split
+    once), and no split shows a difference."""
+    from pose.experiments.comparison import a_a_check, a_a_markdown
+
+    seeds = a_a_runs["a"] + a_a_runs["b"]
+    check = a_a_check("a", seeds, num_resamples=100)
+    assert len(check["single_seed_pairs"]) == 15 and len(check["seed_splits"]) == 10
+    assert {tuple(sorted((tuple(split["a"]), tuple(split["b"]))))
+            for split in check["seed_splits"]} == {
+        tuple(sorted(((0, *rest), tuple(s for s in range(1, 6) if s not in rest))))
+        for rest in itertools.combinations(range(1, 6), 2)}
+    first = check["single_seed_pairs"][0]
+    (pair,) = paired_differences({"0": [seeds[0]], "1": [seeds[1]]}, num_resamples=100,
+                                 stats=("AP",))
+    assert first["seeds"] == [0, 1] and first["low"] == pair["stats"]["AP"]["low"]
+    assert check["single_excluding_zero"] == sum(p["excludes_zero"]
+                                                 for p in check["single_seed_pairs"]) >= 10
+    assert check["splits_shown"] == 0
+    full = np.ones(len(seeds[0].image_ids), np.int64)
+    assert check["per_seed"] == [resampled_stats(m, full)[0, 0] for m in seeds]
+    assert check["std"] == pytest.approx(np.std(check["per_seed"], ddof=1))
+    text = a_a_markdown(check)
+    assert f"**{check['single_excluding_zero']} of 15** pairs exclude 0" in text
+    assert "3 seeds against 3, interval with the seeds in it: **0 of 10** splits" in text
+    with pytest.raises(ValueError, match="needs at least 4 seeds, got 3"):
+        a_a_check("a", seeds[:3])
 
 
 # ---------------------------------------- the seed-aware interval, by hand and simulated
