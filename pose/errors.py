@@ -16,10 +16,24 @@ import argparse
 import io
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 USER_ERROR_EXIT_CODE = 2
+# A run stopped by the user: 128 + the signal's number, as a shell reports it.
+INTERRUPTED_EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread while ``run_tool`` runs a tool (a
+    ``BaseException`` like ``KeyboardInterrupt``, so that ``except Exception`` in library
+    code does not swallow it and ``finally`` blocks and context managers still clean up)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 class UserError(ValueError):
@@ -38,12 +52,16 @@ def run_tool(main, argv=None):
 
     ``--debug`` among the arguments is taken out before ``main`` parses them and lets the
     error propagate with its traceback (tools list it in their ``--help``). Returns the
-    exit code: ``main``'s return value (None counts as 0), or 2 after a ``UserError``.
+    exit code: ``main``'s return value (None counts as 0), 2 after a ``UserError``, 130
+    after Ctrl-C and 143 after SIGTERM (each one ``error:`` line, no traceback; files are
+    written atomically, so an interrupted write leaves no half file in place).
     Any other exception is a bug: it propagates with its traceback, after the native
     output that ``hide_native_output`` kept off the terminal (it may say why).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         code = main([a for a in args if a != "--debug"])
     except UserError as exc:
@@ -51,9 +69,20 @@ def run_tool(main, argv=None):
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
         return USER_ERROR_EXIT_CODE
+    except (KeyboardInterrupt, Terminated) as exc:
+        if debug:
+            raise
+        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        how = "Ctrl-C" if name == "SIGINT" else "SIGTERM"
+        print(f"error: interrupted ({how}); what this run had finished is kept, what it "
+              "was writing is not", file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT_CODES[name]
     except Exception:
         replay_native_output()
         raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0 if code is None else int(code)
 
 

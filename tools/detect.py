@@ -12,20 +12,23 @@ dets.json``, matched by file name). ``image_id`` comes from ``--annotations`` (b
 name; images it does not list are skipped), else from a COCO-style file name, else a
 stable id from the file name. The detector runs on ONNX Runtime or LiteRT (no
 TensorFlow); its options are those of ``tools/infer.py --detector`` (see README: person
-detectors). The file is written atomically. Bad input ends in one line ``error: ...`` and
-exit code 2 (--debug shows the traceback).
+detectors). The file is written atomically, and never over one of the command's inputs
+(an image, the detector or the annotation file). Bad input ends in one line ``error:
+...`` and exit code 2 (--debug shows the traceback).
 """
 
-import argparse
 import sys
+
+from pose.errors import ToolArgumentParser
 
 
 def main(argv=None):
     from pose.apis.detection_results import detect_images
     from pose.apis.detector import add_detector_arguments, detector_from_args
     from pose.apis.inputs import collect_inputs
+    from pose.checks import check_output_file
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detector", required=True, metavar="FILE",
                         help="object-detection model (.onnx on ONNX Runtime, .tflite on LiteRT)")
     parser.add_argument("--images", required=True, nargs="+", metavar="DIR",
@@ -43,6 +46,8 @@ def main(argv=None):
         parser.error(f"--threads must be >= 1, got {args.threads}")
 
     inputs = collect_inputs(args.images, recursive=args.recursive)  # InputError: a UserError
+    check_output_file(args.out, [item.path for item in inputs]
+                      + [args.detector, args.annotations, *args.images])
     source = detector_from_args(args, threads=args.threads)
     print(f"person boxes: {source.name}", flush=True)
     report = detect_images(source, inputs, args.out, annotation_file=args.annotations,

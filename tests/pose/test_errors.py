@@ -132,3 +132,45 @@ def test_hidden_output_in_a_plain_locale_up_to_a_hard_exit(args):
         assert lines[0] == b"native \xff line" and lines[-1].startswith(b"python line"), \
             run.stderr
         assert any(warning in line for line in lines), run.stderr
+
+
+INTERRUPTED_CHILD = r"""
+import sys, time
+from pose.errors import run_tool
+def main(argv):
+    print("ready", flush=True)
+    time.sleep(60)
+sys.exit(run_tool(main, sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signal_name, code, how", [("SIGINT", 130, "Ctrl-C"),
+                                                    ("SIGTERM", 143, "SIGTERM")])
+def test_ctrl_c_and_sigterm_end_a_tool_with_one_line(signal_name, code, how):
+    import signal
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    child = subprocess.Popen([sys.executable, "-c", INTERRUPTED_CHILD], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        child.send_signal(getattr(signal, signal_name))
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == code
+    assert err.splitlines() == [f"error: interrupted ({how}); what this run had finished is "
+                                "kept, what it was writing is not"]
+
+
+def test_an_interrupt_under_debug_keeps_its_traceback_and_the_handler_is_restored():
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    def main(argv):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tool(main, ["--debug"])
+    assert signal.getsignal(signal.SIGTERM) is before

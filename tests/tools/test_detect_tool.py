@@ -87,3 +87,43 @@ def test_detect_ids_without_annotations_and_errors(coco_sample_dir, tmp_path):
     assert len(last) == 1 and last[0].startswith("error: ")
     assert "not a detector file" in last[0] and "heatmaps (1, 64, 48, 17)" in last[0]
     assert not (tmp_path / "none.json").exists()
+
+
+def test_out_may_not_be_an_input_however_it_is_spelt(coco_sample_dir, tmp_path, monkeypatch,
+                                                      capsys):
+    """--out equal to an input image (by a relative path, through a symlink, through
+    ``..``), the annotation file or the detector file is refused in one line before
+    anything is read or written; the inputs are unchanged."""
+    import runpy
+    from pathlib import Path
+
+    from pose.errors import run_tool
+
+    root = Path(__file__).resolve().parents[2]
+    main = runpy.run_path(str(root / "tools" / "detect.py"), run_name="tool")["main"]
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = images / "photo.jpg"
+    shutil.copy(coco_sample_dir / "images" / "000000000785.jpg", photo)
+    annotations = tmp_path / "ann.json"
+    shutil.copy(coco_sample_dir / "person_keypoints_sample.json", annotations)
+    detector = tmp_path / "end2end.onnx"
+    detector.write_bytes(b"not read: refused before the detector is loaded")
+    (tmp_path / "link.jpg").symlink_to(photo)
+    monkeypatch.chdir(tmp_path)
+    before = {p: p.read_bytes() for p in (photo, annotations, detector)}
+    for out, source in (("images/photo.jpg", "images/photo.jpg"),
+                        ("link.jpg", "images/photo.jpg"),
+                        ("images/../images/photo.jpg", "images/photo.jpg"),
+                        ("ann.json", "ann.json"), (str(detector), str(detector))):
+        code = run_tool(main, ["--detector", str(detector), "--images", "images",
+                               "--annotations", "ann.json", "--out", out])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert err[0].startswith(f"error: --out {out} is an input of this command"), err[0]
+        assert source in err[0] or str(tmp_path / source) in err[0]
+    assert {p: p.read_bytes() for p in before} == before
+    # argparse's own mistakes are one line too (the shared parser)
+    assert run_tool(main, ["--images", "images"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: the following arguments are required: --detector, --out")
