@@ -49,8 +49,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-ENCODINGS = ("standard", "udp")
-DECODINGS = ("quarter_offset", "dark", "udp")
+from pose.config import DECODINGS, ENCODINGS  # the names live with the config keys
 
 __all__ = [
     "HeatmapCodec",

@@ -10,6 +10,8 @@ Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))`
 """
 
 import dataclasses
+import math
+import numbers
 import os
 import types
 import typing
@@ -18,13 +20,90 @@ from dataclasses import dataclass, field
 import yaml
 
 from datasets.transforms import Augmentation
-from pose.checks import finite, positive
 from pose.errors import UserError
 from pose.fileio import DuplicateKeyError, load_yaml, write_text
 
 
 class ConfigError(UserError):
     """A config file or override that cannot be read as a ``Config``."""
+
+
+ENCODINGS = ("standard", "udp")  # data.encoding (pose.codec's target encodings)
+DECODINGS = ("quarter_offset", "dark", "udp")  # test.decoding (pose.codec's decodings)
+MISSING_IMAGE_CHOICES = ("skip", "error")  # data.missing_images
+SEED_LIMIT = 2 ** 32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
+
+# The documented range of every numeric config value, in one place: key → (low, high,
+# whether low itself is allowed); high is always allowed, None is unbounded. Checked with
+# the types when a section is built, so no run starts from a value outside its range.
+# (model.* values are HRNet's arguments, checked by HRNet itself before anything is written.)
+CONFIG_RANGES = {
+    "data.sigma": (0.0, None, False),
+    "data.scale_factor": (0.0, 0.99, True),  # scale drawn in [1 - f, 1 + f]: f < 1
+    "data.rotation_factor": (0.0, 180.0, True),  # degrees
+    "data.rotation_prob": (0.0, 1.0, True),
+    "data.flip_prob": (0.0, 1.0, True),
+    "data.half_body_prob": (0.0, 1.0, True),
+    "data.half_body_min_joints": (0, None, True),
+    "data.oks_sigmas": (0.0, None, False),  # each sigma
+    "data.image_cache_mib": (0, None, True),
+    "train.batch_size": (1, None, True),
+    "train.epochs": (1, None, True),
+    "train.lr": (0.0, None, False),
+    "train.lr_steps": (0, None, True),  # each epoch
+    "train.lr_factor": (0.0, None, False),
+    "train.warmup_epochs": (0, None, True),
+    "train.seed": (0, SEED_LIMIT, True),
+    "train.val_every": (1, None, True),
+    "train.ohkm_topk": (1, None, True),
+    "test.batch_size": (1, None, True),
+    "test.box_score_threshold": (0.0, 1.0, True),
+    "test.keypoint_score_threshold": (0.0, 1.0, True),
+    "test.oks_nms_threshold": (0.0, 1.0, True),
+}
+CONFIG_CHOICES = {"data.encoding": ENCODINGS, "test.decoding": DECODINGS,
+                  "data.missing_images": MISSING_IMAGE_CHOICES}
+
+
+def _check_section(section, values):
+    """Every value of ``section`` (a dataclass) with an entry in ``CONFIG_RANGES`` or
+    ``CONFIG_CHOICES`` lies in it; None (an optional value left out) passes.
+
+    Raises:
+        ConfigError: naming the key, its range and the value.
+    """
+    for field_ in dataclasses.fields(values):
+        key = f"{section}.{field_.name}"
+        value = getattr(values, field_.name)
+        if value is None:
+            continue
+        if key in CONFIG_CHOICES and value not in CONFIG_CHOICES[key]:
+            raise ConfigError(f"{key} must be one of {', '.join(CONFIG_CHOICES[key])}, "
+                              f"got {value!r}")
+        if key not in CONFIG_RANGES:
+            continue
+        low, high, low_allowed = CONFIG_RANGES[key]
+        integer = isinstance(low, int)
+        for item in (value if isinstance(value, tuple) else (value,)):
+            number = isinstance(item, int if integer else numbers.Real) and not isinstance(
+                item, bool)
+            if not (number and math.isfinite(item) and (item > low or (
+                    item == low and low_allowed)) and (high is None or item <= high)):
+                raise ConfigError(f"{key} must be {_range_text(low, high, low_allowed)}, "
+                                  f"got {item!r}")
+
+
+def _range_text(low, high, low_allowed):
+    """A range of ``CONFIG_RANGES`` in words: "a positive integer", "a number in [0.0,
+    1.0]" (the wording of ``pose.checks.positive`` where they overlap)."""
+    kind = "integer" if isinstance(low, int) else "number"
+    if high is None:
+        if low == 0 and not low_allowed:
+            return "a positive finite number"
+        if low == 1 and low_allowed and kind == "integer":
+            return "a positive integer"
+        return f"an {kind} >= {low}" if kind == "integer" else f"a finite number >= {low}"
+    return f"{'an' if kind == 'integer' else 'a'} {kind} in [{low}, {high}]"
 
 
 @dataclass(frozen=True)
@@ -48,6 +127,7 @@ class ModelConfig:
     stage_blocks: typing.Optional[tuple[tuple[int, ...], ...]] = None
 
     def __post_init__(self):
+        _check_section("model", self)
         if self.stage_blocks is not None and (
                 tuple(len(counts) for counts in self.stage_blocks) != (2, 3, 4)
                 or min(n for counts in self.stage_blocks for n in counts) < 1):
@@ -89,7 +169,7 @@ class DataConfig:
     image_cache_mib: int = 0
 
     def __post_init__(self):
-        positive(self.sigma, "data.sigma", integer=False, error=ConfigError)
+        _check_section("data", self)
 
     def resolve(self, relative):
         """A data path of this section: absolute paths stay, others are under ``root``."""
@@ -118,14 +198,7 @@ class TrainConfig:
     init_partial: bool = False  # leave layers of another shape fresh instead of failing
 
     def __post_init__(self):  # a zero batch or epoch count, a NaN rate: refused here
-        for name in ("batch_size", "epochs", "val_every"):
-            positive(getattr(self, name), f"train.{name}", error=ConfigError)
-        positive(self.lr, "train.lr", integer=False, error=ConfigError)
-        positive(self.lr_factor, "train.lr_factor", integer=False, error=ConfigError)
-        if finite(self.warmup_epochs, "train.warmup_epochs", error=ConfigError) < 0:
-            raise ConfigError(f"train.warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
-        if self.ohkm_topk is not None:
-            positive(self.ohkm_topk, "train.ohkm_topk", error=ConfigError)
+        _check_section("train", self)
 
 
 @dataclass(frozen=True)
@@ -144,9 +217,7 @@ class TestConfig:
     soft_nms: bool = False
 
     def __post_init__(self):
-        positive(self.batch_size, "test.batch_size", error=ConfigError)
-        for name in ("box_score_threshold", "keypoint_score_threshold", "oks_nms_threshold"):
-            finite(getattr(self, name), f"test.{name}", error=ConfigError)
+        _check_section("test", self)
 
 
 @dataclass(frozen=True)

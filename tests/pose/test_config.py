@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from datasets.metadata import DatasetMeta
-from pose.config import Config, ConfigError, apply_overrides, load_config, save_config
+from pose.config import (
+    CONFIG_RANGES,
+    Config,
+    ConfigError,
+    apply_overrides,
+    load_config,
+    save_config,
+)
 from pose.engine.checkpoint import build_model
 from pose.models.complexity import count_trainable_params
 
@@ -122,3 +129,54 @@ def test_data_paths_resolve_under_the_root():
     data = DataConfig(root="data/coco")
     assert data.resolve("annotations/a.json") == str(Path("data/coco/annotations/a.json"))
     assert data.resolve("/abs/b.json") == "/abs/b.json"
+
+
+@pytest.mark.parametrize("key", sorted(CONFIG_RANGES))
+def test_every_ranged_value_is_refused_just_outside_and_kept_on_its_bounds(key):
+    """The range table, each entry on each side and on the value itself: the bound is
+    accepted when the table allows it, the nearest values outside are refused with the
+    key and range named, NaN and infinity always."""
+
+
+    low, high, low_allowed = CONFIG_RANGES[key]
+    section, name = key.split(".")
+    integer = isinstance(low, int)
+    step = 1 if integer else 1e-6
+    is_tuple = name in ("oks_sigmas", "lr_steps")
+
+    def build(value):
+        value = (value,) if is_tuple else value
+        cls = type(getattr(Config(), section))
+        return cls(**{name: value})
+
+    if low_allowed:
+        build(low)
+    else:
+        with pytest.raises(ConfigError, match=f"^{key} must be .*, got {low!r}$"):
+            build(low)
+        build(low + step)
+    with pytest.raises(ConfigError, match=f"^{key} must be "):
+        build(low - step)
+    if high is not None:
+        build(high)
+        with pytest.raises(ConfigError, match=f"^{key} must be .*\\[{low}, {high}\\]"):
+            build(high + step)
+    if not integer:
+        for not_finite in ("nan", "inf"):
+            with pytest.raises(ConfigError, match=f"^{key} must be .*, got {not_finite}$"):
+                build(float(not_finite))
+
+
+@pytest.mark.parametrize("key, good, bad", [("data.encoding", "udp", "heatmap"),
+                                            ("test.decoding", "dark", "argmax"),
+                                            ("data.missing_images", "error", "ignore")])
+def test_named_choices_are_checked_when_the_config_is_read(key, good, bad):
+    from pose.config import CONFIG_CHOICES, Config
+
+    section, name = key.split(".")
+    cls = type(getattr(Config(), section))
+    assert getattr(cls(**{name: good}), name) == good
+    with pytest.raises(ConfigError) as error:
+        cls(**{name: bad})
+    assert str(error.value) == (f"{key} must be one of {', '.join(CONFIG_CHOICES[key])}, "
+                                f"got {bad!r}")

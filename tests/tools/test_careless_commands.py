@@ -100,7 +100,11 @@ def test_train_values_and_files(capsys, made, tmp_path):
         ("train.epochs=-1", "train.epochs must be a positive integer, got -1"),
         ("train.lr=nan", "train.lr must be a positive finite number, got nan"),
         ("test.keypoint_score_threshold=.inf",
-         "test.keypoint_score_threshold must be a finite number, got inf"),
+         "test.keypoint_score_threshold must be a number in [0.0, 1.0], got inf"),
+        ("data.flip_prob=1.5", "data.flip_prob must be a number in [0.0, 1.0], got 1.5"),
+        ("train.seed=-1", "train.seed must be an integer in [0, 4294967295], got -1"),
+        ("test.decoding=argmax",
+         "test.decoding must be one of quarter_offset, dark, udp, got 'argmax'"),
     ]:
         line = _one_line(capsys, "train", "--config", config, "--workdir", work, "--set",
                          override)

@@ -63,7 +63,7 @@ def test_cosine_schedule_warms_up_then_follows_the_half_cosine_to_zero(tiny_conf
         train(wrong, "unused-workdir", verbose=0)
     negative_cache = dataclasses.replace(tiny_config, data=dataclasses.replace(
         tiny_config.data, image_cache_mib=-1))
-    with pytest.raises(ConfigError, match="data.image_cache_mib must be >= 0"):
+    with pytest.raises(ConfigError, match="data.image_cache_mib must be an integer >= 0"):
         train(negative_cache, "unused-workdir", verbose=0)
 
 
