@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 
 import cv2
@@ -63,6 +64,12 @@ class ImageDecodeError(UserError):
 # --------------------------------------------------------------------------- images
 
 
+# An image file larger than this is skipped and counted like a corrupt one instead of being
+# read into memory (a 100-megapixel 16-bit TIFF is 600 MB; a sparse 50 GB "photo.jpg" is
+# no photo). OpenCV refuses images over 2^30 pixels itself (CV_IO_MAX_IMAGE_PIXELS).
+MAX_IMAGE_FILE_BYTES = 1 << 30
+
+
 def read_image_rgb(path):
     """Decode an image file to uint8 RGB (H, W, 3), ignoring EXIF orientation.
 
@@ -72,10 +79,17 @@ def read_image_rgb(path):
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ImageDecodeError: the file cannot be decoded or is truncated.
+        ImageDecodeError: the file cannot be decoded or is truncated, is no regular file,
+            or is larger than ``MAX_IMAGE_FILE_BYTES``.
     """
     path = os.fspath(path)
-    data = np.fromfile(path, np.uint8)  # FileNotFoundError when missing
+    status = os.stat(path)  # FileNotFoundError when missing
+    if not stat.S_ISREG(status.st_mode):
+        raise ImageDecodeError(f"{path}: not a regular file (a pipe, device or socket)")
+    if status.st_size > MAX_IMAGE_FILE_BYTES:
+        raise ImageDecodeError(f"{path}: {status.st_size:,} bytes, over the "
+                               f"{MAX_IMAGE_FILE_BYTES:,}-byte limit of an image file")
+    data = np.fromfile(path, np.uint8)
     if data.size == 0:
         raise ImageDecodeError(f"{path}: empty file")
     head = data[:8].tobytes()

@@ -138,6 +138,24 @@ def finite(value, name, error=UserError):
     return value
 
 
+def max_threads():
+    """The most runtime threads a tool accepts: 4 × the core count, at least 16. More than
+    that only slows a runtime down, and thousands crash or hang some of them."""
+    return max(16, 4 * (os.cpu_count() or 1))
+
+
+def check_threads(value, option="--threads"):
+    """``value`` (None: the runtime's default) when it lies in 1..``max_threads()``, else
+    a ``UserError`` naming the option and the range."""
+    if value is not None:
+        limit = max_threads()
+        positive(value, option)
+        if value > limit:
+            raise UserError(f"{option} must be at most {limit} (4 × the {os.cpu_count()} "
+                            f"cores, at least 16), got {value}")
+    return value
+
+
 def check_positive_options(args, *names):
     """``positive`` on each option ``names`` of an ``argparse`` namespace that was given
     (None: not given); a list value (``--input-size W H``) checks each entry. The message

@@ -398,6 +398,9 @@ def main(argv=None):
     video.add_argument("--workdir", default="work/video_benchmark")
     video.add_argument("--out", default="benchmark_video.json")
     args = parser.parse_args(argv)
+    from pose.checks import check_threads
+
+    check_threads(getattr(args, "threads", None))
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)

@@ -26,7 +26,7 @@ def main(argv=None):
     from pose.apis.detection_results import detect_images
     from pose.apis.detector import add_detector_arguments, detector_from_args
     from pose.apis.inputs import collect_inputs
-    from pose.checks import check_output_file
+    from pose.checks import check_output_file, check_threads
 
     parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detector", required=True, metavar="FILE",
@@ -42,8 +42,7 @@ def main(argv=None):
                         help="show the traceback of a user error")
     add_detector_arguments(parser)
     args = parser.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
 
     inputs = collect_inputs(args.images, recursive=args.recursive)  # InputError: a UserError
     check_output_file(args.out, [item.path for item in inputs]

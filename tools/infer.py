@@ -135,10 +135,11 @@ def main(argv=None):
     from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
     from pose.apis.smoothing import OneEuroParams
     from pose.apis.tracking import TrackingParams
-    from pose.checks import check_output_folder, check_positive_options, finite
+    from pose.checks import check_output_folder, check_positive_options, check_threads, finite
 
     try:
-        check_positive_options(args, "threads", "batch_size", "input_size")
+        check_positive_options(args, "batch_size", "input_size")
+        check_threads(args.threads)
         finite(args.threshold, "--threshold")
         finite(args.box_threshold, "--box-threshold")
         choose_runtime(args.weights, args.runtime)

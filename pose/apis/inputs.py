@@ -49,8 +49,10 @@ def _folder_files(folder, recursive):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
             ext = os.path.splitext(f)[1].lower()
-            if not f.startswith(".") and ext in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
-                full = os.path.join(root, f)
+            full = os.path.join(root, f)
+            # regular files only: a named pipe called x.jpg would block the reader forever
+            if (not f.startswith(".") and ext in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+                    and os.path.isfile(full)):
                 found.append(InputFile(full, _kind(f), os.path.relpath(full, folder)))
         if not recursive:
             break
@@ -60,9 +62,10 @@ def _folder_files(folder, recursive):
 def collect_inputs(inputs, recursive=False):
     """Expand files, folders and glob patterns into an ordered list of ``InputFile``.
 
-    A folder contributes its image and video files (by extension, hidden files left out),
-    sorted, with sub-folders when ``recursive``. A named file is taken whatever its
-    extension (an undecodable one is skipped later). Duplicates are dropped.
+    A folder contributes its image and video files (by extension, hidden files left out,
+    regular files only: no pipes or devices), sorted, with sub-folders when
+    ``recursive``. A named file is taken whatever its extension (an undecodable one is
+    skipped later). Duplicates are dropped.
 
     Raises:
         InputError: a path that does not exist (naming it), a pattern matching nothing,

@@ -357,3 +357,30 @@ def test_counts_on_generated_coco(tmp_path):
                                for d in dets)
     for path in set(records.image_paths.tolist()):
         assert read_image_rgb(path).shape == (120, 160, 3)
+
+
+def test_pipes_and_oversized_files_are_undecodable_not_read(tmp_path, monkeypatch):
+    """A named pipe is refused without opening it (it would block), and a file over
+    ``MAX_IMAGE_FILE_BYTES`` without reading it (a sparse 50 GB "photo"): both are
+    ``ImageDecodeError``, which the pipeline and the tools skip and count."""
+    import datasets.coco as coco_module
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(ImageDecodeError) as error:
+        read_image_rgb(tmp_path / "pipe.jpg")
+    assert str(error.value).endswith("pipe.jpg: not a regular file (a pipe, device or socket)")
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:  # sparse: no data blocks written
+        f.truncate(coco_module.MAX_IMAGE_FILE_BYTES + 1)
+    with pytest.raises(ImageDecodeError, match=r"huge.jpg: 1,073,741,825 bytes, over the "
+                                               r"1,073,741,824-byte limit"):
+        read_image_rgb(huge)
+    assert coco_module.MAX_IMAGE_FILE_BYTES == 1 << 30
+    # the limit itself is allowed (a smaller limit keeps the test file small)
+    ok = tmp_path / "ok.png"
+    cv2.imwrite(str(ok), np.zeros((4, 4, 3), np.uint8))
+    monkeypatch.setattr(coco_module, "MAX_IMAGE_FILE_BYTES", os.path.getsize(ok))
+    assert read_image_rgb(ok).shape == (4, 4, 3)
+    monkeypatch.setattr(coco_module, "MAX_IMAGE_FILE_BYTES", os.path.getsize(ok) - 1)
+    with pytest.raises(ImageDecodeError, match="over the"):
+        read_image_rgb(ok)

@@ -10,7 +10,9 @@ from pose.checks import (
     check_output_file,
     check_output_folder,
     check_positive_options,
+    check_threads,
     finite,
+    max_threads,
     positive,
 )
 from pose.errors import UserError
@@ -65,3 +67,17 @@ def test_positive_and_finite():
 
     with pytest.raises(UserError, match="^--input-size must be a positive integer, got 0$"):
         check_positive_options(Args, "batch_size", "threads", "input_size")
+
+
+def test_threads_within_one_and_four_times_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert max_threads() == 16  # the floor
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert max_threads() == 32
+    assert check_threads(None) is None and check_threads(1) == 1 and check_threads(32) == 32
+    with pytest.raises(UserError, match="^--threads must be a positive integer, got 0$"):
+        check_threads(0)
+    with pytest.raises(UserError) as error:
+        check_threads(33)
+    assert str(error.value) == ("--threads must be at most 32 (4 × the 8 cores, at least "
+                                "16), got 33")

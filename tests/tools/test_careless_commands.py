@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pose.checks import max_threads
 from pose.config import save_config
 from pose.errors import run_tool
 
@@ -74,6 +75,8 @@ def test_infer_options_and_exports(capsys, made, tmp_path):
         (["--threshold", "nan"], "--threshold must be a finite number, got nan"),
         (["--box-threshold", "inf"], "--box-threshold must be a finite number, got inf"),
         (["--batch-size", "abc"], "argument --batch-size: invalid int value: 'abc'"),
+        (["--threads", "0"], "--threads must be a positive integer, got 0"),
+        (["--threads", "100000"], f"--threads must be at most {max_threads()}"),
     ]:
         assert _one_line(capsys, "infer", *infer, "--out", out, *args).startswith(
             f"error: {message}"), args

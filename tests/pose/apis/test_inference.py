@@ -75,6 +75,8 @@ def test_collect_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no image or video"):
         collect_inputs([tmp_path / "empty"])
+    os.mkfifo(tmp_path / "pipe.jpg")  # would block a reader forever
+    assert [i.name for i in collect_inputs([tmp_path])] == ["a.png", "b.jpg", "clip.mp4"]
 
 
 def test_image_ids_and_detection_matching(tmp_path):
