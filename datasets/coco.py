@@ -291,8 +291,8 @@ class LoadReport:
     num_records: int = 0
     crowd: int = 0
     no_keypoints: int = 0
-    invalid_box: int = 0
-    unknown_image: int = 0
+    invalid_box: int = 0  # not 4 finite numbers of positive size; a detection's bad score too
+    unknown_image: int = 0  # an image_id the annotation file lacks (or no id at all)
     bad_keypoints: int = 0
     not_person: int = 0
     below_threshold: int = 0
@@ -553,20 +553,22 @@ def load_eval_records(annotation_file, image_dir, input_size, detections=None,
         if det.get("category_id", category["id"]) != category["id"]:
             counts["not_person"] += 1
             continue
-        score = float(det["score"])
+        score, box, image_id = det["score"], det["bbox"], det["image_id"]
+        if not _is_number(score) or not np.isfinite(score):  # a string, NaN: no ranking
+            counts["invalid_box"] += 1
+            continue
         if score < score_threshold:
             counts["below_threshold"] += 1
             continue
-        if det["image_id"] not in coco.imgs:
+        if not _is_number(image_id) or image_id not in coco.imgs:  # also lists, strings
             counts["unknown_image"] += 1
             continue
-        box = det["bbox"]
-        if (not isinstance(box, list) or len(box) != 4
+        if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)
                 or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0):
             counts["invalid_box"] += 1
             continue
-        rows.append((det["image_id"], -1, tuple(float(v) for v in box), zeros,
-                     float(box[2]) * float(box[3]), score))
+        rows.append((image_id, -1, tuple(float(v) for v in box), zeros,
+                     float(box[2]) * float(box[3]), float(score)))
     rows.sort(key=lambda r: order[r[0]])  # stable: detector order within an image
     return _build(coco, f"{source} + {det_source}", image_dir, rows, input_size, padding,
                   missing_images, counts)

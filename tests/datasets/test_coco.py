@@ -181,6 +181,18 @@ def test_detections_person_only_and_bad_boxes(tmp_path):
     assert (r.not_person, r.invalid_box, r.unknown_image) == (1, 1, 1)
     assert len(load_eval_records(path, image_dir, INPUT, detections=dets,
                                  score_threshold=0.5)) == 1
+    # entries of the wrong type or not finite are counted, never a traceback or a NaN score
+    broken = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 40], "score": "0.9"},
+              {"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 40], "score": float("nan")},
+              {"image_id": 1, "category_id": 1, "bbox": ["10", 10, 20, 40], "score": 0.9},
+              {"image_id": 1, "category_id": 1, "bbox": [10, 10, float("inf"), 40],
+               "score": 0.9},
+              {"image_id": [1], "category_id": 1, "bbox": [10, 10, 20, 40], "score": 0.9},
+              {"image_id": "1", "category_id": 1, "bbox": [10, 10, 20, 40], "score": 0.9},
+              {"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 40], "score": 0.5}]
+    records = load_eval_records(path, image_dir, INPUT, detections=broken)
+    assert len(records) == 1 and records.scores.tolist() == [0.5]
+    assert (records.report.invalid_box, records.report.unknown_image) == (4, 2)
 
 
 @pytest.mark.parametrize("content,match", [
