@@ -33,6 +33,7 @@ there is none, e.g. ``--variants none --seeds 5 --a-a``.
 """
 
 import argparse
+import collections
 import logging
 import os
 import sys
@@ -138,6 +139,12 @@ def main(argv=None):
         parser.error(f"--resamples must be at least 1, got {args.resamples}")
     if args.a_a and not args.checkpoints and args.seeds < MIN_SEEDS_FOR_A_A:
         parser.error(f"--a-a needs --seeds {MIN_SEEDS_FOR_A_A} or more, got {args.seeds}")
+    if args.a_a and args.checkpoints:
+        counts = collections.Counter(label for label, _ in args.checkpoints)
+        short = sorted(label for label, n in counts.items() if n < MIN_SEEDS_FOR_A_A)
+        if short:
+            parser.error(f"--a-a needs at least {MIN_SEEDS_FOR_A_A} checkpoints of each label; "
+                         + ", ".join(f"{label} has {counts[label]}" for label in short))
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
                      a_a=args.a_a)
     if args.checkpoints:

@@ -33,6 +33,7 @@ from datasets.metadata import DatasetMeta
 from pose.config import save_config
 from pose.engine.checkpoint import load_model
 from pose.engine.training import train
+from pose.errors import UserError
 from pose.evaluation.bootstrap import (
     INTERVAL_STATS,
     MIN_SEEDS_FOR_A_VERDICT,
@@ -265,7 +266,7 @@ def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_r
             model, saved = load_model(path)
             run_config = config or saved
             if run_config is None:
-                raise ValueError(f"{path} has no config beside it; pass a config")
+                raise UserError(f"{path} has no config beside it; pass a config")
             run_out = os.path.join(out_dir or scratch, f"{i:02d}_{label}")
             runs.append({**_evaluate_run(label, model, run_config, run_out, verbose),
                          "latency_ms": measure_latency_ms(model)})
@@ -305,7 +306,7 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
     if a_a:
         short = [label for label, group in matches.items() if len(group) < MIN_SEEDS_FOR_A_A]
         if short or not complete:
-            raise ValueError(
+            raise UserError(
                 f"an A/A check needs at least {MIN_SEEDS_FOR_A_A} seeds of each variant, all "
                 f"with results; {', '.join(short) or 'a run has no results'}")
         comparison["a_a"] = [a_a_check(label, group, **resampled)
@@ -340,7 +341,7 @@ def a_a_check(label, matches, metric="AP", num_resamples=1000, seed=0, confidenc
         ``single_excluding_zero`` and ``splits_shown``.
     """
     if len(matches) < MIN_SEEDS_FOR_A_A:
-        raise ValueError(f"an A/A check needs at least {MIN_SEEDS_FOR_A_A} seeds, got "
+        raise UserError(f"an A/A check needs at least {MIN_SEEDS_FOR_A_A} seeds, got "
                          f"{len(matches)}")
     resampled = dict(num_resamples=num_resamples, seed=seed, confidence=confidence,
                      stats=(metric,))

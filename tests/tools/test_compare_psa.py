@@ -51,3 +51,20 @@ def test_a_seed_count_below_one_is_refused(tmp_path, tiny_config, capsys):
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
             "error: --seeds must be at least 1, got 0")
         assert not (tmp_path / tool).exists()
+
+
+def test_an_a_a_check_with_too_few_seeds_is_refused_before_any_work(tmp_path, tiny_config,
+                                                                    capsys):
+    from pose.config import save_config
+
+    save_config(tiny_config, tmp_path / "exp.yaml")
+    main = runpy.run_path(str(ROOT / "tools" / "compare_psa.py"), run_name="tool")["main"]
+    for args, message in (
+            (["--config", str(tmp_path / "exp.yaml"), "--variants", "none", "--seeds", "3"],
+             "error: --a-a needs --seeds 4 or more, got 3"),
+            (["--checkpoints", "a=x.keras,a=y.keras,b=z.keras,b=w.keras,b=v.keras,b=u.keras"],
+             "error: --a-a needs at least 4 checkpoints of each label; a has 2")):
+        assert run_tool(main, args + ["--a-a", "--workdir", str(tmp_path / "w")]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(message), line
+        assert not (tmp_path / "w").exists()

@@ -252,6 +252,7 @@ def test_the_a_a_check_of_the_comparison_counts_every_pair_and_split(a_a_runs):
     """``a_a_check`` on the six seeds: 15 single-seed pairs (image-only intervals, as
     ``paired_differences`` gives them one by one), 10 splits into 3 + 3 seeds (each split
     once), and no split shows a difference."""
+    from pose.errors import UserError
     from pose.experiments.comparison import a_a_check, a_a_markdown
 
     seeds = a_a_runs["a"] + a_a_runs["b"]
@@ -274,7 +275,7 @@ def test_the_a_a_check_of_the_comparison_counts_every_pair_and_split(a_a_runs):
     text = a_a_markdown(check)
     assert f"**{check['single_excluding_zero']} of 15** pairs exclude 0" in text
     assert "3 seeds against 3, interval with the seeds in it: **0 of 10** splits" in text
-    with pytest.raises(ValueError, match="needs at least 4 seeds, got 3"):
+    with pytest.raises(UserError, match="needs at least 4 seeds, got 3"):
         a_a_check("a", seeds[:3])
 
 
