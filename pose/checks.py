@@ -8,6 +8,12 @@ read-only file system, a file where a parent folder should be). Each raises
 ``OutputError`` (a ``UserError``: one line from the tools) naming the option, the path and
 what is wrong; nothing is created by the checks.
 
+What a tool may replace: an output file that exists is replaced only with ``--overwrite``
+or when this tool wrote it in an earlier run — ``OutputManifest``, the list of the files
+each tool wrote, kept in a hidden ``.psa-pose-outputs.json`` in the output's folder; an
+output folder must be new, empty, or hold only files its manifest lists. A user's own
+file of the same name, or a folder of the user's files, is never written over silently.
+
 The numeric checks (``positive``, ``finite``) give the command-line options and config keys
 one wording: ``--batch-size must be a positive integer, got -3``; they raise ``error``
 (default ``UserError``; the config passes its ``ConfigError``).
@@ -17,11 +23,13 @@ Example:
     >>> check_output_folder("out/", inputs=["photos/a.jpg"], option="--out")
 """
 
+import json
 import math
 import numbers
 import os
 
 from pose.errors import UserError
+from pose.fileio import write_json
 
 
 class OutputError(UserError):
@@ -117,6 +125,110 @@ def check_output_folder(path, inputs=(), option="--out"):
                 raise OutputError(f"{option} {path} {what}; outputs written there would "
                                   f"replace inputs: choose another {option}")
     _writable_ancestor(path, option)
+
+
+MANIFEST_NAME = ".psa-pose-outputs.json"
+
+
+class OutputManifest:
+    """The files that this project's tools wrote under ``root``: the record that lets a
+    tool replace its own earlier outputs, and nothing else, without ``--overwrite``.
+
+    Kept in ``root/.psa-pose-outputs.json`` as ``{"files": {relative path: tool}}``; an
+    unreadable manifest counts as empty (nothing is then replaced without
+    ``--overwrite``).
+
+    Example:
+        >>> outputs = OutputManifest("runs", "tools/detect.py")
+        >>> outputs.check_file("dets.json", overwrite=False, option="--out")
+        >>> ...  # write runs/dets.json
+        >>> outputs.record("dets.json")
+    """
+
+    def __init__(self, root, tool):
+        self.root, self.tool = os.fspath(root), tool
+        self.path = os.path.join(self.root, MANIFEST_NAME)
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                files = json.load(f).get("files", {})
+            self.files = {str(k): str(v) for k, v in files.items()}
+        except (OSError, ValueError, AttributeError):
+            self.files = {}
+
+    def owns(self, relative):
+        """Whether this tool wrote ``root/relative`` in an earlier run."""
+        return self.files.get(os.path.normpath(relative)) == self.tool
+
+    def check_file(self, relative, overwrite=False, option="--out"):
+        """Refuse to replace ``root/relative`` when it exists, this tool did not write it
+        and ``overwrite`` is off; returns the path."""
+        path = os.path.join(self.root, relative)
+        if os.path.lexists(path) and not overwrite and not self.owns(relative):
+            raise OutputError(f"{option} {path} exists and this tool did not write it: pass "
+                              "--overwrite to replace it, or choose another path")
+        return path
+
+    def check_folder(self, overwrite=False, option="--out"):
+        """Refuse ``root`` as an output folder when it holds entries that this tool did not
+        write (a user's files), unless ``overwrite``."""
+        if overwrite or not os.path.isdir(self.root):
+            return
+        owned = {name.split(os.sep)[0] for name, tool in self.files.items()
+                 if tool == self.tool}
+        foreign = sorted(set(os.listdir(self.root)) - owned - {MANIFEST_NAME})
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"
+                                              if len(foreign) > 3 else "")
+            raise OutputError(f"{option} {self.root} holds files this tool did not write "
+                              f"({shown}): choose a new or empty folder, or pass --overwrite "
+                              "to write among them")
+
+    def record(self, *relatives):
+        """Add ``relatives`` (paths under ``root``) to the manifest as this tool's
+        (rewritten atomically)."""
+        fresh = OutputManifest(self.root, self.tool)  # another run may have written since
+        fresh.files.update({os.path.normpath(r): self.tool for r in relatives})
+        write_json({"files": dict(sorted(fresh.files.items()))}, self.path)
+        self.files = fresh.files
+
+
+def claim_output_file(path, tool, inputs=(), overwrite=False, option="--out"):
+    """``check_output_file`` plus the manifest rule: an existing ``path`` is replaced only
+    with ``overwrite`` or when ``tool`` wrote it. Returns the ``OutputManifest`` of its
+    folder, to ``record`` the file once it is written."""
+    check_output_file(path, inputs, option)
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    outputs = OutputManifest(folder, tool)
+    outputs.check_file(name, overwrite, option)
+    return outputs
+
+
+def claim_output_files(paths, tool, inputs=None, overwrite=False, option="--out"):
+    """The manifest rule for files of one folder that a tool writes together (a checkpoint
+    and its config beside it): each existing one must be this tool's, unless ``overwrite``;
+    with ``inputs`` (a list), ``check_output_file`` on each first. Returns ``record()``, to
+    call once all are written."""
+    if inputs is not None:
+        for path in paths:
+            check_output_file(path, inputs, option)
+    paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    folder = os.path.dirname(paths[0])
+    outputs = OutputManifest(folder, tool)
+    for path in paths:
+        if os.path.dirname(path) != folder:
+            raise ValueError(f"claim_output_files: {path} is not in {folder}")
+        outputs.check_file(os.path.basename(path), overwrite, option)
+    return lambda: outputs.record(*(os.path.basename(p) for p in paths))
+
+
+def claim_output_folder(path, tool, inputs=(), overwrite=False, option="--out"):
+    """``check_output_folder`` plus the manifest rule: the folder is new, empty, or holds
+    only what ``tool`` wrote there (unless ``overwrite``). Returns its ``OutputManifest``
+    (check each file with ``check_file``, ``record`` it once written)."""
+    check_output_folder(path, inputs, option)
+    outputs = OutputManifest(path, tool)
+    outputs.check_folder(overwrite, option)
+    return outputs
 
 
 def positive(value, name, integer=True, error=UserError):

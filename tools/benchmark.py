@@ -397,10 +397,15 @@ def main(argv=None):
     video.add_argument("--threads", type=int, default=None)
     video.add_argument("--workdir", default="work/video_benchmark")
     video.add_argument("--out", default="benchmark_video.json")
+    for subparser in (model, scale, intervals, runtimes, video):
+        subparser.add_argument("--overwrite", action="store_true",
+                               help="replace --out even when this tool did not write it")
     args = parser.parse_args(argv)
-    from pose.checks import check_threads
+    from pose.checks import check_threads, claim_output_file
 
     check_threads(getattr(args, "threads", None))
+    outputs = claim_output_file(args.out, "tools/benchmark.py", [getattr(args, "weights", None)],
+                                overwrite=args.overwrite)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
@@ -412,6 +417,7 @@ def main(argv=None):
         benchmark_video_inference(args)
     else:
         benchmark_runtimes(args)
+    outputs.record(os.path.basename(args.out))
 
 
 if __name__ == "__main__":

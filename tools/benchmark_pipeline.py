@@ -116,8 +116,14 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5, help="timed passes (after a warm-up)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="reuse/generate data here (default: temp)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out even when this tool did not write it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    from pose.checks import claim_output_file
+
+    outputs = claim_output_file(args.out, "tools/benchmark_pipeline.py",
+                                overwrite=args.overwrite)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or tmp
@@ -163,6 +169,7 @@ def main(argv=None):
         print(f"{label:<64} {results[key]['samples_per_s']:>10.1f}")
     print(f"OpenCV vs TF crops: mean |diff| = {agreement:.2f} grey levels")
     write_json(report, args.out)
+    outputs.record(os.path.basename(args.out))
     print(f"wrote {args.out}")
 
 

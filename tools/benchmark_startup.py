@@ -129,9 +129,15 @@ def main(argv=None):
                              "a boxes file of as many people, for each --people")
     parser.add_argument("--people", nargs="+", type=int, default=[1, 8],
                         help="people per image of the --detectors rows (default 1 8)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --json even when this tool did not write it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    from pose.checks import claim_output_file
 
+    out = Path(args.json) if args.json else Path(args.workdir) / "startup.json"
+    outputs = claim_output_file(out, "tools/benchmark_startup.py", [*args.images, args.boxes],
+                                overwrite=args.overwrite, option="--json")
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     extra = args.infer_args.split()
@@ -200,8 +206,8 @@ def main(argv=None):
               "detectors": {fmt: {"path": path, "params": params}
                             for fmt, (path, params) in detectors.items()},
               "rows": rows}
-    out = Path(args.json) if args.json else workdir / "startup.json"
     write_json(result, out)
+    outputs.record(out.name)
     print(f"wrote {out}")
 
 

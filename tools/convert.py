@@ -30,6 +30,9 @@ def main(argv=None):
     parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a PyTorch .pth checkpoint of HRNet")
     parser.add_argument("--out", required=True, help="the .keras file to write")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out and the config beside it even when this tool did "
+                             "not write them")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
                         help="input crop width and height (default: from the file name, "
                              "else 192 256)")
@@ -44,16 +47,22 @@ def main(argv=None):
         print(f"error: --out must end in .keras, got {args.out!r}", file=sys.stderr)
         return 2
 
+    from pose.checks import claim_output_files
+    from pose.config import config_path_for
     from pose.engine.pretrained import convert_checkpoint
     from pose.models.torch_checkpoint import CheckpointError
 
     try:
+        record_outputs = claim_output_files([args.out, config_path_for(args.out)],
+                                            "tools/convert.py", [args.checkpoint, args.check],
+                                            overwrite=args.overwrite)
         report = convert_checkpoint(args.checkpoint, args.out, input_size=args.input_size,
                                     reference=args.check,
                                     allow_non_finite=args.allow_non_finite)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    record_outputs()
     print("\n".join(report.lines()))
     print(f"wrote {args.out} and its config beside it")
     return 0

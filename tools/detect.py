@@ -12,11 +12,13 @@ dets.json``, matched by file name). ``image_id`` comes from ``--annotations`` (b
 name; images it does not list are skipped), else from a COCO-style file name, else a
 stable id from the file name. The detector runs on ONNX Runtime or LiteRT (no
 TensorFlow); its options are those of ``tools/infer.py --detector`` (see README: person
-detectors). The file is written atomically, and never over one of the command's inputs
-(an image, the detector or the annotation file). Bad input ends in one line ``error:
+detectors). The file is written atomically, never over one of the command's inputs (an
+image, the detector or the annotation file), and over an existing file only when this
+tool wrote it before or with ``--overwrite``. Bad input ends in one line ``error:
 ...`` and exit code 2 (--debug shows the traceback).
 """
 
+import os
 import sys
 
 from pose.errors import ToolArgumentParser
@@ -26,7 +28,7 @@ def main(argv=None):
     from pose.apis.detection_results import detect_images
     from pose.apis.detector import add_detector_arguments, detector_from_args
     from pose.apis.inputs import collect_inputs
-    from pose.checks import check_output_file, check_threads
+    from pose.checks import check_threads, claim_output_file
 
     parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detector", required=True, metavar="FILE",
@@ -35,6 +37,8 @@ def main(argv=None):
                         help="image folders, files or glob patterns")
     parser.add_argument("--annotations", help="COCO annotation file whose image ids to use")
     parser.add_argument("--out", required=True, help="the detection-results JSON to write")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out even when this tool did not write it")
     parser.add_argument("--recursive", action="store_true", help="search sub-folders too")
     parser.add_argument("--threads", type=int, help="runtime threads (default: core count)")
     parser.add_argument("--quiet", action="store_true", help="no progress")
@@ -45,12 +49,14 @@ def main(argv=None):
     check_threads(args.threads)
 
     inputs = collect_inputs(args.images, recursive=args.recursive)  # InputError: a UserError
-    check_output_file(args.out, [item.path for item in inputs]
-                      + [args.detector, args.annotations, *args.images])
+    outputs = claim_output_file(args.out, "tools/detect.py", [item.path for item in inputs]
+                                + [args.detector, args.annotations, *args.images],
+                                overwrite=args.overwrite)
     source = detector_from_args(args, threads=args.threads)
     print(f"person boxes: {source.name}", flush=True)
     report = detect_images(source, inputs, args.out, annotation_file=args.annotations,
                            verbose=0 if args.quiet else 1)
+    outputs.record(os.path.basename(args.out))
     print(report.summary())
     return 0
 

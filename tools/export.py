@@ -56,6 +56,9 @@ def parse_args(argv=None):
     parser.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
     parser.add_argument("--out", required=True,
                         help="SavedModel folder, or .tflite / .onnx file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out and the config beside it even when this tool did "
+                             "not write them")
     parser.add_argument("--quantize", choices=["float16", "dynamic", "int8"],
                         help="quantize the export (default: float32)")
     parser.add_argument("--calibration", metavar="ANN.json",
@@ -115,12 +118,15 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     from pose.apis.export import ExportError, check_export, check_export_output
-    from pose.checks import check_positive_options
+    from pose.checks import check_positive_options, claim_output_files
+    from pose.config import config_path_for
 
     try:  # before loading anything: a missing package, an unsupported mode, a bad --out
         check_export(args.format, args.quantize)
         check_export_output(args.out, args.format,
                             [args.weights, args.calibration, args.calibration_images])
+        record_outputs = claim_output_files([args.out, config_path_for(args.out)],
+                                            "tools/export.py", overwrite=args.overwrite)
         check_positive_options(args, "input_size")
         if args.calibration_count < 1:
             raise ValueError(f"--calibration-count must be >= 1, got {args.calibration_count}")
@@ -141,7 +147,7 @@ def main(argv=None):
         parity,
         parity_bound,
     )
-    from pose.config import config_path_for, save_config
+    from pose.config import save_config
     from pose.engine.pretrained import load_any_checkpoint
 
     model, config = load_any_checkpoint(args.weights, input_size=args.input_size)
@@ -163,6 +169,7 @@ def main(argv=None):
         return 2
     if config is not None:  # beside the export, so tools/infer.py --weights PATH works
         save_config(config, config_path_for(path))
+    record_outputs()
     h, w = model.input_shape[1:3]
     size = (f", {os.path.getsize(path) / 2**20:.2f} MiB" if os.path.isfile(path) else "")
     print(f"exported {args.format} ({args.quantize or 'float32'}{size}) to {path}: input "

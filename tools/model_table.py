@@ -17,6 +17,7 @@ from pose.errors import ToolArgumentParser, hide_native_output
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
+from pose.checks import claim_output_file
 from pose.config import load_config
 from pose.engine.checkpoint import build_model
 from pose.fileio import write_json
@@ -31,8 +32,12 @@ def main(argv=None):
     parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", help="YAML config files")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --json even when this tool did not write it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    outputs = args.json and claim_output_file(args.json, "tools/model_table.py", args.configs,
+                                              overwrite=args.overwrite, option="--json")
     rows = []
     for i, path in enumerate(args.configs, 1):
         config = load_config(path)
@@ -45,6 +50,7 @@ def main(argv=None):
     print(format_table(rows, COLUMNS))
     if args.json:
         write_json(rows, args.json)
+        outputs.record(os.path.basename(args.json))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,15 @@ def main(argv=None):
                         help=".npz with input_nhwc (normalised network inputs)")
     parser.add_argument("--seeds", type=int, default=3, help="PSA initialisations per variant")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --json even when this tool did not write it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    from pose.checks import claim_output_file
+
+    outputs = args.json and claim_output_file(
+        args.json, "tools/psa_insertion.py", [args.checkpoint, args.reference],
+        overwrite=args.overwrite, option="--json")
 
     import numpy as np
 
@@ -51,6 +58,7 @@ def main(argv=None):
     print(format_table(rows, COLUMNS))
     if args.json:
         write_json(rows, args.json)
+        outputs.record(os.path.basename(args.json))
     return 0
 
 

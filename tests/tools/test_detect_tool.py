@@ -135,3 +135,38 @@ def test_out_may_not_be_an_input_however_it_is_spelt(coco_sample_dir, tmp_path, 
     assert run_tool(main, ["--images", "images"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: the following arguments are required: --detector, --out")
+
+
+def test_out_replaces_only_what_this_tool_wrote_unless_overwrite(coco_sample_dir, tmp_path,
+                                                                 capsys):
+    """A user's file at --out is refused (and kept); --overwrite replaces it; the tool's
+    own earlier output is replaced without it (the folder's manifest lists it)."""
+    import runpy
+    from pathlib import Path
+
+    from pose.checks import MANIFEST_NAME
+    from pose.errors import run_tool
+
+    root = Path(__file__).resolve().parents[2]
+    main = runpy.run_path(str(root / "tools" / "detect.py"), run_name="tool")["main"]
+    detector = tmp_path / "end2end.onnx"
+    _gt_detector(detector, coco_sample_dir)
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(coco_sample_dir / "images" / "000000000785.jpg", images)
+    out = tmp_path / "out" / "dets.json"
+    out.parent.mkdir()
+    out.write_text("my notes")
+    command = ["--detector", str(detector), "--images", str(images), "--out", str(out),
+               "--quiet"]
+    assert run_tool(main, command) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"error: --out {out} exists and this tool did not write it: pass "
+                    "--overwrite to replace it, or choose another path")
+    assert out.read_text() == "my notes"
+    assert run_tool(main, command + ["--overwrite"]) == 0
+    assert json.loads(out.read_text())[0]["image_id"] == 785
+    manifest = json.loads((out.parent / MANIFEST_NAME).read_text())
+    assert manifest == {"files": {"dets.json": "tools/detect.py"}}
+    out.write_text("[]")  # the tool's own file: replaced by the same command again
+    assert run_tool(main, command) == 0 and json.loads(out.read_text())

@@ -29,7 +29,11 @@ def test_convert_reports_and_checks(official_hrnet_dir, tmp_path):
     difference = float(re.search(r"max abs difference to the reference output: (\S+)",
                                  run.stdout).group(1))
     assert difference <= 1e-3
-    assert sorted(os.listdir(tmp_path)) == ["model.keras", "model.yaml"]
+    # the two files, and the record that this tool wrote them (a rerun may replace them)
+    assert sorted(os.listdir(tmp_path)) == [".psa-pose-outputs.json", "model.keras",
+                                            "model.yaml"]
+    assert json.loads((tmp_path / ".psa-pose-outputs.json").read_text()) == {
+        "files": {"model.keras": "tools/convert.py", "model.yaml": "tools/convert.py"}}
 
     run = _tool("convert.py", official_hrnet_dir / "malicious.pth", "--out",
                 tmp_path / "evil.keras")
