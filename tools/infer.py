@@ -23,9 +23,11 @@ Writes DIR/<name> overlays, DIR/predictions.json (COCO results + file name, box,
 DIR/summary.json (counts, skipped files, dropped boxes) and, per video, DIR/<stem>.mp4 and
 DIR/<stem>.jsonl, whose people carry a track_id that follows each person through the
 video (--track-*, --smooth, --detect-every: ``pose.apis.tracking``). See ``pose.apis``.
-The skeleton, colours, flip pairs and sigmas are the model's (its config carries the
-dataset metadata). Bad input, or nothing processed, ends in one line ``error: ...`` and
-exit code 2 (--debug shows the traceback).
+DIR must be new, empty, or hold only what an earlier run of this tool wrote there (its
+``.psa-pose-outputs.json`` lists it); --overwrite writes among other files. The skeleton,
+colours, flip pairs and sigmas are the model's (its config carries the dataset metadata).
+Bad input, or nothing processed, ends in one line ``error: ...`` and exit code 2 (--debug
+shows the traceback).
 """
 
 import logging
@@ -66,6 +68,9 @@ def parse_args(argv=None):
                              "..._256x192.pth is 192 256)")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into --out even when it holds files this tool did not "
+                             "write (those of the same names are replaced)")
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", metavar="DET.json",
                        help="COCO detection results with the person boxes")
@@ -135,7 +140,7 @@ def main(argv=None):
     from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
     from pose.apis.smoothing import OneEuroParams
     from pose.apis.tracking import TrackingParams
-    from pose.checks import check_output_folder, check_positive_options, check_threads, finite
+    from pose.checks import check_positive_options, check_threads, claim_output_folder, finite
 
     try:
         check_positive_options(args, "batch_size", "input_size")
@@ -150,7 +155,10 @@ def main(argv=None):
                                   max_age=args.track_max_age, detect_every=args.detect_every,
                                   min_score=args.track_min_score, smooth=smooth)
         inputs = collect_inputs(args.inputs, recursive=args.recursive)
-        check_output_folder(args.out, [item.path for item in inputs] + [args.weights])
+        outputs = claim_output_folder(
+            args.out, "tools/infer.py", [item.path for item in inputs]
+            + [args.weights, args.boxes, args.detector if args.detector != "hog" else None],
+            overwrite=args.overwrite)
         if args.boxes:
             source = DetectionBoxes(args.boxes)
             why = "given by --boxes"
@@ -187,6 +195,9 @@ def main(argv=None):
     report = run_inference(estimator, inputs, args.out, source,
                            threshold=args.threshold, box_threshold=args.box_threshold,
                            verbose=0 if args.quiet else 1, tracking=tracking)
+    written = [*report.overlays, report.predictions_file, report.summary_file,
+               *(path for pair in report.videos for path in pair)]
+    outputs.record(*(os.path.relpath(path, args.out) for path in written if path))
     print(report.summary())
     first = ("-" if report.first_output_seconds is None
              else f"{ready + report.first_output_seconds:.1f} s")

@@ -9,6 +9,7 @@ Example:
 
 import json
 import logging
+import os
 import sys
 
 from pose.errors import ToolArgumentParser, hide_native_output
@@ -23,6 +24,8 @@ def parse_args(argv=None):
     defaults = SyntheticConfig()
     p = ToolArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="output root (COCO layout is written below it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into --out even when it holds files this tool did not write")
     p.add_argument("--train", type=int, default=0, help="number of train2017 images")
     p.add_argument("--val", type=int, default=0, help="number of val2017 images")
     p.add_argument("--seed", type=int, default=0, help="data set seed (>= 0)")
@@ -42,12 +45,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from pose.checks import claim_output_folder
+
+    outputs = claim_output_folder(args.out, "tools/make_synthetic_coco.py",
+                                  overwrite=args.overwrite)
     summary = generate_coco(
         args.out, args.train, args.val, args.seed, image_size=(args.width, args.height),
         write_images=not args.annotations_only, workers=args.workers,
         people_per_image=args.people_per_image, empty_image_rate=args.empty_image_rate,
         false_positives_per_image=args.false_positives_per_image,
         jpeg_quality=args.jpeg_quality)
+    outputs.record(*(name for name in os.listdir(args.out)
+                     if name in ("annotations", "train2017", "val2017")))
     print(json.dumps(summary, indent=2))
 
 

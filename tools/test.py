@@ -24,11 +24,15 @@ from pose.errors import ToolArgumentParser, hide_native_output
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
-from pose.checks import check_positive_options
+from pose.checks import OutputManifest, check_positive_options
 from pose.config import resolve_config
 from pose.engine.pretrained import load_any_checkpoint
 from pose.errors import run_tool
-from pose.evaluation.evaluator import check_evaluation_output, evaluate_config
+from pose.evaluation.evaluator import (
+    EVALUATION_OUTPUTS,
+    check_evaluation_output,
+    evaluate_config,
+)
 
 
 def main(argv=None):
@@ -47,6 +51,9 @@ def main(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", required=True, help="folder for results and metrics.json")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into --out even when it holds files this tool did not "
+                             "write (those of the same names are replaced)")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a user error")
     args = parser.parse_args(argv)
@@ -55,12 +62,15 @@ def main(argv=None):
     check_positive_options(args, "input_size")
     check_evaluation_output(args.out, args.images, [args.weights, args.annotations, args.boxes],
                             option="--out")
+    outputs = OutputManifest(args.out, "tools/test.py")
+    outputs.check_folder(args.overwrite)
     model, saved_config = load_any_checkpoint(args.weights, input_size=args.input_size)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
                     image_dir=args.images, detections=args.boxes,
                     use_gt_boxes=True if args.gt_boxes else None,
                     flip_test=False if args.no_flip else None)
+    outputs.record(*EVALUATION_OUTPUTS)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
     return 0
 

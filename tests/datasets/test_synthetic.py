@@ -273,6 +273,25 @@ def test_cli_annotations_only(tmp_path, monkeypatch, capsys):
     coco = COCO(str(tmp_path / "annotations" / "person_keypoints_val2017.json"))
     assert len(coco.getImgIds()) == 4
     assert coco.imgs[coco.getImgIds()[0]]["width"] == 160
+    # its own earlier output is written again; a folder with a user's file is refused
+    # (kept whole) unless --overwrite
+    for extra, code in (([], 0), (["--overwrite"], 0)):
+        monkeypatch.setattr("sys.argv", [str(TOOL), "--out", str(tmp_path), "--val", "2",
+                                         "--annotations-only", *extra])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(TOOL), run_name="__main__")
+        assert exit_.value.code == code
+        capsys.readouterr()
+        (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr("sys.argv", [str(TOOL), "--out", str(tmp_path), "--val", "2"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(TOOL), run_name="__main__")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --out {tmp_path} holds files this tool did not write (notes.txt): choose a "
+        "new or empty folder, or pass --overwrite to write among them"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.rglob("*.jpg"))  # refused before writing anything
 
 
 def test_select_keypoints_for_another_keypoint_set():

@@ -1,16 +1,21 @@
 """pose.checks: output paths refused before anything is written, and the numeric checks."""
 
+import json
 import os
 
 import numpy as np
 import pytest
 
 from pose.checks import (
+    MANIFEST_NAME,
     OutputError,
+    OutputManifest,
     check_output_file,
     check_output_folder,
     check_positive_options,
     check_threads,
+    claim_output_files,
+    claim_output_folder,
     finite,
     max_threads,
     positive,
@@ -81,3 +86,52 @@ def test_threads_within_one_and_four_times_the_cores(monkeypatch):
         check_threads(33)
     assert str(error.value) == ("--threads must be at most 32 (4 × the 8 cores, at least "
                                 "16), got 33")
+
+
+def test_an_output_folder_is_new_empty_or_this_tools_own(tmp_path):
+    """The manifest rule: a user's file blocks the folder (unless overwrite), this tool's
+    earlier files do not, another tool's do; an unreadable manifest counts as empty."""
+    out = tmp_path / "out"
+    claim_output_folder(out, "tools/a.py")  # new
+    out.mkdir()
+    outputs = claim_output_folder(out, "tools/a.py")  # empty
+    (out / "sub").mkdir()
+    (out / "sub" / "x.jpg").write_bytes(b"1")
+    (out / "p.json").write_text("{}")
+    outputs.record(os.path.join("sub", "x.jpg"), "p.json")
+    assert json.loads((out / MANIFEST_NAME).read_text()) == {
+        "files": {"p.json": "tools/a.py", os.path.join("sub", "x.jpg"): "tools/a.py"}}
+    claim_output_folder(out, "tools/a.py")  # only its own files: fine
+    with pytest.raises(OutputError, match="holds files this tool did not write"):
+        claim_output_folder(out, "tools/b.py")  # another tool's
+    (out / "mine.txt").write_text("mine")
+    with pytest.raises(OutputError) as error:
+        claim_output_folder(out, "tools/a.py")
+    assert str(error.value) == (f"--out {out} holds files this tool did not write "
+                                "(mine.txt): choose a new or empty folder, or pass "
+                                "--overwrite to write among them")
+    claim_output_folder(out, "tools/a.py", overwrite=True)
+    (out / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(OutputError, match=r"\(mine.txt, p.json, sub\)"):
+        claim_output_folder(out, "tools/a.py")
+
+
+def test_files_written_together_are_replaced_only_when_this_tool_wrote_them(tmp_path):
+    model, config = tmp_path / "m.keras", tmp_path / "m.yaml"
+    record = claim_output_files([model, config], "tools/c.py", inputs=[])  # neither exists
+    model.write_text("model")
+    config.write_text("config")
+    record()
+    claim_output_files([model, config], "tools/c.py", inputs=[])()  # its own: fine
+    assert OutputManifest(tmp_path, "tools/c.py").owns("m.yaml")
+    assert not OutputManifest(tmp_path, "tools/d.py").owns("m.yaml")
+    (tmp_path / "n.yaml").write_text("a user's config")
+    with pytest.raises(OutputError) as error:
+        claim_output_files([tmp_path / "n.keras", tmp_path / "n.yaml"], "tools/c.py")
+    assert str(error.value) == (f"--out {tmp_path / 'n.yaml'} exists and this tool did not "
+                                "write it: pass --overwrite to replace it, or choose another "
+                                "path")
+    claim_output_files([tmp_path / "n.keras", tmp_path / "n.yaml"], "tools/c.py",
+                       overwrite=True)
+    with pytest.raises(OutputError, match="is an input of this command"):
+        claim_output_files([model], "tools/c.py", inputs=[model])

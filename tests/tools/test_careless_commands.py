@@ -91,6 +91,21 @@ def test_infer_options_and_exports(capsys, made, tmp_path):
     photo = sorted((made / "in").iterdir())[0]
     assert _one_line(capsys, "infer", "--weights", made / "m.keras", photo, "--out",
                      made / "in").startswith(f"error: --out {made / 'in'} holds the input ")
+    # a folder of the user's own files, and the boxes file inside --out
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"a user's photo")
+    assert _one_line(capsys, "infer", *infer, "--out", mine) == (
+        f"error: --out {mine} holds files this tool did not write (holiday.jpg): choose a "
+        "new or empty folder, or pass --overwrite to write among them")
+    (mine / "boxes.json").write_text("[]")
+    assert _one_line(capsys, "infer", *infer, "--out", mine, "--boxes", mine / "boxes.json",
+                     "--overwrite").startswith(
+        f"error: --out {mine} holds the input {mine / 'boxes.json'}")
+    assert (mine / "holiday.jpg").read_bytes() == b"a user's photo"
+    assert _one_line(capsys, "test", "--weights", made / "m.keras", "--out", mine) == (
+        f"error: --out {mine} holds files this tool did not write (boxes.json, holiday.jpg): "
+        "choose a new or empty folder, or pass --overwrite to write among them")
     assert not out.exists()
     assert _snapshot(made) == before  # no input photograph or checkpoint replaced
 

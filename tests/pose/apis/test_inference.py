@@ -491,8 +491,11 @@ def test_tool_end_to_end(checkpoint, tmp_path):
     assert second.startswith("person boxes: whole image (no --detector or --boxes given")
     assert "images/s" in run.stdout and "people/s" in run.stdout
     assert "flip test off, batch 2" in run.stdout
-    assert sorted(os.listdir(tmp_path / "out")) == ["p0.jpg", "p1.jpg", "p2.jpg",
-                                                    "predictions.json", "summary.json"]
+    written = ["p0.jpg", "p1.jpg", "p2.jpg", "predictions.json", "summary.json"]
+    assert sorted(os.listdir(tmp_path / "out")) == [".psa-pose-outputs.json", *written]
+    # the record of what this tool wrote: an identical rerun may replace exactly these
+    manifest = json.loads((tmp_path / "out" / ".psa-pose-outputs.json").read_text())
+    assert manifest == {"files": {name: "tools/infer.py" for name in written}}
 
 
 def test_tool_keypoints_equal_the_in_process_keras_path(coco_sample_dir, checkpoint, estimator,
