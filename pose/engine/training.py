@@ -179,6 +179,27 @@ def run_state(workdir, config):
     return "new", 0
 
 
+# What a run writes into its workdir (config.yaml first of all, so every run has one).
+RUN_OUTPUTS = ("config.yaml", "last.keras", "last.yaml", "best.keras", "best.yaml",
+               "best.json", "log.csv", FINISHED_FILE, "backup", "tensorboard", "eval")
+
+
+def check_workdir_is_a_run(workdir):
+    """Refuse a workdir that holds files with the names a run writes but no run (no
+    ``config.yaml``): a user's ``best.keras`` or ``log.csv`` there would be replaced.
+
+    Raises:
+        UserError: naming the workdir and those files (``--force`` trains there anyway).
+    """
+    if os.path.isfile(os.path.join(workdir, "config.yaml")):
+        return
+    taken = [name for name in RUN_OUTPUTS if os.path.lexists(os.path.join(workdir, name))]
+    if taken:
+        raise UserError(f"{workdir} holds {', '.join(taken)} but no training run of this "
+                        "project (no config.yaml): training would replace them; choose "
+                        "another --workdir, or pass --force to train there anyway")
+
+
 def clear_run(workdir):
     """Delete what a previous run left (log, backup, checkpoints, marker) for --force."""
     for name in ("log.csv", "best.json", FINISHED_FILE, "last.keras", "last.yaml",
@@ -215,6 +236,8 @@ def _train(config, workdir, strategy, verbose, validate, force, source):
     # read-only place are refused
     check_output_folder(workdir, [data.resolve(data.train_images), data.resolve(data.val_images)],
                         option="workdir")
+    if not force:
+        check_workdir_is_a_run(workdir)
     coco = load_coco(data.resolve(data.train_annotations))
     config, meta = resolve_training_config(config, coco, source)
     if config.train.init_weights:  # before anything is written: a missing file fails at once

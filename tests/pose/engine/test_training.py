@@ -20,6 +20,7 @@ from pose.config import ConfigError, load_config, save_config
 from pose.engine.callbacks import EpochCosineDecay, EpochStepDecay, learning_rate_schedule
 from pose.engine.distribution import weights_digest
 from pose.engine.training import train, trim_log
+from pose.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -61,10 +62,9 @@ def test_cosine_schedule_warms_up_then_follows_the_half_cosine_to_zero(tiny_conf
         tiny_config.train, lr_schedule="linear"))
     with pytest.raises(ConfigError, match="lr_schedule must be one of step, cosine"):
         train(wrong, "unused-workdir", verbose=0)
-    negative_cache = dataclasses.replace(tiny_config, data=dataclasses.replace(
-        tiny_config.data, image_cache_mib=-1))
+    # the range table refuses it when the section is built, before any training
     with pytest.raises(ConfigError, match="data.image_cache_mib must be an integer >= 0"):
-        train(negative_cache, "unused-workdir", verbose=0)
+        dataclasses.replace(tiny_config.data, image_cache_mib=-1)
 
 
 def test_short_training_writes_a_checkpoint_that_the_test_tool_evaluates(tmp_path, tiny_config):
@@ -404,3 +404,27 @@ def test_augmentation_defaults_live_in_datasets_augmentation():
     custom = DataConfig(scale_factor=0.1, flip_prob=0.0, half_body_min_joints=3)
     assert augmentation_from_config(custom) == Augmentation(scale_factor=0.1, flip_prob=0.0,
                                                             half_body_min_joints=3)
+
+
+def test_a_workdir_of_a_users_files_named_like_a_run_is_refused(tmp_path, tiny_config):
+    """A user's best.keras and log.csv in a folder that holds no run are not replaced;
+    other files do not matter, and --force trains there anyway (not run here)."""
+    from pose.engine.training import RUN_OUTPUTS, check_workdir_is_a_run
+
+    workdir = tmp_path / "mine"
+    workdir.mkdir()
+    (workdir / "notes.txt").write_text("other names are never written")
+    check_workdir_is_a_run(str(workdir))
+    (workdir / "best.keras").write_bytes(b"my model")
+    (workdir / "log.csv").write_text("my log")
+    with pytest.raises(UserError) as error:
+        train(tiny_config, str(workdir), verbose=0)
+    assert str(error.value) == (
+        f"{workdir} holds best.keras, log.csv but no training run of this project (no "
+        "config.yaml): training would replace them; choose another --workdir, or pass "
+        "--force to train there anyway")
+    assert (workdir / "best.keras").read_bytes() == b"my model"
+    assert sorted(p.name for p in workdir.iterdir()) == ["best.keras", "log.csv", "notes.txt"]
+    (workdir / "config.yaml").write_text("model: {}\n")  # a run's workdir: its own rules
+    check_workdir_is_a_run(str(workdir))
+    assert RUN_OUTPUTS[0] == "config.yaml"
