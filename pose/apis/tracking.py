@@ -19,10 +19,13 @@ the same pipeline) and of mmpose's / mmdeploy's pose trackers:
    its previous keypoints: the extent of those scoring above ``keypoint_threshold``,
    enlarged by ``box_scale`` about its centre (Simple Baselines, section 3.1: the box of
    the propagated joints "extended by 15%"; mmdeploy's ``PoseTracker`` takes 1.25) and
-   then, like every box, padded by the estimator's 1.25 before cropping. A person found
-   in such a box whose mean keypoint score is below ``min_score`` is dropped (the track
-   is then lost until a detector frame finds it again within ``max_age``); new people
-   enter at the next detector frame.
+   then, like every box, padded by the estimator's 1.25 before cropping. The person found
+   in the box propagated from track T continues T: the box says who it is, so it is not
+   matched again (matching a moving person to the pose of the frame before can fall below
+   ``match_threshold`` and would start a new id for the same person). A person found in
+   such a box whose mean keypoint score is below ``min_score`` is dropped (the track is
+   then lost until a detector frame finds it again within ``max_age``); new people enter
+   at the next detector frame.
 
 The box source is any callable ``(image, file_name, image_id) -> (boxes (M, 4) xywh,
 scores (M,))`` (``pose.apis.boxes``): a detection file, a detector, the whole image.
@@ -123,6 +126,10 @@ class _Track:
     box_score: float
     last_frame: int
     smoother: OneEuroFilter = None
+    # The person as last found in a box of the box source (a detector frame): what the
+    # next detector frame is matched against too, since poses estimated in propagated
+    # boxes drift with the network's errors (a still person must keep the id).
+    detected: tuple = None  # (keypoints (K, 2), scores (K,), box (4,))
 
 
 class PoseTracker:
@@ -158,30 +165,42 @@ class PoseTracker:
         self._assign = linear_sum_assignment
 
     def similarity(self, people):
-        """(tracks, people) similarity by the chosen metric."""
+        """(tracks, people) similarity by the chosen metric: to each track's last pose, or
+        to its pose at its last detector frame when that is closer."""
+        states = [[(t.keypoints, t.keypoint_scores, t.box)] + (
+            [t.detected] if t.detected is not None else []) for t in self.tracks]
+        return np.stack([np.max([self._similarity(people, *state) for state in track],
+                                axis=0) for track in states])
+
+    def _similarity(self, people, keypoints, keypoint_scores, box):
+        """(people,) similarity of one track state to each person."""
         p = self.params
         if p.metric == "iou":
-            return box_iou_matrix(np.stack([t.box for t in self.tracks]), people.boxes)
+            return box_iou_matrix(box[None], people.boxes)[0]
         detected = np.concatenate([people.keypoints, people.keypoint_scores[..., None]],
                                   axis=2)  # (P, K, 3)
         areas = people.boxes[:, 2] * people.boxes[:, 3]
-        rows = []
-        for t in self.tracks:
-            mine = np.concatenate([t.keypoints, t.keypoint_scores[:, None]], axis=1)  # (K, 3)
-            rows.append(oks_iou(mine, detected, t.box[2] * t.box[3], areas, self.sigmas,
-                                vis_threshold=p.keypoint_threshold))
-        return np.stack(rows)
+        mine = np.concatenate([keypoints, keypoint_scores[:, None]], axis=1)  # (K, 3)
+        return oks_iou(mine, detected, box[2] * box[3], areas, self.sigmas,
+                       vis_threshold=p.keypoint_threshold)
 
-    def update(self, people, frame):
+    def update(self, people, frame, continuing=None):
         """Match ``people`` (``pose.apis.estimator.People``) of frame number ``frame`` to
-        the tracks; returns them with ``track_ids`` set (and keypoints smoothed)."""
+        the tracks; returns them with ``track_ids`` set (and keypoints smoothed).
+
+        ``continuing`` (P,) track ids, when each person was found in a box propagated from
+        that track (``propagated_boxes``): they continue those tracks without matching."""
         start = time.perf_counter()
         p = self.params
         frame = int(frame)
         self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= p.max_age]
         n = len(people)
         track_of = np.full(n, -1)
-        if self.tracks and n:
+        if continuing is not None:
+            position = {t.track_id: i for i, t in enumerate(self.tracks)}
+            for i, track_id in enumerate(np.asarray(continuing).reshape(-1)):
+                track_of[i] = position.get(int(track_id), -1)
+        elif self.tracks and n:
             similarity = self.similarity(people)  # (T, P)
             rows, cols = self._assign(similarity, maximize=True)
             for r, c in zip(rows, cols):
@@ -208,25 +227,34 @@ class PoseTracker:
                     track.smoother = OneEuroFilter(kp, p.smooth)
                 self.next_id += 1
                 self.tracks.append(track)
+            if continuing is None:  # found in a box of the box source
+                track.detected = (track.keypoints, track.keypoint_scores, track.box)
             ids[i] = track.track_id
         self.frame = frame
         self.seconds += time.perf_counter() - start
         return dataclasses.replace(people, keypoints=keypoints, track_ids=ids)
 
-    def propagated_boxes(self):
-        """Boxes (M, 4) and box scores (M,) for the next frame from the keypoints of the
-        tracks seen in the last frame (see the module's docstring)."""
+    def propagated_boxes(self, width=None, height=None):
+        """Boxes (M, 4), box scores (M,) and track ids (M,) for the next frame from the
+        keypoints of the tracks seen in the last frame (see the module's docstring); with
+        the image's ``width`` and ``height``, clipped to it (a box with no area inside is
+        left out, with its id)."""
         p = self.params
-        boxes, scores = [], []
+        boxes, scores, ids = [], [], []
         for t in self.tracks:
             if t.last_frame != self.frame:
                 continue
             box = keypoint_box(t.keypoints, t.keypoint_scores, p.keypoint_threshold,
                                p.box_scale)
+            if box is not None and width is not None:
+                clipped, _, _ = clip_boxes(box[None], [t.box_score], width, height)
+                box = clipped[0] if len(clipped) else None
             if box is not None:
                 boxes.append(box)
                 scores.append(t.box_score)
-        return np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64)
+                ids.append(t.track_id)
+        return (np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64),
+                np.array(ids, np.int64))
 
 
 def track_video(estimator, images, box_source, tracker, check_boxes=None):
@@ -264,10 +292,20 @@ def track_video(estimator, images, box_source, tracker, check_boxes=None):
         return
     for index, image in images:
         propagated = index % every != 0 and tracker.frame is not None
-        frame = (Frame(index, image, *clip(image, *tracker.propagated_boxes())) if propagated
-                 else detected(index, image))
+        continuing = None
+        if propagated:
+            height, width = image.shape[:2]
+            boxes, scores, continuing = tracker.propagated_boxes(width, height)
+            frame = Frame(index, image, boxes, scores)
+        else:
+            frame = detected(index, image)
         ((frame, people),) = estimator.iter_frames([frame])
         if propagated:
-            people = people.subset(people.keypoint_scores.mean(axis=1)
-                                   >= tracker.params.min_score)
-        yield frame, tracker.update(people, index)
+            # each person carries the box it was found in (OKS-NMS may drop and reorder)
+            box_of_track = {tuple(box): track_id for box, track_id
+                            in zip(np.asarray(frame.boxes).reshape(-1, 4), continuing)}
+            continuing = np.array([box_of_track[tuple(box)] for box in people.boxes],
+                                  np.int64)
+            confident = people.keypoint_scores.mean(axis=1) >= tracker.params.min_score
+            people, continuing = people.subset(confident), continuing[confident]
+        yield frame, tracker.update(people, index, continuing=continuing)
