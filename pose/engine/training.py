@@ -342,8 +342,11 @@ def _fit(config, coco, meta, workdir, distribution, verbose, validate, force):
                     "%d epochs -> %s", len(records), steps_per_epoch, global_batch,
                     distribution.num_replicas_in_sync, config.train.epochs, workdir)
     # Repeated, so that an image skipped as unreadable never cuts an epoch short.
+    # shuffle=False: the tf.data pipeline shuffles with the run's seed; Keras would only warn
+    # that it ignores its own default (shuffle=True) for a dataset, on every fit.
     history = model.fit(dataset.repeat(), epochs=config.train.epochs,
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)
     if verbose and stats.skipped:
         logger.info("skipped unreadable images: %s", stats.as_dict())
     if verbose:

@@ -37,6 +37,7 @@ def test_a_nan_loss_keeps_the_last_good_checkpoint_and_backup(tmp_path):
             saved[epoch] = [w.copy() for w in self.model.get_weights()]
 
     history = model.fit(_batches(finite_steps=3), steps_per_epoch=2, epochs=4, verbose=0,
+                        shuffle=False,
                         callbacks=[guard, Remember(), SafeCheckpoints(str(tmp_path), None),
                                    FiniteBackupAndRestore(str(tmp_path / "backup"))])
     # steps 0-1 (epoch 1) and 2 (epoch 2) are finite; step 3, epoch 2's second, is not
