@@ -61,10 +61,12 @@ Example:
 
 import dataclasses
 import itertools
+import os
 
 import numpy as np
 from scipy import stats as scipy_stats
 
+from pose.errors import UserError
 from pose.evaluation.metrics import STAT_NAMES
 
 INTERVAL_STATS = ("AP", "AP50", "AP75", "APM", "APL", "AR")
@@ -271,6 +273,22 @@ def _summarize(matches, precision, recall):
     return np.stack(columns, axis=1)  # (B, 10)
 
 
+def _check_memory(num_resamples, num_images):
+    """Refuse, before allocating, a resample count whose image counts would not fit in
+    half of this machine's memory (``resample_image_counts`` holds three (B, I) int64
+    arrays at its peak)."""
+    needed = 3 * 8 * num_resamples * num_images
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):  # no sysconf: nothing to compare with
+        return
+    if needed > limit:
+        raise UserError(f"{num_resamples:,} resamples of {num_images:,} images need about "
+                        f"{needed / 2**30:.1f} GiB for the image counts, more than half of "
+                        f"this machine's memory ({limit / 2**30:.1f} GiB): ask for fewer "
+                        "resamples")
+
+
 def resample_image_counts(num_images, num_resamples, rng):
     """(B, I) int counts: each row is one draw of ``num_images`` images with replacement."""
     drawn = rng.integers(0, num_images, size=(num_resamples, num_images))  # (B, I) indices
@@ -310,6 +328,7 @@ def paired_differences(matches_by_variant, num_resamples=1000, seed=0, confidenc
     unknown = [s for s in stats if s not in STAT_NAMES]
     if unknown:
         raise ValueError(f"unknown stats {unknown}; choose among {STAT_NAMES}")
+    _check_memory(num_resamples, len(image_ids))
     rng = np.random.default_rng(seed)
     counts = resample_image_counts(len(image_ids), num_resamples, rng)
     columns = [STAT_NAMES.index(s) for s in stats]

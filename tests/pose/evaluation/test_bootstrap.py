@@ -543,3 +543,24 @@ def test_images_without_people_or_detections_give_pycocotools_minus_one(generate
     want = _accumulate_summarize(empty)
     assert list(want) == [-1.0] * 10
     assert resampled_stats(matches, counts).tolist() == [list(want)] * 4
+
+
+def test_a_resample_count_beyond_memory_is_refused_before_allocating(monkeypatch):
+    """Three (B, I) int64 arrays at the peak: refused when that is more than half the
+    machine's memory (a machine of 1 GiB here), with the numbers in the message."""
+    from pose.errors import UserError
+
+    matches, _, _ = _one_person_per_image(10, large=[0], seed=0)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2 ** 30 // 4096}
+    monkeypatch.setattr("os.sysconf", lambda name: pages[name])
+    # 10 images: 3 * 8 * 10 * B bytes against 512 MiB → B = 2,236,962 fits, one more not
+    limit_resamples = (2 ** 29) // (3 * 8 * 10)
+    with pytest.raises(UserError) as error:
+        paired_differences({"a": [matches], "b": [matches]},
+                           num_resamples=limit_resamples + 1)
+    assert str(error.value) == ("2,236,963 resamples of 10 images need about 0.5 GiB for "
+                                "the image counts, more than half of this machine's memory "
+                                "(0.5 GiB): ask for fewer resamples")
+    from pose.evaluation import bootstrap
+
+    bootstrap._check_memory(limit_resamples, 10)  # the limit itself passes
