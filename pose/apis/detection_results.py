@@ -17,7 +17,7 @@ import os
 
 from datasets.coco import ImageDecodeError, read_image_rgb
 from pose.apis.boxes import clip_boxes
-from pose.apis.inputs import InputError, image_id_from_name
+from pose.apis.inputs import ImageIds, InputError, image_id_from_name
 from pose.apis.runner import Progress
 from pose.fileio import write_json
 
@@ -99,6 +99,7 @@ def detect_images(source, inputs, out_file, annotation_file=None, verbose=1):
     report = DetectionReport(out_file=os.fspath(out_file))
     progress = Progress(len(inputs), verbose)
     results = []
+    unique = ImageIds()  # two photos of one name in two folders: two ids
     for item in inputs:
         progress.add()
         if ids is not None and item.name not in ids:
@@ -109,7 +110,8 @@ def detect_images(source, inputs, out_file, annotation_file=None, verbose=1):
         except (OSError, ImageDecodeError) as exc:
             report.skipped.append((item.path, str(exc).replace(item.path + ": ", "")))
             continue
-        image_id = ids[item.name] if ids is not None else stable_image_id(item.name)
+        image_id = unique.assign(ids[item.name] if ids is not None
+                                 else stable_image_id(item.name), item.path)
         h, w = image.shape[:2]
         boxes, scores, dropped = clip_boxes(*source(image, file_name=item.path,
                                                     image_id=image_id), w, h)

@@ -8,6 +8,7 @@ here: the run skips it and lists it in its report.
 
 import dataclasses
 import glob
+import hashlib
 import os
 import re
 
@@ -103,6 +104,32 @@ def collect_inputs(inputs, recursive=False):
 
 
 _NUMERIC_NAME = re.compile(r"^0*(\d+)$")
+
+
+class ImageIds:
+    """The image ids of one run, one per input file. An id wanted for a file that another
+    file of the run already has (two ``000000000785.jpg`` in two folders, two ``a.jpg``) is
+    replaced by a 48-bit id from the SHA-1 of the file's resolved path, so that no two
+    photos share an id in the results.
+
+    Example:
+        >>> ids = ImageIds()
+        >>> ids.assign(785, "a/000000000785.jpg")  # 785
+        >>> ids.assign(785, "b/000000000785.jpg")  # the SHA-1 id of b/000000000785.jpg's path
+        >>> ids.assign(785, "a/000000000785.jpg")  # 785 again: the same file
+    """
+
+    def __init__(self):
+        self.owner = {}  # id: resolved path
+
+    def assign(self, wanted, path):
+        """``wanted`` when no other file has it, else the path's own 48-bit id."""
+        path = os.path.realpath(os.fspath(path))
+        image_id = wanted
+        if self.owner.get(image_id, path) != path:
+            image_id = int(hashlib.sha1(path.encode("utf-8")).hexdigest()[:12], 16)
+        self.owner[image_id] = path
+        return image_id
 
 
 def image_id_from_name(file_name):

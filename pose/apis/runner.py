@@ -35,7 +35,7 @@ import cv2
 from datasets.coco import ImageDecodeError, read_image_rgb
 from pose.apis.boxes import clip_boxes
 from pose.apis.estimator import Frame
-from pose.apis.inputs import InputError, image_id_from_name, open_video
+from pose.apis.inputs import ImageIds, InputError, image_id_from_name, open_video
 from pose.apis.tracking import PoseTracker, track_video
 from pose.checks import check_output_folder
 from pose.fileio import atomic_path, finite_json, save_image, write_json
@@ -270,6 +270,7 @@ def _run_images(estimator, images, out_dir, names, box_source, draw, report, pro
     """The images of a run as one stream (crops batched across images): an overlay per
     image and ``predictions.json``, whose path is returned."""
     results = []
+    ids = ImageIds()
 
     def image_frames():
         for position, item in enumerate(images, start=1):
@@ -279,7 +280,7 @@ def _run_images(estimator, images, out_dir, names, box_source, draw, report, pro
                 report.skipped.append((item.path, str(exc).replace(item.path + ": ", "")))
                 progress.add()
                 continue
-            image_id = _image_id(box_source, item, position)
+            image_id = ids.assign(_image_id(box_source, item, position), item.path)
             boxes, scores = report.boxes_of(box_source, image, file_name=item.path,
                                             image_id=image_id)
             if len(boxes) == 0:

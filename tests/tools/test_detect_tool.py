@@ -170,3 +170,28 @@ def test_out_replaces_only_what_this_tool_wrote_unless_overwrite(coco_sample_dir
     assert manifest == {"files": {"dets.json": "tools/detect.py"}}
     out.write_text("[]")  # the tool's own file: replaced by the same command again
     assert run_tool(main, command) == 0 and json.loads(out.read_text())
+
+
+def test_two_photos_of_one_name_get_two_ids(coco_sample_dir, tmp_path, capsys):
+    """The same COCO file name in two folders: the first keeps its number, the second
+    the SHA-1 id of its path (``pose.apis.inputs.ImageIds``), never one shared id."""
+    import hashlib
+    import os
+    import runpy
+    from pathlib import Path
+
+    from pose.errors import run_tool
+
+    root = Path(__file__).resolve().parents[2]
+    main = runpy.run_path(str(root / "tools" / "detect.py"), run_name="tool")["main"]
+    detector = tmp_path / "end2end.onnx"
+    _gt_detector(detector, coco_sample_dir)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(coco_sample_dir / "images" / "000000000785.jpg", tmp_path / folder)
+    out = tmp_path / "dets.json"
+    assert run_tool(main, ["--detector", str(detector), "--images", str(tmp_path / "a"),
+                           str(tmp_path / "b"), "--out", str(out), "--quiet"]) == 0
+    second = os.path.realpath(tmp_path / "b" / "000000000785.jpg")
+    ids = {d["image_id"] for d in json.loads(out.read_text())}
+    assert ids == {785, int(hashlib.sha1(second.encode()).hexdigest()[:12], 16)}

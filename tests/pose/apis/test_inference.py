@@ -555,3 +555,25 @@ def test_non_finite_outputs_are_written_as_strict_json_nulls_and_counted(checkpo
     assert "3 person(s) had NaN or infinite values, written as null" in report.summary()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["non_finite_people"] == 3
+
+
+def test_photos_of_one_name_in_two_folders_get_two_image_ids(estimator, tmp_path):
+    """Two ``000000000007.jpg`` in two folders: the first keeps 7, the second gets the
+    48-bit SHA-1 id of its resolved path; the same file named twice stays one input."""
+    import hashlib
+
+    from pose.apis.inputs import ImageIds
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        _write_image(tmp_path / folder / "000000000007.jpg", _photo(120, 160))
+    inputs = collect_inputs([tmp_path / "a", tmp_path / "b"])
+    report = run_inference(estimator, inputs, tmp_path / "out", WholeImageBoxes(), verbose=0)
+    people = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    path = os.path.realpath(tmp_path / "b" / "000000000007.jpg")
+    second = int(hashlib.sha1(path.encode()).hexdigest()[:12], 16)
+    assert sorted({p["image_id"] for p in people}) == sorted([7, second])
+    assert report.num_images == 2
+    ids = ImageIds()
+    assert ids.assign(7, tmp_path / "a" / "000000000007.jpg") == 7
+    assert ids.assign(7, tmp_path / "a" / "000000000007.jpg") == 7
