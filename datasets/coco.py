@@ -70,8 +70,13 @@ class ImageDecodeError(UserError):
 MAX_IMAGE_FILE_BYTES = 1 << 30
 
 
-def read_image_rgb(path):
-    """Decode an image file to uint8 RGB (H, W, 3), ignoring EXIF orientation.
+def read_image_rgb(path, exif_orientation=False):
+    """Decode an image file to uint8 RGB (H, W, 3), ignoring EXIF orientation by default.
+
+    Training and evaluation read the stored pixels, as the official HRNet code does (COCO's
+    annotations are in that frame). A user's photos are read upright
+    (``exif_orientation=True``: the orientation tag applied, as photo viewers show them;
+    ``tools/infer.py`` and ``tools/detect.py`` unless ``--ignore-exif``).
 
     Grey, palette, RGBA (alpha dropped) and 16-bit images become 8-bit RGB
     (16-bit values are rounded ``v / 257``). A JPEG without its end-of-image marker or a
@@ -99,7 +104,9 @@ def read_image_rgb(path):
     if head.startswith(b"\x89PNG") and b"IEND" not in tail:
         raise ImageDecodeError(f"{path}: truncated PNG (no IEND chunk)")
     try:
-        image = cv2.imdecode(data, IMREAD_FLAGS)
+        flags = IMREAD_FLAGS & ~cv2.IMREAD_IGNORE_ORIENTATION if exif_orientation else (
+            IMREAD_FLAGS)
+        image = cv2.imdecode(data, flags)
     except cv2.error as exc:
         raise ImageDecodeError(f"{path}: OpenCV cannot decode it ({exc})") from exc
     if image is None or image.size == 0:

@@ -37,6 +37,8 @@ def main(argv=None):
                         help="image folders, files or glob patterns")
     parser.add_argument("--annotations", help="COCO annotation file whose image ids to use")
     parser.add_argument("--out", required=True, help="the detection-results JSON to write")
+    parser.add_argument("--ignore-exif", action="store_true",
+                        help="read photos as stored, not upright by their EXIF orientation")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out even when this tool did not write it")
     parser.add_argument("--recursive", action="store_true", help="search sub-folders too")
@@ -55,7 +57,8 @@ def main(argv=None):
     source = detector_from_args(args, threads=args.threads)
     print(f"person boxes: {source.name}", flush=True)
     report = detect_images(source, inputs, args.out, annotation_file=args.annotations,
-                           verbose=0 if args.quiet else 1)
+                           verbose=0 if args.quiet else 1,
+                           exif_orientation=not args.ignore_exif)
     outputs.record(os.path.basename(args.out))
     print(report.summary())
     return 0

@@ -68,6 +68,8 @@ def parse_args(argv=None):
                              "..._256x192.pth is 192 256)")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--ignore-exif", action="store_true",
+                        help="read photos as stored, not upright by their EXIF orientation")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into --out even when it holds files this tool did not "
                              "write (those of the same names are replaced)")
@@ -194,7 +196,8 @@ def main(argv=None):
     ready = time.perf_counter() - _START
     report = run_inference(estimator, inputs, args.out, source,
                            threshold=args.threshold, box_threshold=args.box_threshold,
-                           verbose=0 if args.quiet else 1, tracking=tracking)
+                           verbose=0 if args.quiet else 1, tracking=tracking,
+                           exif_orientation=not args.ignore_exif)
     written = [*report.overlays, report.predictions_file, report.summary_file,
                *(path for pair in report.videos for path in pair)]
     outputs.record(*(os.path.relpath(path, args.out) for path in written if path))

@@ -75,7 +75,8 @@ class DetectionReport:
         return "\n".join(lines)
 
 
-def detect_images(source, inputs, out_file, annotation_file=None, verbose=1):
+def detect_images(source, inputs, out_file, annotation_file=None, verbose=1,
+                  exif_orientation=True):
     """Run the person-box ``source`` on every image of ``inputs`` and write the detection
     results to ``out_file`` (atomically).
 
@@ -85,6 +86,8 @@ def detect_images(source, inputs, out_file, annotation_file=None, verbose=1):
         out_file: the JSON to write.
         annotation_file: COCO annotations whose image ids the entries take, or None.
         verbose: 0 silent, 1 progress on stderr.
+        exif_orientation: bool, read photos upright (their EXIF orientation applied; boxes
+            in the displayed frame). Default True.
 
     Returns:
         ``DetectionReport``.
@@ -106,7 +109,7 @@ def detect_images(source, inputs, out_file, annotation_file=None, verbose=1):
             report.not_annotated.append(item.name)
             continue
         try:
-            image = read_image_rgb(item.path)
+            image = read_image_rgb(item.path, exif_orientation=exif_orientation)
         except (OSError, ImageDecodeError) as exc:
             report.skipped.append((item.path, str(exc).replace(item.path + ": ", "")))
             continue

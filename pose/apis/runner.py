@@ -182,7 +182,7 @@ class Progress:
 
 
 def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_threshold=0.5,
-                  verbose=1, tracking=None):
+                  verbose=1, tracking=None, exif_orientation=True):
     """Estimate poses on ``inputs`` and write overlays, ``predictions.json`` and video files.
 
     Args:
@@ -197,6 +197,8 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
         verbose: 0 silent, 1 progress bar.
         tracking: ``pose.apis.tracking.TrackingParams`` for videos (matching, max age,
             ``smooth``, ``detect_every``); None takes the defaults. Default None.
+        exif_orientation: bool, read photos upright (their EXIF orientation applied:
+            keypoints, boxes and overlays in the displayed frame). Default True.
 
     Returns:
         ``InferenceReport``.
@@ -238,7 +240,8 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
     # ---- images: one stream, crops batched across images
     if images:
         report.predictions_file = _run_images(estimator, images, out_dir, names, box_source,
-                                              draw, report, progress, mark_first_output)
+                                              draw, report, progress, mark_first_output,
+                                              exif_orientation)
 
     # ---- videos: one stream per video, overlay video + JSON lines
     for item in videos:
@@ -266,7 +269,7 @@ def _image_id(box_source, item, position):
 
 
 def _run_images(estimator, images, out_dir, names, box_source, draw, report, progress,
-                mark_first_output):
+                mark_first_output, exif_orientation=True):
     """The images of a run as one stream (crops batched across images): an overlay per
     image and ``predictions.json``, whose path is returned."""
     results = []
@@ -275,7 +278,7 @@ def _run_images(estimator, images, out_dir, names, box_source, draw, report, pro
     def image_frames():
         for position, item in enumerate(images, start=1):
             try:
-                image = read_image_rgb(item.path)
+                image = read_image_rgb(item.path, exif_orientation=exif_orientation)
             except (OSError, ImageDecodeError) as exc:
                 report.skipped.append((item.path, str(exc).replace(item.path + ": ", "")))
                 progress.add()

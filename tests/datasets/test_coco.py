@@ -299,6 +299,36 @@ def test_exif_orientation_is_ignored(tmp_path):
     assert image[10, 2, 0] > 200 and image[10, 2, 2] < 50  # red, RGB order, on the left
 
 
+# The EXIF orientations as the specification words them (what a viewer does to the stored
+# pixels to show them upright), restated with NumPy.
+EXIF_TRANSFORMS = {
+    1: lambda img: img,
+    2: lambda img: img[:, ::-1],  # mirror horizontal
+    3: lambda img: img[::-1, ::-1],  # rotate 180
+    4: lambda img: img[::-1],  # mirror vertical
+    5: lambda img: np.rot90(img[:, ::-1], 1),  # mirror horizontal, rotate 270 CW
+    6: lambda img: np.rot90(img, -1),  # rotate 90 CW
+    7: lambda img: np.rot90(img[:, ::-1], -1),  # mirror horizontal, rotate 90 CW
+    8: lambda img: np.rot90(img, 1),  # rotate 270 CW
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(EXIF_TRANSFORMS))
+def test_a_users_photo_is_read_upright_for_each_exif_orientation(tmp_path, coco_sample_dir,
+                                                                 orientation):
+    """A sample photo stored with each of the eight orientation tags: read for a user
+    (``exif_orientation=True``) it is the stored pixels turned as the tag says; read for
+    training and evaluation (the default) it is the stored pixels."""
+    stored = cv2.imread(str(coco_sample_dir / "images" / "000000000785.jpg"))[::4, ::4]
+    jpeg = cv2.imencode(".jpg", stored)[1].tobytes()
+    path = tmp_path / f"tag{orientation}.jpg"
+    path.write_bytes(jpeg[:2] + _exif_orientation_segment(orientation) + jpeg[2:])
+    as_stored = read_image_rgb(path)
+    upright = read_image_rgb(path, exif_orientation=True)
+    np.testing.assert_array_equal(upright, EXIF_TRANSFORMS[orientation](as_stored))
+    assert as_stored.shape[:2] == stored.shape[:2]
+
+
 def test_corrupt_truncated_and_missing_images(tmp_path):
     good = cv2.imencode(".jpg", np.full((30, 30, 3), 128, np.uint8))[1].tobytes()
     (tmp_path / "garbage.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg" * 3)

@@ -195,3 +195,41 @@ def test_two_photos_of_one_name_get_two_ids(coco_sample_dir, tmp_path, capsys):
     second = os.path.realpath(tmp_path / "b" / "000000000785.jpg")
     ids = {d["image_id"] for d in json.loads(out.read_text())}
     assert ids == {785, int(hashlib.sha1(second.encode()).hexdigest()[:12], 16)}
+
+
+def test_photos_are_detected_upright_unless_ignore_exif(coco_sample_dir, tmp_path, capsys):
+    """A photo stored sideways with EXIF orientation 6 gives the boxes of the same photo
+    turned upright in its pixels (the boxes are in the displayed frame); --ignore-exif
+    gives those of the stored pixels."""
+    import runpy
+    import struct
+    from pathlib import Path
+
+    import cv2
+
+    from pose.errors import run_tool
+
+    root = Path(__file__).resolve().parents[2]
+    main = runpy.run_path(str(root / "tools" / "detect.py"), run_name="tool")["main"]
+    detector = tmp_path / "end2end.onnx"
+    _gt_detector(detector, coco_sample_dir)
+    upright = cv2.imread(str(coco_sample_dir / "images" / "000000000785.jpg"))
+    stored = np.rot90(upright, 1)  # what a camera held sideways stores
+    tiff = (b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1)
+            + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0))
+    exif = b"Exif\x00\x00" + tiff
+    jpeg = cv2.imencode(".jpg", np.ascontiguousarray(stored))[1].tobytes()
+    for name, data in (("sideways", jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2)
+                        + exif + jpeg[2:]),
+                       ("turned", cv2.imencode(".jpg", upright)[1].tobytes())):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "photo.jpg").write_bytes(data)
+
+    def boxes(folder, *extra):
+        out = tmp_path / f"{folder}{len(extra)}.json"
+        assert run_tool(main, ["--detector", str(detector), "--images", str(tmp_path / folder),
+                               "--out", str(out), "--quiet", *extra]) == 0
+        return [d["bbox"] for d in json.loads(out.read_text())]
+
+    assert boxes("sideways") == boxes("turned")
+    assert boxes("sideways", "--ignore-exif") != boxes("turned")

@@ -577,3 +577,25 @@ def test_photos_of_one_name_in_two_folders_get_two_image_ids(estimator, tmp_path
     ids = ImageIds()
     assert ids.assign(7, tmp_path / "a" / "000000000007.jpg") == 7
     assert ids.assign(7, tmp_path / "a" / "000000000007.jpg") == 7
+
+
+def test_a_sideways_photo_is_estimated_in_its_displayed_frame(estimator, tmp_path):
+    """EXIF orientation 6 on a 160x120 stored photo: the whole-image box is the displayed
+    120x160 frame (keypoints and overlay too), and the stored 160x120 one with
+    ``exif_orientation=False`` (``tools/infer.py --ignore-exif``)."""
+    import struct
+
+    tiff = (b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1)
+            + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0))
+    exif = b"Exif\x00\x00" + tiff
+    jpeg = cv2.imencode(".jpg", _photo(120, 160))[1].tobytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "photo.jpg").write_bytes(
+        jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:])
+    for exif_orientation, (width, height) in ((True, (120, 160)), (False, (160, 120))):
+        out = tmp_path / f"out{exif_orientation}"
+        run_inference(estimator, collect_inputs([tmp_path / "in"]), out, WholeImageBoxes(),
+                      verbose=0, exif_orientation=exif_orientation)
+        (person,) = json.loads((out / "predictions.json").read_text())
+        assert person["box"][2:] == [width, height]
+        assert cv2.imread(str(out / "photo.jpg")).shape[:2] == (height, width)
