@@ -14,9 +14,17 @@ each tool wrote, kept in a hidden ``.psa-pose-outputs.json`` in the output's fol
 output folder must be new, empty, or hold only files its manifest lists. A user's own
 file of the same name, or a folder of the user's files, is never written over silently.
 
-The numeric checks (``positive``, ``finite``) give the command-line options and config keys
-one wording: ``--batch-size must be a positive integer, got -3``; they raise ``error``
-(default ``UserError``; the config passes its ``ConfigError``).
+What a failed run leaves: nothing. Each claim (``claim_output_file``, ``claim_output_files``,
+``claim_output_folder``) notes what was there before; when the tool run by
+``pose.errors.run_tool`` fails (a user error, Ctrl-C, SIGTERM, a bug, a non-zero exit
+code), the files and folders the run created there are removed and the manifest is put
+back as it was. (A file replaced with ``--overwrite`` before the failure stays replaced:
+it was the user's choice to give it up. Training run folders are not claimed this way:
+they keep their last checkpoint, so that the same command resumes.)
+
+``positive`` checks a number passed to a library function in the wording of the range table
+of ``pose.options`` (which checks every command-line option and config value):
+``batch_size must be a positive integer, got -3``.
 
 Example:
     >>> check_output_file("model.tflite", inputs=["run/best.keras"], option="--out")
@@ -27,8 +35,9 @@ import json
 import math
 import numbers
 import os
+import shutil
 
-from pose.errors import UserError
+from pose.errors import UserError, on_failure
 from pose.fileio import write_json
 
 
@@ -200,6 +209,7 @@ def claim_output_file(path, tool, inputs=(), overwrite=False, option="--out"):
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     outputs = OutputManifest(folder, tool)
     outputs.check_file(name, overwrite, option)
+    _remove_on_failure(path)
     return outputs
 
 
@@ -218,6 +228,8 @@ def claim_output_files(paths, tool, inputs=None, overwrite=False, option="--out"
         if os.path.dirname(path) != folder:
             raise ValueError(f"claim_output_files: {path} is not in {folder}")
         outputs.check_file(os.path.basename(path), overwrite, option)
+    for path in paths:
+        _remove_on_failure(path)
     return lambda: outputs.record(*(os.path.basename(p) for p in paths))
 
 
@@ -228,7 +240,88 @@ def claim_output_folder(path, tool, inputs=(), overwrite=False, option="--out"):
     check_output_folder(path, inputs, option)
     outputs = OutputManifest(path, tool)
     outputs.check_folder(overwrite, option)
+    _remove_on_failure(path)
     return outputs
+
+
+def claim_run_folder(path, tool, names, inputs=(), overwrite=False, option="--workdir"):
+    """The manifest rule for a run folder that a re-run resumes (``tools/compare_psa.py``,
+    ``tools/demo.py``): the folder is new, empty, or holds only what ``tool`` wrote there
+    (unless ``overwrite``), and ``names`` (the entries the run will write at its top) are
+    recorded as the tool's at once, so that a run interrupted half-way is this tool's to
+    resume. A failed run keeps what it finished here: it is the resume point."""
+    check_output_folder(path, inputs, option)
+    outputs = OutputManifest(path, tool)
+    outputs.check_folder(overwrite, option)
+    outputs.record(*names)
+    return outputs
+
+
+class _ClaimedOutputs:
+    """What this process's tool run claimed, with what was there before the claim:
+    ``undo()`` removes what the run created there (``on_failure`` of ``pose.errors``)."""
+
+    def __init__(self):
+        # absolute path → (the highest of it and its folders that did not exist, or None;
+        # the names in it when it was a folder, or None; its folder's manifest and the
+        # manifest's bytes, or None when there was none)
+        self.claims = {}
+
+    def add(self, path):
+        if on_failure(self.undo):  # the first claim of a new run: forget older runs'
+            self.claims.clear()
+        path = os.path.abspath(os.fspath(path))
+        if path in self.claims:
+            return
+        created = None
+        current = path
+        while not os.path.lexists(current):
+            created, current = current, os.path.dirname(current)
+        entries = set(os.listdir(path)) if created is None and os.path.isdir(path) else None
+        folder = path if entries is not None else os.path.dirname(path)
+        manifest = os.path.join(folder, MANIFEST_NAME)
+        try:
+            with open(manifest, "rb") as f:
+                manifest_bytes = f.read()
+        except OSError:
+            manifest_bytes = None
+        self.claims[path] = (created, entries, manifest, manifest_bytes)
+
+    def undo(self):
+        for path, (created, entries, manifest, manifest_bytes) in reversed(
+                list(self.claims.items())):
+            try:
+                if created is not None:
+                    _remove(created)
+                    continue
+                if entries is not None and os.path.isdir(path):
+                    for name in set(os.listdir(path)) - entries - {MANIFEST_NAME}:
+                        _remove(os.path.join(path, name))
+                if manifest_bytes is None:
+                    if os.path.isfile(manifest):
+                        os.remove(manifest)
+                else:
+                    with open(manifest, "wb") as f:
+                        f.write(manifest_bytes)
+            except OSError:  # a read-only or vanished place: nothing more to undo there
+                continue
+        self.claims.clear()
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+_claimed = _ClaimedOutputs()
+
+
+def _remove_on_failure(path):
+    """Note ``path`` (a claimed output) and what was there, so that a failed run removes
+    what it created there."""
+    _claimed.add(path)
 
 
 def positive(value, name, integer=True, error=UserError):
@@ -239,41 +332,3 @@ def positive(value, name, integer=True, error=UserError):
     if not ok or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise error(f"{name} must be {kind}, got {value!r}")
     return value
-
-
-def finite(value, name, error=UserError):
-    """``value`` when it is a finite number (not NaN or infinite), else ``error`` naming
-    ``name``."""
-    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-            or not math.isfinite(value)):
-        raise error(f"{name} must be a finite number, got {value!r}")
-    return value
-
-
-def max_threads():
-    """The most runtime threads a tool accepts: 4 × the core count, at least 16. More than
-    that only slows a runtime down, and thousands crash or hang some of them."""
-    return max(16, 4 * (os.cpu_count() or 1))
-
-
-def check_threads(value, option="--threads"):
-    """``value`` (None: the runtime's default) when it lies in 1..``max_threads()``, else
-    a ``UserError`` naming the option and the range."""
-    if value is not None:
-        limit = max_threads()
-        positive(value, option)
-        if value > limit:
-            raise UserError(f"{option} must be at most {limit} (4 × the {os.cpu_count()} "
-                            f"cores, at least 16), got {value}")
-    return value
-
-
-def check_positive_options(args, *names):
-    """``positive`` on each option ``names`` of an ``argparse`` namespace that was given
-    (None: not given); a list value (``--input-size W H``) checks each entry. The message
-    names the option as typed: ``--batch-size must be a positive integer, got 0``."""
-    for name in names:
-        value = getattr(args, name)
-        for item in (value if isinstance(value, (list, tuple)) else [value]):
-            if item is not None:
-                positive(item, "--" + name.replace("_", "-"))

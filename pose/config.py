@@ -10,8 +10,6 @@ Builders never receive the whole tree: ``HRNet(**dataclasses.asdict(cfg.model))`
 """
 
 import dataclasses
-import math
-import numbers
 import os
 import types
 import typing
@@ -22,6 +20,7 @@ import yaml
 from datasets.transforms import Augmentation
 from pose.errors import UserError
 from pose.fileio import DuplicateKeyError, load_yaml, write_text
+from pose.options import CONFIG_RANGES
 
 
 class ConfigError(UserError):
@@ -31,36 +30,6 @@ class ConfigError(UserError):
 ENCODINGS = ("standard", "udp")  # data.encoding (pose.codec's target encodings)
 DECODINGS = ("quarter_offset", "dark", "udp")  # test.decoding (pose.codec's decodings)
 MISSING_IMAGE_CHOICES = ("skip", "error")  # data.missing_images
-SEED_LIMIT = 2 ** 32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
-
-# The documented range of every numeric config value, in one place: key → (low, high,
-# whether low itself is allowed); high is always allowed, None is unbounded. Checked with
-# the types when a section is built, so no run starts from a value outside its range.
-# (model.* values are HRNet's arguments, checked by HRNet itself before anything is written.)
-CONFIG_RANGES = {
-    "data.sigma": (0.0, None, False),
-    "data.scale_factor": (0.0, 0.99, True),  # scale drawn in [1 - f, 1 + f]: f < 1
-    "data.rotation_factor": (0.0, 180.0, True),  # degrees
-    "data.rotation_prob": (0.0, 1.0, True),
-    "data.flip_prob": (0.0, 1.0, True),
-    "data.half_body_prob": (0.0, 1.0, True),
-    "data.half_body_min_joints": (0, None, True),
-    "data.oks_sigmas": (0.0, None, False),  # each sigma
-    "data.image_cache_mib": (0, None, True),
-    "train.batch_size": (1, None, True),
-    "train.epochs": (1, None, True),
-    "train.lr": (0.0, None, False),
-    "train.lr_steps": (0, None, True),  # each epoch
-    "train.lr_factor": (0.0, None, False),
-    "train.warmup_epochs": (0, None, True),
-    "train.seed": (0, SEED_LIMIT, True),
-    "train.val_every": (1, None, True),
-    "train.ohkm_topk": (1, None, True),
-    "test.batch_size": (1, None, True),
-    "test.box_score_threshold": (0.0, 1.0, True),
-    "test.keypoint_score_threshold": (0.0, 1.0, True),
-    "test.oks_nms_threshold": (0.0, 1.0, True),
-}
 CONFIG_CHOICES = {"data.encoding": ENCODINGS, "test.decoding": DECODINGS,
                   "data.missing_images": MISSING_IMAGE_CHOICES}
 
@@ -82,28 +51,8 @@ def _check_section(section, values):
                               f"got {value!r}")
         if key not in CONFIG_RANGES:
             continue
-        low, high, low_allowed = CONFIG_RANGES[key]
-        integer = isinstance(low, int)
         for item in (value if isinstance(value, tuple) else (value,)):
-            number = isinstance(item, int if integer else numbers.Real) and not isinstance(
-                item, bool)
-            if not (number and math.isfinite(item) and (item > low or (
-                    item == low and low_allowed)) and (high is None or item <= high)):
-                raise ConfigError(f"{key} must be {_range_text(low, high, low_allowed)}, "
-                                  f"got {item!r}")
-
-
-def _range_text(low, high, low_allowed):
-    """A range of ``CONFIG_RANGES`` in words: "a positive integer", "a number in [0.0,
-    1.0]" (the wording of ``pose.checks.positive`` where they overlap)."""
-    kind = "integer" if isinstance(low, int) else "number"
-    if high is None:
-        if low == 0 and not low_allowed:
-            return "a positive finite number"
-        if low == 1 and low_allowed and kind == "integer":
-            return "a positive integer"
-        return f"an {kind} >= {low}" if kind == "integer" else f"a finite number >= {low}"
-    return f"{'an' if kind == 'integer' else 'a'} {kind} in [{low}, {high}]"
+            CONFIG_RANGES[key].check(item, key, ConfigError)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ subclass it too (``AnnotationError``, ``ImageDecodeError``, ``MetadataError``).
 OpenCV write from C++ off the terminal, so that a mistake really is one line.
 """
 
-import argparse
 import io
 import logging
 import os
@@ -47,43 +46,71 @@ class CheckpointError(UserError):
     """A checkpoint (``.keras`` file, export) that is missing, empty, truncated or corrupt."""
 
 
+_failure_hooks = []  # called when a tool run by run_tool fails (pose.checks' cleanup)
+
+
+def on_failure(hook):
+    """Have ``run_tool`` call ``hook()`` when the tool it runs fails (an error, Ctrl-C,
+    SIGTERM, a bug or a non-zero exit code). Hooks are dropped when the run ends, so each
+    run registers its own; ``pose.checks`` registers the removal of the outputs a run
+    claimed. Returns True when ``hook`` was not registered yet (the first call of a run).
+    """
+    if hook in _failure_hooks:
+        return False
+    _failure_hooks.append(hook)
+    return True
+
+
+def _run_failure_hooks():
+    while _failure_hooks:
+        _failure_hooks.pop()()
+
+
 def run_tool(main, argv=None):
     """Run a tool's ``main(argv)`` and turn a ``UserError`` into one line on stderr.
 
     ``--debug`` among the arguments is taken out before ``main`` parses them and lets the
     error propagate with its traceback (tools list it in their ``--help``). Returns the
     exit code: ``main``'s return value (None counts as 0), 2 after a ``UserError``, 130
-    after Ctrl-C and 143 after SIGTERM (each one ``error:`` line, no traceback; files are
-    written atomically, so an interrupted write leaves no half file in place).
+    after Ctrl-C and 143 after SIGTERM (each one ``error:`` line, no traceback).
     Any other exception is a bug: it propagates with its traceback, after the native
     output that ``hide_native_output`` kept off the terminal (it may say why).
+    Whenever the run fails (any of these, or a non-zero return value) the ``on_failure``
+    hooks run: the outputs the run claimed through ``pose.checks`` are removed, so a failed
+    run leaves nothing where its output would be.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    _failure_hooks.clear()
+    code = None
     try:
         code = main([a for a in args if a != "--debug"])
+        code = 0 if code is None else int(code)
     except UserError as exc:
+        code = USER_ERROR_EXIT_CODE
         if debug:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
-        return USER_ERROR_EXIT_CODE
     except (KeyboardInterrupt, Terminated) as exc:
+        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        code = INTERRUPTED_EXIT_CODES[name]
         if debug:
             raise
-        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
         how = "Ctrl-C" if name == "SIGINT" else "SIGTERM"
-        print(f"error: interrupted ({how}); what this run had finished is kept, what it "
-              "was writing is not", file=sys.stderr, flush=True)
-        return INTERRUPTED_EXIT_CODES[name]
+        print(f"error: interrupted ({how}); this run's unfinished outputs were removed",
+              file=sys.stderr, flush=True)
     except Exception:
         replay_native_output()
         raise
     finally:
+        if code != 0:  # None: a bug's exception is on its way
+            _run_failure_hooks()
+        _failure_hooks.clear()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    return 0 if code is None else int(code)
+    return code
 
 
 _native_output = None  # the file that holds what native code wrote to fd 2, once hidden
@@ -144,15 +171,6 @@ def replay_native_output():
     if text.strip():
         sys.stderr.write("native library output (shown because the tool failed):\n" + text)
         sys.stderr.flush()
-
-
-class ToolArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose mistakes are ``UserError``s: a missing or
-    malformed argument is one line ``error: ...`` with exit code 2 from ``run_tool``, like
-    every other mistake, instead of argparse's usage block (``--help`` still shows it)."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def one_line(exc):

@@ -57,7 +57,8 @@ import tempfile
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -327,7 +328,7 @@ def _choices(allowed):
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="benchmark", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
     model = sub.add_parser("model", help="parameters, MACs, latency of every PSA variant")
     model.add_argument("--width", type=int, default=32)
@@ -343,14 +344,14 @@ def main(argv=None):
     model.add_argument("--placements", type=_choices(("branch", "block")),
                        default=["branch", "block"],
                        help="comma-separated PSA placements (default branch,block)")
-    model.add_argument("--out", default="benchmark_model.json")
+    model.add_argument("--out", output="file", default="benchmark_model.json")
     scale = sub.add_parser("eval-scale", help="post-processing + COCOeval at val2017 size")
     scale.add_argument("--images", type=int, default=5000)
-    scale.add_argument("--out", default="benchmark_eval_scale.json")
+    scale.add_argument("--out", output="file", default="benchmark_eval_scale.json")
     intervals = sub.add_parser("bootstrap", help="paired bootstrap intervals at val2017 size")
     intervals.add_argument("--images", type=int, default=5000)
     intervals.add_argument("--resamples", type=int, default=1000)
-    intervals.add_argument("--out", default="benchmark_bootstrap.json")
+    intervals.add_argument("--out", output="file", default="benchmark_bootstrap.json")
     runtimes = sub.add_parser("runtimes", help="runtime × precision: size, latency, AP")
     runtimes.add_argument("--weights", required=True,
                           help="trained .keras checkpoint (with its .yaml) for the AP column")
@@ -370,8 +371,8 @@ def main(argv=None):
     runtimes.add_argument("--repeats", type=int, default=10)
     runtimes.add_argument("--threads", type=int, default=None,
                           help="LiteRT/ONNX Runtime threads (default: the core count)")
-    runtimes.add_argument("--workdir", default="work/runtimes")
-    runtimes.add_argument("--out", default="benchmark_runtimes.json")
+    runtimes.add_argument("--workdir", output="folder", default="work/runtimes")
+    runtimes.add_argument("--out", output="file", default="benchmark_runtimes.json")
     video = sub.add_parser("video", help="video frames/s: detection every frame vs every 5, "
                                          "tracking and smoothing")
     video.add_argument("--weights", required=True, help="the pose model (.tflite, .onnx, "
@@ -395,15 +396,14 @@ def main(argv=None):
                        help="keypoints above this make the propagated boxes (default 0: "
                             "all, for random weights; tools/infer.py uses 0.3)")
     video.add_argument("--threads", type=int, default=None)
-    video.add_argument("--workdir", default="work/video_benchmark")
-    video.add_argument("--out", default="benchmark_video.json")
+    video.add_argument("--workdir", output="folder", default="work/video_benchmark")
+    video.add_argument("--out", output="file", default="benchmark_video.json")
     for subparser in (model, scale, intervals, runtimes, video):
         subparser.add_argument("--overwrite", action="store_true",
                                help="replace --out even when this tool did not write it")
     args = parser.parse_args(argv)
-    from pose.checks import check_threads, claim_output_file
+    from pose.checks import claim_output_file
 
-    check_threads(getattr(args, "threads", None))
     outputs = claim_output_file(args.out, "tools/benchmark.py", [getattr(args, "weights", None)],
                                 overwrite=args.overwrite)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)

@@ -29,7 +29,8 @@ import tensorflow as tf
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -106,8 +107,9 @@ def time_datasets(datasets, epochs):
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmark_pipeline.json", help="JSON output path")
+    parser = ToolArgumentParser(tool="benchmark_pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", output="file", default="benchmark_pipeline.json",
+                        help="JSON output path")
     parser.add_argument("--images", type=int, default=64, help="synthetic images to generate")
     parser.add_argument("--image-size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
     parser.add_argument("--input-size", type=int, nargs=2, default=(192, 256), metavar=("W", "H"))

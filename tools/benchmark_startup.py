@@ -30,8 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
 from pose.fileio import write_json
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -106,7 +107,7 @@ def time_first_overlay(weights, inputs, out_dir, extra_args=(), timeout=900):
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="benchmark_startup", description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
     parser.add_argument("--images", nargs="+",
                         default=[str(SAMPLE / "images" / "000000000785.jpg")],
@@ -120,8 +121,8 @@ def main(argv=None):
                              "(e.g. tflite:int8, with --export-args for its calibration)")
     parser.add_argument("--export-args", default="",
                         help="extra arguments for tools/export.py of quantized formats")
-    parser.add_argument("--workdir", default="work/startup")
-    parser.add_argument("--json", default=None, help="default: WORKDIR/startup.json")
+    parser.add_argument("--workdir", output="folder", default="work/startup")
+    parser.add_argument("--json", output="file", default=None, help="default: WORKDIR/startup.json")
     parser.add_argument("--infer-args", default="", help="extra arguments for infer.py")
     parser.add_argument("--detectors", nargs="+", choices=["onnx", "tflite"], default=[],
                         help="also run with a YOLOv8n-shaped detector file of these formats "

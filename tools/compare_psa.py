@@ -42,11 +42,13 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
+from pose.checks import claim_run_folder
 from pose.config import load_config
 from pose.experiments.comparison import (
     DEFAULT_SEEDS,
@@ -55,6 +57,7 @@ from pose.experiments.comparison import (
     VARIANTS,
     compare_checkpoints,
     comparison_markdown,
+    comparison_outputs,
     expand_forms,
     parse_variant,
     run_comparison,
@@ -95,7 +98,7 @@ def _form_list(text):
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="compare_psa", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML config of the experiment")
     parser.add_argument("--variants", type=_variant_list, default=list(VARIANTS),
                         help="comma-separated: none, parallel, sequential, or FORM-MODE "
@@ -123,20 +126,16 @@ def main(argv=None):
                         help="also compare each variant against itself (needs at least 4 "
                              "seeds of each): how often an interval finds a difference "
                              "where there is none")
-    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--workdir", required=True, output="folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="use --workdir even when it holds files this tool did not write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.jobs > 1 and args.checkpoints:
         parser.error("--jobs is for training (--config); --checkpoints only evaluates")
     if args.forms and args.checkpoints:
         parser.error("--forms is for training (--config); a checkpoint has its own form")
     variants = expand_forms(args.variants, args.forms) if args.forms else args.variants
-    if args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {args.seeds}")
-    if args.resamples < 1:
-        parser.error(f"--resamples must be at least 1, got {args.resamples}")
     if args.a_a and not args.checkpoints and args.seeds < MIN_SEEDS_FOR_A_A:
         parser.error(f"--a-a needs --seeds {MIN_SEEDS_FOR_A_A} or more, got {args.seeds}")
     if args.a_a and args.checkpoints:
@@ -145,18 +144,24 @@ def main(argv=None):
         if short:
             parser.error(f"--a-a needs at least {MIN_SEEDS_FOR_A_A} checkpoints of each label; "
                          + ", ".join(f"{label} has {counts[label]}" for label in short))
+    if not args.checkpoints and not args.config:
+        parser.error("give --config (train and compare) or --checkpoints")
+    checkpoints = args.checkpoints or []
+    claim_run_folder(args.workdir, "tools/compare_psa.py",
+                     comparison_outputs(variants if not checkpoints else None,
+                                        [label for label, _ in checkpoints]),
+                     inputs=[args.config, *(path for _, path in checkpoints)],
+                     overwrite=args.overwrite)
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
                      a_a=args.a_a)
     if args.checkpoints:
         config = load_config(args.config, args.overrides) if args.config else None
         comparison = compare_checkpoints(args.checkpoints, config=config,
                                          out_dir=args.workdir, **bootstrap)
-    elif args.config:
+    else:
         comparison = run_comparison(load_config(args.config, args.overrides), args.workdir,
                                     variants=variants, placement=args.placement,
                                     seeds=args.seeds, jobs=args.jobs, **bootstrap)
-    else:
-        parser.error("give --config (train and compare) or --checkpoints")
     paths = write_comparison(comparison, args.workdir)
     print("\n" + comparison_markdown(comparison))
     print("wrote " + ", ".join(paths.values()))

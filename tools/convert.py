@@ -20,16 +20,17 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output, one_line
+from pose.errors import hide_native_output, one_line
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="convert", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a PyTorch .pth checkpoint of HRNet")
-    parser.add_argument("--out", required=True, help="the .keras file to write")
+    parser.add_argument("--out", required=True, output="file", help="the .keras file to write")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out and the config beside it even when this tool did "
                              "not write them")

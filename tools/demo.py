@@ -17,19 +17,21 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
+from pose.checks import claim_run_folder
 from pose.experiments.comparison import DEFAULT_SEEDS
-from pose.experiments.demo import run_demo
+from pose.experiments.demo import DEMO_OUTPUTS, run_demo
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="demo", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/demo/hrnet_small_128x96.yaml")
-    parser.add_argument("--workdir", default="work/demo")
+    parser.add_argument("--workdir", output="folder", default="work/demo")
     parser.add_argument("--train", type=int, default=1200, help="generated training images")
     parser.add_argument("--val", type=int, default=100, help="generated validation images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
@@ -38,10 +40,12 @@ def main(argv=None):
                              "verdict needs at least 2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="use --workdir even when it holds files this tool did not write")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    claim_run_folder(args.workdir, "tools/demo.py", DEMO_OUTPUTS, inputs=[args.config],
+                     overwrite=args.overwrite)
     run_demo(args.config, args.workdir, args.train, args.val, seed=args.seed,
              overrides=args.overrides, training_seeds=args.seeds)
 

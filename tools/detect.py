@@ -21,22 +21,23 @@ tool wrote it before or with ``--overwrite``. Bad input ends in one line ``error
 import os
 import sys
 
-from pose.errors import ToolArgumentParser
+from pose.options import ToolArgumentParser
 
 
 def main(argv=None):
     from pose.apis.detection_results import detect_images
     from pose.apis.detector import add_detector_arguments, detector_from_args
     from pose.apis.inputs import collect_inputs
-    from pose.checks import check_threads, claim_output_file
+    from pose.checks import claim_output_file
 
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="detect", description=__doc__.splitlines()[0])
     parser.add_argument("--detector", required=True, metavar="FILE",
                         help="object-detection model (.onnx on ONNX Runtime, .tflite on LiteRT)")
     parser.add_argument("--images", required=True, nargs="+", metavar="DIR",
                         help="image folders, files or glob patterns")
     parser.add_argument("--annotations", help="COCO annotation file whose image ids to use")
-    parser.add_argument("--out", required=True, help="the detection-results JSON to write")
+    parser.add_argument("--out", required=True, output="file",
+                        help="the detection-results JSON to write")
     parser.add_argument("--ignore-exif", action="store_true",
                         help="read photos as stored, not upright by their EXIF orientation")
     parser.add_argument("--overwrite", action="store_true",
@@ -48,7 +49,6 @@ def main(argv=None):
                         help="show the traceback of a user error")
     add_detector_arguments(parser)
     args = parser.parse_args(argv)
-    check_threads(args.threads)
 
     inputs = collect_inputs(args.images, recursive=args.recursive)  # InputError: a UserError
     outputs = claim_output_file(args.out, "tools/detect.py", [item.path for item in inputs]

@@ -39,14 +39,15 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output, one_line
+from pose.errors import hide_native_output, one_line
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
 
 def parse_args(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="export", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True,
                         help="a .keras checkpoint or a PyTorch HRNet .pth (official model zoo, "
                              "mmpose; converted on the fly)")
@@ -54,7 +55,7 @@ def parse_args(argv=None):
                         help="input size of a .pth model (default: from its file name, e.g. "
                              "..._256x192.pth is 192 256)")
     parser.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
-    parser.add_argument("--out", required=True,
+    parser.add_argument("--out", required=True, output="file",
                         help="SavedModel folder, or .tflite / .onnx file")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out and the config beside it even when this tool did "
@@ -118,7 +119,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     from pose.apis.export import ExportError, check_export, check_export_output
-    from pose.checks import check_positive_options, claim_output_files
+    from pose.checks import claim_output_files
     from pose.config import config_path_for
 
     try:  # before loading anything: a missing package, an unsupported mode, a bad --out
@@ -127,9 +128,6 @@ def main(argv=None):
                             [args.weights, args.calibration, args.calibration_images])
         record_outputs = claim_output_files([args.out, config_path_for(args.out)],
                                             "tools/export.py", overwrite=args.overwrite)
-        check_positive_options(args, "input_size")
-        if args.calibration_count < 1:
-            raise ValueError(f"--calibration-count must be >= 1, got {args.calibration_count}")
         if args.calibration and not os.path.isfile(args.calibration):
             raise ValueError(f"--calibration {args.calibration}: no such file")
         if args.calibration and not args.calibration_images:

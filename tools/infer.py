@@ -39,7 +39,8 @@ import time
 # own output when TensorFlow is used (.keras, SavedModel); an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output, one_line
+from pose.errors import hide_native_output, one_line
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -50,7 +51,7 @@ _START = time.perf_counter()  # before the heavy imports: start-up is measured f
 def parse_args(argv=None):
     from pose.apis.detector import add_detector_arguments
 
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="infer", description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders, glob patterns or video files")
     parser.add_argument("--weights", required=True,
@@ -67,7 +68,7 @@ def parse_args(argv=None):
                         help="input size of a .pth model (default: from its file name, e.g. "
                              "..._256x192.pth is 192 256)")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, output="folder", help="output folder")
     parser.add_argument("--ignore-exif", action="store_true",
                         help="read photos as stored, not upright by their EXIF orientation")
     parser.add_argument("--overwrite", action="store_true",
@@ -142,13 +143,9 @@ def main(argv=None):
     from pose.apis.runtimes import RuntimeChoiceError, choose_runtime
     from pose.apis.smoothing import OneEuroParams
     from pose.apis.tracking import TrackingParams
-    from pose.checks import check_positive_options, check_threads, claim_output_folder, finite
+    from pose.checks import claim_output_folder
 
     try:
-        check_positive_options(args, "batch_size", "input_size")
-        check_threads(args.threads)
-        finite(args.threshold, "--threshold")
-        finite(args.box_threshold, "--box-threshold")
         choose_runtime(args.weights, args.runtime)
         smooth = (OneEuroParams(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff)
                   if args.smooth else None)

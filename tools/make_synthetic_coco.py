@@ -12,7 +12,8 @@ import logging
 import os
 import sys
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: OpenCV's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -22,8 +23,9 @@ from datasets.synthetic import SyntheticConfig, generate_coco
 
 def parse_args(argv=None):
     defaults = SyntheticConfig()
-    p = ToolArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="output root (COCO layout is written below it)")
+    p = ToolArgumentParser(tool="make_synthetic_coco", description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, output="folder",
+                   help="output root (COCO layout is written below it)")
     p.add_argument("--overwrite", action="store_true",
                    help="write into --out even when it holds files this tool did not write")
     p.add_argument("--train", type=int, default=0, help="number of train2017 images")

@@ -12,7 +12,8 @@ import time
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -29,9 +30,9 @@ COLUMNS = [("config", "config", "{}"), ("width", "W", "{}"), ("input", "input", 
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="model_table", description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", help="YAML config files")
-    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--json", output="file", help="also write the rows to this JSON file")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --json even when this tool did not write it")
     args = parser.parse_args(argv)

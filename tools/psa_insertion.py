@@ -16,7 +16,8 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -30,12 +31,12 @@ COLUMNS = [("placement", "PSA placement", "{}"), ("mode", "mode", "{}"),
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="psa_insertion", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a PyTorch HRNet pose checkpoint")
     parser.add_argument("--reference", required=True,
                         help=".npz with input_nhwc (normalised network inputs)")
     parser.add_argument("--seeds", type=int, default=3, help="PSA initialisations per variant")
-    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--json", output="file", help="also write the rows to this JSON file")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --json even when this tool did not write it")
     args = parser.parse_args(argv)

@@ -19,12 +19,13 @@ import sys
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import ToolArgumentParser, hide_native_output
+from pose.errors import hide_native_output
+from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
-from pose.checks import OutputManifest, check_positive_options
+from pose.checks import claim_output_folder
 from pose.config import resolve_config
 from pose.engine.pretrained import load_any_checkpoint
 from pose.errors import run_tool
@@ -36,7 +37,7 @@ from pose.evaluation.evaluator import (
 
 
 def main(argv=None):
-    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(tool="test", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True,
                         help="a .keras checkpoint or a PyTorch HRNet .pth")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
@@ -50,7 +51,8 @@ def main(argv=None):
     parser.add_argument("--images", help="image folder (default: data.val_images)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
-    parser.add_argument("--out", required=True, help="folder for results and metrics.json")
+    parser.add_argument("--out", required=True, output="folder",
+                        help="folder for results and metrics.json")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into --out even when it holds files this tool did not "
                              "write (those of the same names are replaced)")
@@ -59,11 +61,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
-    check_positive_options(args, "input_size")
     check_evaluation_output(args.out, args.images, [args.weights, args.annotations, args.boxes],
                             option="--out")
-    outputs = OutputManifest(args.out, "tools/test.py")
-    outputs.check_folder(args.overwrite)
+    outputs = claim_output_folder(args.out, "tools/test.py",
+                                  [args.weights, args.annotations, args.boxes],
+                                  overwrite=args.overwrite)
     model, saved_config = load_any_checkpoint(args.weights, input_size=args.input_size)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,

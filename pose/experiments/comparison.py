@@ -267,7 +267,7 @@ def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_r
             run_config = config or saved
             if run_config is None:
                 raise UserError(f"{path} has no config beside it; pass a config")
-            run_out = os.path.join(out_dir or scratch, f"{i:02d}_{label}")
+            run_out = os.path.join(out_dir or scratch, checkpoint_run_name(i, label))
             runs.append({**_evaluate_run(label, model, run_config, run_out, verbose),
                          "latency_ms": measure_latency_ms(model)})
     return summarize_comparison(runs, num_resamples, bootstrap_seed, a_a=a_a)
@@ -551,6 +551,22 @@ def differences_markdown(comparison):
                ("image_std", "std over image resamples", "{}"),
                ("verdict", "verdict", "{}")]
     return head + format_table(table, columns) + "\n"
+
+
+COMPARISON_FILES = tuple(f"comparison.{ext}" for ext in ("md", "json", "png"))
+
+
+def checkpoint_run_name(index, label):
+    """The folder of the ``index``-th checkpoint's evaluation in ``compare_checkpoints``."""
+    return f"{index:02d}_{label}"
+
+
+def comparison_outputs(variants=None, checkpoint_labels=()):
+    """What a comparison writes at the top of its folder: a folder per trained variant
+    (``variants``) or per evaluated checkpoint, and the report files."""
+    runs = (list(variants) if variants is not None else
+            [checkpoint_run_name(i, label) for i, label in enumerate(checkpoint_labels)])
+    return (*runs, *COMPARISON_FILES)
 
 
 def write_comparison(comparison, out_dir):

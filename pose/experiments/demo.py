@@ -124,6 +124,10 @@ def _timed(phases, name):
         phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
 
 
+# What the demo writes at the top of its workdir.
+DEMO_OUTPUTS = ("data", "comparison", "overlays", "tflite", "timings.json")
+
+
 def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
              reference_model=None, training_seeds=DEFAULT_SEEDS):
     """Everything the README's demo command does; returns the paths it wrote.

@@ -1,4 +1,4 @@
-"""pose.checks: output paths refused before anything is written, and the numeric checks."""
+"""pose.checks: output paths refused before anything is written, and ``positive``."""
 
 import json
 import os
@@ -12,12 +12,8 @@ from pose.checks import (
     OutputManifest,
     check_output_file,
     check_output_folder,
-    check_positive_options,
-    check_threads,
     claim_output_files,
     claim_output_folder,
-    finite,
-    max_threads,
     positive,
 )
 from pose.errors import UserError
@@ -54,38 +50,15 @@ def test_output_folders(tmp_path):
     assert not (tmp_path / "photos" / "out").exists()
 
 
-def test_positive_and_finite():
+def test_positive():
     assert positive(3, "--n") == 3 and positive(np.int64(2), "--n") == 2
-    assert positive(0.5, "lr", integer=False) == 0.5 and finite(-1.5, "t") == -1.5
+    assert positive(0.5, "lr", integer=False) == 0.5
     for value in (0, -3, 1.5, True, "4", None):
         with pytest.raises(UserError, match=r"^--n must be a positive integer, got "):
             positive(value, "--n")
     for value in (0.0, -1e-3, float("nan"), float("inf")):
         with pytest.raises(UserError, match=r"^lr must be a positive finite number"):
             positive(value, "lr", integer=False)
-    for value in (float("nan"), float("-inf"), "0.3", False):
-        with pytest.raises(UserError, match=r"^t must be a finite number, got "):
-            finite(value, "t")
-
-    class Args:
-        batch_size, input_size, threads = None, [192, 0], 2
-
-    with pytest.raises(UserError, match="^--input-size must be a positive integer, got 0$"):
-        check_positive_options(Args, "batch_size", "threads", "input_size")
-
-
-def test_threads_within_one_and_four_times_the_cores(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert max_threads() == 16  # the floor
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    assert max_threads() == 32
-    assert check_threads(None) is None and check_threads(1) == 1 and check_threads(32) == 32
-    with pytest.raises(UserError, match="^--threads must be a positive integer, got 0$"):
-        check_threads(0)
-    with pytest.raises(UserError) as error:
-        check_threads(33)
-    assert str(error.value) == ("--threads must be at most 32 (4 × the 8 cores, at least "
-                                "16), got 33")
 
 
 def test_an_output_folder_is_new_empty_or_this_tools_own(tmp_path):
@@ -135,3 +108,102 @@ def test_files_written_together_are_replaced_only_when_this_tool_wrote_them(tmp_
                        overwrite=True)
     with pytest.raises(OutputError, match="is an input of this command"):
         claim_output_files([model], "tools/c.py", inputs=[model])
+
+
+def _failing_tool(write, error=UserError("bad value")):
+    """A tool's ``main`` that claims and writes outputs with ``write()`` then fails."""
+    def main(argv):
+        write()
+        if error is not None:
+            raise error
+        return 0
+    return main
+
+
+def test_a_failed_run_removes_what_it_created_and_keeps_what_was_there(tmp_path, capsys):
+    from pose.errors import run_tool
+    from pose.fileio import write_text
+
+    out = tmp_path / "new" / "out"
+
+    def write_new_folder():
+        outputs = claim_output_folder(out, "tools/a.py")
+        write_text("x", out / "sub" / "a.txt")
+        outputs.record("sub")
+
+    assert run_tool(_failing_tool(write_new_folder)) == 2
+    assert not (tmp_path / "new").exists()  # the folder and its new parent: gone
+    assert capsys.readouterr().err == "error: bad value\n"
+
+    kept = tmp_path / "kept"
+    outputs = claim_output_folder(kept, "tools/a.py")
+    write_text("earlier", kept / "old.txt")
+    outputs.record("old.txt")
+    manifest = (kept / MANIFEST_NAME).read_bytes()
+
+    def write_among_earlier_outputs():
+        outputs = claim_output_folder(kept, "tools/a.py")
+        write_text("now", kept / "new.txt")
+        write_text("replaced", kept / "old.txt")
+        outputs.record("new.txt", "old.txt")
+
+    for error in (KeyboardInterrupt(), RuntimeError("a bug")):
+        if isinstance(error, RuntimeError):
+            with pytest.raises(RuntimeError):
+                run_tool(_failing_tool(write_among_earlier_outputs, error))
+        else:
+            assert run_tool(_failing_tool(write_among_earlier_outputs, error)) == 130
+        assert sorted(os.listdir(kept)) == [MANIFEST_NAME, "old.txt"]
+        assert (kept / MANIFEST_NAME).read_bytes() == manifest
+    # a non-zero exit code is a failure too; a success keeps everything
+    assert run_tool(lambda argv: _failing_tool(write_among_earlier_outputs, None)(argv) or 1) == 1
+    assert sorted(os.listdir(kept)) == [MANIFEST_NAME, "old.txt"]
+    assert run_tool(_failing_tool(write_among_earlier_outputs, None)) == 0
+    assert sorted(os.listdir(kept)) == [MANIFEST_NAME, "new.txt", "old.txt"]
+
+
+def test_a_failed_file_output_is_removed_and_a_later_run_undoes_only_its_own(tmp_path):
+    from pose.errors import run_tool
+    from pose.fileio import write_text
+
+    target = tmp_path / "a" / "b" / "result.json"
+    other = tmp_path / "other.json"
+
+    def write_file(path):
+        def write():
+            record = claim_output_files([path], "tools/a.py")
+            write_text("{}", path)
+            record()
+        return write
+
+    assert run_tool(_failing_tool(write_file(target))) == 2
+    assert sorted(os.listdir(tmp_path)) == []  # a/b/ made for the file: gone too
+    assert run_tool(_failing_tool(write_file(other), None)) == 0
+    # a later run that fails before claiming anything leaves the earlier run's file
+    assert run_tool(_failing_tool(lambda: None)) == 2
+    assert other.exists()
+    # one that fails after claiming its own output removes that one only
+    assert run_tool(_failing_tool(write_file(target))) == 2
+    assert other.exists() and not (tmp_path / "a").exists()
+
+
+def test_a_run_folder_records_its_plan_at_once_and_keeps_it_after_a_failure(tmp_path):
+    from pose.checks import claim_run_folder
+    from pose.errors import run_tool
+
+    work = tmp_path / "work"
+
+    def start_a_run():
+        claim_run_folder(work, "tools/c.py", ["none", "report.md"])
+        (work / "none").mkdir()
+
+    assert run_tool(_failing_tool(start_a_run, KeyboardInterrupt())) == 130
+    assert (work / "none").is_dir()  # the resume point stays
+    assert OutputManifest(work, "tools/c.py").owns("none")
+    claim_run_folder(work, "tools/c.py", ["none", "report.md"])  # the re-run resumes
+    (work / "mine.txt").write_text("a user's file")
+    with pytest.raises(OutputError, match=r"holds files this tool did not write \(mine.txt\)"):
+        claim_run_folder(work, "tools/c.py", ["none"])
+    claim_run_folder(work, "tools/c.py", ["none"], overwrite=True)
+    with pytest.raises(OutputError, match="holds files this tool did not write"):
+        claim_run_folder(work, "tools/other.py", ["x"])

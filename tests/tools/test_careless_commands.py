@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pose.checks import max_threads
 from pose.config import save_config
 from pose.errors import run_tool
+from pose.options import max_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,14 +69,15 @@ def test_infer_options_and_exports(capsys, made, tmp_path):
                      "--out", out)
     assert line.startswith(f"error: {tmp_path / 'text.onnx'}: not a readable ONNX model")
     for args, message in [
-        (["--input-size", "0", "0"], "--input-size must be a positive integer, got 0"),
-        (["--batch-size", "-3"], "--batch-size must be a positive integer, got -3"),
-        (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
-        (["--threshold", "nan"], "--threshold must be a finite number, got nan"),
-        (["--box-threshold", "inf"], "--box-threshold must be a finite number, got inf"),
+        (["--input-size", "0", "0"], "--input-size must be an integer in [1, 2048], got 0"),
+        (["--batch-size", "-3"], "--batch-size must be an integer in [1, 1024], got -3"),
+        (["--batch-size", "0"], "--batch-size must be an integer in [1, 1024], got 0"),
+        (["--threshold", "nan"], "--threshold must be a number in [0.0, 1.0], got nan"),
+        (["--box-threshold", "inf"], "--box-threshold must be a number in [0.0, 1.0], got inf"),
         (["--batch-size", "abc"], "argument --batch-size: invalid int value: 'abc'"),
-        (["--threads", "0"], "--threads must be a positive integer, got 0"),
-        (["--threads", "100000"], f"--threads must be at most {max_threads()}"),
+        (["--threads", "0"], f"--threads must be an integer in [1, {max_threads()}], got 0"),
+        (["--threads", "100000"],
+         f"--threads must be an integer in [1, {max_threads()}], got 100000"),
     ]:
         assert _one_line(capsys, "infer", *infer, "--out", out, *args).startswith(
             f"error: {message}"), args
@@ -114,8 +115,8 @@ def test_train_values_and_files(capsys, made, tmp_path):
     config = made / "exp.yaml"
     work = tmp_path / "run"
     for override, message in [
-        ("train.batch_size=0", "train.batch_size must be a positive integer, got 0"),
-        ("train.epochs=-1", "train.epochs must be a positive integer, got -1"),
+        ("train.batch_size=0", "train.batch_size must be an integer in [1, 1024], got 0"),
+        ("train.epochs=-1", "train.epochs must be an integer in [1, 10000], got -1"),
         ("train.lr=nan", "train.lr must be a positive finite number, got nan"),
         ("test.keypoint_score_threshold=.inf",
          "test.keypoint_score_threshold must be a number in [0.0, 1.0], got inf"),

@@ -49,7 +49,7 @@ def test_a_seed_count_below_one_is_refused(tmp_path, tiny_config, capsys):
                                       if tool == "compare_psa" else []))
         assert code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
-            "error: --seeds must be at least 1, got 0")
+            "error: --seeds must be an integer in [1, 100], got 0")
         assert not (tmp_path / tool).exists()
 
 

@@ -124,12 +124,12 @@ def test_out_may_not_be_an_input_however_it_is_spelt(coco_sample_dir, tmp_path, 
         assert source in err[0] or str(tmp_path / source) in err[0]
     assert {p: p.read_bytes() for p in before} == before
     # threads beyond the limit, before the detector is loaded
-    from pose.checks import max_threads
+    from pose.options import max_threads
 
     assert run_tool(main, ["--detector", str(detector), "--images", "images", "--out",
                            "dets.json", "--threads", str(max_threads() + 1)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"error: --threads must be at most {max_threads()}")
+    assert line.startswith(f"error: --threads must be an integer in [1, {max_threads()}], got")
     assert not (tmp_path / "dets.json").exists()
     # argparse's own mistakes are one line too (the shared parser)
     assert run_tool(main, ["--images", "images"]) == 2

@@ -297,6 +297,7 @@ def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
     import runpy
 
     from pose.engine.checkpoint import save_model
+    from pose.errors import run_tool
 
     weights = tmp_path / "m.keras"
     save_model(model, weights)
@@ -305,10 +306,14 @@ def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
     assert main(["--weights", str(weights), "--format", "onnx", "--out", str(out)]) == 0
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("parity: ") and verdict.endswith(": OK"), verdict
-    assert main(["--weights", str(weights), "--format", "onnx", "--out", str(out),
-                 "--tolerance", "1e-15"]) == 1
+    strict = tmp_path / "strict.onnx"
+    assert run_tool(main, ["--weights", str(weights), "--format", "onnx", "--out",
+                           str(strict), "--tolerance", "1e-15"]) == 1
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("parity: ") and verdict.endswith(": FAILED"), verdict
+    # a refused export is not left where the output would be, nor its config beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".psa-pose-outputs.json", "m.keras", "m.onnx"])
 
 
 # ------------------------------------------------------------------ a small network, fast
