@@ -24,14 +24,18 @@ test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
-# A longer fuzzing run of the PyTorch checkpoint reader (Hypothesis, from the fuzz extra;
-# FUZZ_EXAMPLES=N examples per test, default 1500). CI runs a seeded few hundred in make test.
+# Longer fuzzing runs (Hypothesis): the PyTorch checkpoint reader (FUZZ_EXAMPLES=N examples
+# per test, default 1500; CI runs a seeded few hundred in make test) and every option of
+# every tool (TOOL_FUZZ_EXAMPLES=N random examples per option, default 60; make test runs 4
+# derandomized ones).
 $(VENV)/.fuzz-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[fuzz]'
 	touch $@
 
 fuzz: $(VENV)/.fuzz-installed
 	$(PY) -m pytest -q -s -p no:cacheprovider tests/fuzz/fuzz_checkpoint_reader.py
+	TOOL_FUZZ_EXAMPLES=$${TOOL_FUZZ_EXAMPLES:-60} $(PY) -m pytest -q -n 2 -p no:cacheprovider \
+		tests/tools/test_every_option.py
 
 clean:
 	rm -rf $(VENV) work *.egg-info

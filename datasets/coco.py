@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from datasets.transforms import box_to_center_scale
 from pose.errors import UserError
@@ -68,6 +69,22 @@ class ImageDecodeError(UserError):
 # read into memory (a 100-megapixel 16-bit TIFF is 600 MB; a sparse 50 GB "photo.jpg" is
 # no photo). OpenCV refuses images over 2^30 pixels itself (CV_IO_MAX_IMAGE_PIXELS).
 MAX_IMAGE_FILE_BYTES = 1 << 30
+# An image whose header declares more pixels than this is skipped and counted like a
+# corrupt one before it is decoded (2^28 = 268 megapixels, above any camera's 200; a
+# 60000 x 60000 JPEG of a few kilobytes would otherwise ask for 10 GiB). The header is read
+# with Pillow, whose own smaller limit this check replaces.
+MAX_IMAGE_PIXELS = 1 << 28
+PIL.Image.MAX_IMAGE_PIXELS = None  # Pillow's limit: MAX_IMAGE_PIXELS checks instead
+
+
+def declared_image_size(data):
+    """``(width, height)`` an image file's header declares, without decoding it; None for
+    a format Pillow does not know (OpenCV then decides, under its own 2^30-pixel limit)."""
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (PIL.UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
 
 
 def read_image_rgb(path, exif_orientation=False):
@@ -85,7 +102,8 @@ def read_image_rgb(path, exif_orientation=False):
     Raises:
         FileNotFoundError: the file does not exist.
         ImageDecodeError: the file cannot be decoded or is truncated, is no regular file,
-            or is larger than ``MAX_IMAGE_FILE_BYTES``.
+            is larger than ``MAX_IMAGE_FILE_BYTES`` or declares more than
+            ``MAX_IMAGE_PIXELS`` pixels.
     """
     path = os.fspath(path)
     status = os.stat(path)  # FileNotFoundError when missing
@@ -97,6 +115,10 @@ def read_image_rgb(path, exif_orientation=False):
     data = np.fromfile(path, np.uint8)
     if data.size == 0:
         raise ImageDecodeError(f"{path}: empty file")
+    size = declared_image_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise ImageDecodeError(f"{path}: declares {size[0]} x {size[1]} pixels, over the "
+                               f"{MAX_IMAGE_PIXELS:,}-pixel limit of an image")
     head = data[:8].tobytes()
     tail = data[-4096:].tobytes()
     if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:

@@ -31,11 +31,13 @@ Example:
     >>> check_output_folder("out/", inputs=["photos/a.jpg"], option="--out")
 """
 
+import errno
 import json
 import math
 import numbers
 import os
 import shutil
+import stat
 
 from pose.errors import UserError, on_failure
 from pose.fileio import write_json
@@ -71,6 +73,18 @@ def _writable_ancestor(path, option):
     return current
 
 
+def _check_name(path, option):
+    """An ``OutputError`` when ``path`` is empty or longer than the file system allows."""
+    if not path:
+        raise OutputError(f"{option}: an empty path was given")
+    try:
+        os.lstat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise OutputError(f"{option} {path[:60]}...: the name is longer than the file "
+                              "system allows") from None
+
+
 def _read_only_file_system(folder):
     try:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
@@ -91,6 +105,7 @@ def check_output_file(path, inputs=(), option="--out"):
             folder cannot be written.
     """
     path = os.fspath(path)
+    _check_name(path, option)
     for source in inputs:
         if source is not None and os.path.exists(source) and _same(path, source):
             raise OutputError(f"{option} {path} is an input of this command ({source}); "
@@ -119,6 +134,7 @@ def check_output_folder(path, inputs=(), option="--out"):
             file, or cannot be written.
     """
     path = os.fspath(path)
+    _check_name(path, option)
     if os.path.exists(path) and not os.path.isdir(path):
         raise OutputError(f"{option} {path} is an existing file; this output is a folder: "
                           "give a folder name")
@@ -249,10 +265,12 @@ def claim_run_folder(path, tool, names, inputs=(), overwrite=False, option="--wo
     ``tools/demo.py``): the folder is new, empty, or holds only what ``tool`` wrote there
     (unless ``overwrite``), and ``names`` (the entries the run will write at its top) are
     recorded as the tool's at once, so that a run interrupted half-way is this tool's to
-    resume. A failed run keeps what it finished here: it is the resume point."""
+    resume. A failed run keeps what it finished here: it is the resume point (a run that
+    fails before writing anything but the manifest leaves nothing)."""
     check_output_folder(path, inputs, option)
     outputs = OutputManifest(path, tool)
     outputs.check_folder(overwrite, option)
+    _claimed.add(path, keep_work=True)
     outputs.record(*names)
     return outputs
 
@@ -267,7 +285,9 @@ class _ClaimedOutputs:
         # manifest's bytes, or None when there was none)
         self.claims = {}
 
-    def add(self, path):
+    def add(self, path, keep_work=False):
+        """Note ``path`` and what is there now. ``keep_work``: a resumable run folder,
+        undone only while the run has written nothing there but the manifest."""
         if on_failure(self.undo):  # the first claim of a new run: forget older runs'
             self.claims.clear()
         path = os.path.abspath(os.fspath(path))
@@ -285,12 +305,15 @@ class _ClaimedOutputs:
                 manifest_bytes = f.read()
         except OSError:
             manifest_bytes = None
-        self.claims[path] = (created, entries, manifest, manifest_bytes)
+        self.claims[path] = (created, entries, manifest, manifest_bytes, keep_work)
 
     def undo(self):
-        for path, (created, entries, manifest, manifest_bytes) in reversed(
+        for path, (created, entries, manifest, manifest_bytes, keep_work) in reversed(
                 list(self.claims.items())):
             try:
+                if keep_work and os.path.isdir(path) and (
+                        set(os.listdir(path)) != (entries or set()) | {MANIFEST_NAME}):
+                    continue  # the run wrote its first results: they are the resume point
                 if created is not None:
                     _remove(created)
                     continue
@@ -322,6 +345,30 @@ def _remove_on_failure(path):
     """Note ``path`` (a claimed output) and what was there, so that a failed run removes
     what it created there."""
     _claimed.add(path)
+
+
+def check_input_file(path, what="file"):
+    """``path`` when it names a regular file this process can read, else a ``UserError``
+    naming it and what is wrong: missing, a folder, a pipe or device (reading one could
+    block forever), unreadable. ``what`` says what the file is for ("config file")."""
+    path = os.fspath(path)
+    if not path:
+        raise UserError(f"an empty path was given as the {what}")
+    shown = path if len(path) <= 200 else path[:60] + "..."
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{shown}: {what} not found") from None
+    except OSError as exc:
+        raise UserError(f"{shown}: cannot read the {what} ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{path}: is a folder; the {what} is a file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path}: not a regular file (a pipe or a device); the {what} must "
+                        "be a file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{path}: cannot read the {what} (permission denied)")
+    return path
 
 
 def positive(value, name, integer=True, error=UserError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from datasets.transforms import Augmentation
+from pose.checks import check_input_file
 from pose.errors import UserError
 from pose.fileio import DuplicateKeyError, load_yaml, write_text
 from pose.options import CONFIG_RANGES
@@ -194,10 +195,13 @@ def load_config(path, overrides=()):
     """
     path = os.fspath(path)
     try:
+        check_input_file(path, "config file")
         with open(path, encoding="utf-8") as f:
             tree = load_yaml(f, path)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+    except UserError as e:
+        raise ConfigError(str(e)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e})") from None
     except DuplicateKeyError as e:
         raise ConfigError(str(e)) from None
     except yaml.YAMLError as e:

@@ -12,6 +12,7 @@ subclass it too (``AnnotationError``, ``ImageDecodeError``, ``MetadataError``).
 OpenCV write from C++ off the terminal, so that a mistake really is one line.
 """
 
+import errno
 import io
 import logging
 import os
@@ -23,6 +24,14 @@ import threading
 USER_ERROR_EXIT_CODE = 2
 # A run stopped by the user: 128 + the signal's number, as a shell reports it.
 INTERRUPTED_EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+
+
+# Errors of the machine's resources rather than of the program: one line, like a user's
+# mistake (errno → what the user reads).
+RESOURCE_ERRORS = {errno.ENOSPC: "no space left on the device (disk full)",
+                   errno.EDQUOT: "disk quota exceeded",
+                   errno.EROFS: "the file system is read-only",
+                   errno.ENOMEM: "not enough memory"}
 
 
 class Terminated(BaseException):
@@ -71,7 +80,8 @@ def run_tool(main, argv=None):
 
     ``--debug`` among the arguments is taken out before ``main`` parses them and lets the
     error propagate with its traceback (tools list it in their ``--help``). Returns the
-    exit code: ``main``'s return value (None counts as 0), 2 after a ``UserError``, 130
+    exit code: ``main``'s return value (None counts as 0), 2 after a ``UserError`` or a
+    full disk, a read-only file system or a refused memory request (``RESOURCE_ERRORS``), 130
     after Ctrl-C and 143 after SIGTERM (each one ``error:`` line, no traceback).
     Any other exception is a bug: it propagates with its traceback, after the native
     output that ``hide_native_output`` kept off the terminal (it may say why).
@@ -93,6 +103,16 @@ def run_tool(main, argv=None):
         if debug:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
+    except OSError as exc:
+        if exc.errno not in RESOURCE_ERRORS:
+            replay_native_output()
+            raise
+        code = USER_ERROR_EXIT_CODE
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{RESOURCE_ERRORS[exc.errno]}; this run's unfinished outputs "
+              "were removed", file=sys.stderr, flush=True)
     except (KeyboardInterrupt, Terminated) as exc:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
         code = INTERRUPTED_EXIT_CODES[name]

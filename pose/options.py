@@ -247,6 +247,9 @@ class ToolArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
     def parse_known_args(self, args=None, namespace=None):
+        for arg in (args or []):
+            if "\x00" in str(arg):  # no shell can pass one; a path with it cannot be opened
+                raise UserError(f"argument {str(arg)!r} holds a NUL character")
         namespace, extras = super().parse_known_args(args, namespace)
         for action in self._actions:
             if not is_numeric(action):

@@ -402,10 +402,14 @@ def main(argv=None):
         subparser.add_argument("--overwrite", action="store_true",
                                help="replace --out even when this tool did not write it")
     args = parser.parse_args(argv)
-    from pose.checks import claim_output_file
+    from pose.checks import claim_output_file, claim_output_folder
 
     outputs = claim_output_file(args.out, "tools/benchmark.py", [getattr(args, "weights", None)],
                                 overwrite=args.overwrite)
+    workdir = getattr(args, "workdir", None)  # runtimes, video: exports and clips
+    scratch = workdir and claim_output_folder(workdir, "tools/benchmark.py",
+                                              [getattr(args, "weights", None)],
+                                              overwrite=args.overwrite, option="--workdir")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":
         benchmark_model(args)
@@ -418,6 +422,8 @@ def main(argv=None):
     else:
         benchmark_runtimes(args)
     outputs.record(os.path.basename(args.out))
+    if scratch:
+        scratch.record(*os.listdir(workdir))
 
 
 if __name__ == "__main__":

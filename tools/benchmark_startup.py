@@ -131,20 +131,25 @@ def main(argv=None):
     parser.add_argument("--people", nargs="+", type=int, default=[1, 8],
                         help="people per image of the --detectors rows (default 1 8)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace --json even when this tool did not write it")
+                        help="replace --json and write into --workdir even when this tool "
+                             "did not write them")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    from pose.checks import claim_output_file
+    from pose.checks import check_input_file, claim_output_file, claim_output_folder
 
-    out = Path(args.json) if args.json else Path(args.workdir) / "startup.json"
+    workdir = Path(args.workdir)
+    scratch = claim_output_folder(workdir, "tools/benchmark_startup.py",
+                                  [*args.images, args.boxes], overwrite=args.overwrite,
+                                  option="--workdir")
+    out = Path(args.json) if args.json else workdir / "startup.json"
     outputs = claim_output_file(out, "tools/benchmark_startup.py", [*args.images, args.boxes],
                                 overwrite=args.overwrite, option="--json")
-    workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     extra = args.infer_args.split()
     # (label, people, infer.py arguments) of every box source compared
-    sources = [("boxes file", None, ["--boxes", args.boxes] if args.boxes
-                and Path(args.boxes).is_file() else [])]
+    if args.boxes:
+        check_input_file(args.boxes, "boxes file")
+    sources = [("boxes file", None, ["--boxes", args.boxes] if args.boxes else [])]
     detectors = {}
     if args.detectors:
         from pose.experiments.detector_benchmark import make_detector_file, people_boxes
@@ -209,6 +214,7 @@ def main(argv=None):
               "rows": rows}
     write_json(result, out)
     outputs.record(out.name)
+    scratch.record(*os.listdir(workdir))
     print(f"wrote {out}")
 
 

@@ -147,6 +147,7 @@ def main(argv=None):
     if not args.checkpoints and not args.config:
         parser.error("give --config (train and compare) or --checkpoints")
     checkpoints = args.checkpoints or []
+    config = load_config(args.config, args.overrides) if args.config else None
     claim_run_folder(args.workdir, "tools/compare_psa.py",
                      comparison_outputs(variants if not checkpoints else None,
                                         [label for label, _ in checkpoints]),
@@ -155,11 +156,10 @@ def main(argv=None):
     bootstrap = dict(num_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
                      a_a=args.a_a)
     if args.checkpoints:
-        config = load_config(args.config, args.overrides) if args.config else None
         comparison = compare_checkpoints(args.checkpoints, config=config,
                                          out_dir=args.workdir, **bootstrap)
     else:
-        comparison = run_comparison(load_config(args.config, args.overrides), args.workdir,
+        comparison = run_comparison(config, args.workdir,
                                     variants=variants, placement=args.placement,
                                     seeds=args.seeds, jobs=args.jobs, **bootstrap)
     paths = write_comparison(comparison, args.workdir)

@@ -24,6 +24,7 @@ if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not re
     hide_native_output()
 
 from pose.checks import claim_run_folder
+from pose.config import load_config
 from pose.experiments.comparison import DEFAULT_SEEDS
 from pose.experiments.demo import DEMO_OUTPUTS, run_demo
 
@@ -44,6 +45,7 @@ def main(argv=None):
                         help="use --workdir even when it holds files this tool did not write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    load_config(args.config, args.overrides)  # a mistake in it: before anything is written
     claim_run_folder(args.workdir, "tools/demo.py", DEMO_OUTPUTS, inputs=[args.config],
                      overwrite=args.overwrite)
     run_demo(args.config, args.workdir, args.train, args.val, seed=args.seed,

@@ -41,7 +41,8 @@ def main(argv=None):
                         help="replace --json even when this tool did not write it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    from pose.checks import claim_output_file
+    from pose.checks import check_input_file, claim_output_file
+    from pose.errors import UserError
 
     outputs = args.json and claim_output_file(
         args.json, "tools/psa_insertion.py", [args.checkpoint, args.reference],
@@ -53,8 +54,14 @@ def main(argv=None):
     from pose.fileio import write_json
     from pose.models.complexity import format_table
 
-    with np.load(args.reference) as data:
-        images = data["input_nhwc"]
+    check_input_file(args.checkpoint, "checkpoint")
+    check_input_file(args.reference, "reference .npz")
+    try:
+        with np.load(args.reference) as data:
+            images = data["input_nhwc"]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise UserError(f"{args.reference}: not an .npz with an input_nhwc array ({exc})") \
+            from None
     rows = measure_psa_insertion(args.checkpoint, images, seeds=tuple(range(args.seeds)))
     print(format_table(rows, COLUMNS))
     if args.json:

@@ -214,8 +214,23 @@ def load_network(path, runtime="auto", threads=None, input_size=None, optimize_g
         model = ExportedModel(path.rstrip("/\\"), "saved_model")
     else:
         model = open_network(path, chosen, threads)
+        _check_pose_network(model, path)
     config_path = config_path_for(path)
     return model, load_config(config_path) if os.path.isfile(config_path) else None
+
+
+def _check_pose_network(network, path):
+    """Refuse a ``.tflite``/``.onnx`` file that is no pose model of ``tools/export.py`` (one
+    (B, H, W, 3) input, one (B, h, w, K) heatmap output): a detector given as --weights."""
+    inputs, outputs = network.inputs, network.outputs
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    if (shape is None or len(shape) != 4 or shape[3] not in (3, None) or len(outputs) != 1
+            or len(outputs[0].shape) != 4):
+        raise CheckpointError(
+            f"{path}: not a pose model exported by tools/export.py: it takes "
+            f"{', '.join(map(str, inputs))} and gives {', '.join(map(str, outputs))}, where a "
+            "pose model takes (B, H, W, 3) crops and gives (B, h, w, K) heatmaps (a detector "
+            "file goes to --detector)")
 
 
 def runtime_description(model, threads=None):

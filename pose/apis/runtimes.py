@@ -81,6 +81,11 @@ def choose_runtime(path, runtime="auto"):
         raise RuntimeChoiceError(f"cannot tell the format of {os.fspath(path)!r}: expected a "
                                  ".keras or .pth checkpoint, a SavedModel folder, .tflite "
                                  "or .onnx")
+    if fmt == "saved_model" and not any(
+            os.path.isfile(os.path.join(path, name))
+            for name in ("saved_model.pb", "saved_model.pbtxt")):
+        raise RuntimeChoiceError(f"{os.fspath(path)} is a folder but no SavedModel (it holds "
+                                 "no saved_model.pb): give a checkpoint or an exported file")
     if runtime not in RUNTIMES:
         raise RuntimeChoiceError(f"unknown runtime {runtime!r}; choose one of "
                                  f"{', '.join(RUNTIMES)}")

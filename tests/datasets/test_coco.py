@@ -426,3 +426,36 @@ def test_pipes_and_oversized_files_are_undecodable_not_read(tmp_path, monkeypatc
     monkeypatch.setattr(coco_module, "MAX_IMAGE_FILE_BYTES", os.path.getsize(ok) - 1)
     with pytest.raises(ImageDecodeError, match="over the"):
         read_image_rgb(ok)
+
+
+def test_images_declaring_more_pixels_than_the_limit_are_refused_before_decoding(
+        tmp_path, monkeypatch):
+    """A few-kilobyte JPEG or PNG whose header declares 60000 x 60000 pixels (10 GiB once
+    decoded) is an ``ImageDecodeError`` (skipped and counted) without being decoded; the
+    limit itself is allowed."""
+    import struct
+    import zlib
+
+    import datasets.coco as coco_module
+
+    assert coco_module.MAX_IMAGE_PIXELS == 1 << 28
+    small = np.zeros((4, 4, 3), np.uint8)
+    jpeg = bytearray(cv2.imencode(".jpg", small)[1].tobytes())
+    sof = jpeg.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+    jpeg[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
+    (tmp_path / "bomb.jpg").write_bytes(bytes(jpeg))
+    png = bytearray(cv2.imencode(".png", small)[1].tobytes())
+    png[16:24] = struct.pack(">II", 60000, 60000)  # IHDR width, height
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    (tmp_path / "bomb.png").write_bytes(bytes(png))
+    for name in ("bomb.jpg", "bomb.png"):
+        with pytest.raises(ImageDecodeError) as error:
+            read_image_rgb(tmp_path / name)
+        assert str(error.value) == (f"{tmp_path / name}: declares 60000 x 60000 pixels, over "
+                                    "the 268,435,456-pixel limit of an image")
+    cv2.imwrite(str(tmp_path / "ok.png"), small)
+    monkeypatch.setattr(coco_module, "MAX_IMAGE_PIXELS", 16)
+    assert read_image_rgb(tmp_path / "ok.png").shape == (4, 4, 3)
+    monkeypatch.setattr(coco_module, "MAX_IMAGE_PIXELS", 15)
+    with pytest.raises(ImageDecodeError, match="declares 4 x 4 pixels, over the 15-pixel"):
+        read_image_rgb(tmp_path / "ok.png")

@@ -192,6 +192,8 @@ def test_a_run_folder_records_its_plan_at_once_and_keeps_it_after_a_failure(tmp_
     from pose.errors import run_tool
 
     work = tmp_path / "work"
+    assert run_tool(_failing_tool(lambda: claim_run_folder(work, "tools/c.py", ["none"]))) == 2
+    assert not work.exists()  # failed before its first result: nothing left
 
     def start_a_run():
         claim_run_folder(work, "tools/c.py", ["none", "report.md"])
@@ -207,3 +209,40 @@ def test_a_run_folder_records_its_plan_at_once_and_keeps_it_after_a_failure(tmp_
     claim_run_folder(work, "tools/c.py", ["none"], overwrite=True)
     with pytest.raises(OutputError, match="holds files this tool did not write"):
         claim_run_folder(work, "tools/other.py", ["x"])
+
+
+def test_input_files_must_be_regular_readable_files(tmp_path):
+    from pose.checks import check_input_file
+
+    (tmp_path / "a.yaml").write_text("x")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe.yaml")
+    assert check_input_file(tmp_path / "a.yaml") == str(tmp_path / "a.yaml")
+    for path, message in [
+        ("", "an empty path was given as the config file"),
+        (tmp_path / "none.yaml", f"{tmp_path / 'none.yaml'}: config file not found"),
+        (tmp_path / "folder", f"{tmp_path / 'folder'}: is a folder; the config file is a file"),
+        (tmp_path / "pipe.yaml", f"{tmp_path / 'pipe.yaml'}: not a regular file (a pipe or a "
+                                 "device); the config file must be a file"),
+        (tmp_path / ("x" * 300), f"{tmp_path / ('x' * 300)}"[:60] + "...: cannot read the "
+                                 "config file (File name too long)"),
+    ]:
+        with pytest.raises(UserError) as raised:
+            check_input_file(path, "config file")
+        assert str(raised.value) == message
+    if os.geteuid() != 0:  # root reads anything
+        (tmp_path / "a.yaml").chmod(0)
+        with pytest.raises(UserError, match="permission denied"):
+            check_input_file(tmp_path / "a.yaml", "config file")
+
+
+def test_output_names_that_cannot_exist_are_refused_before_writing(tmp_path):
+    long_name = str(tmp_path / ("x" * 300))
+    for check in (check_output_file, check_output_folder):
+        with pytest.raises(OutputError, match=r"^--out .*\.\.\.: the name is longer than the "
+                                              "file system allows$"):
+            check(long_name)
+        with pytest.raises(OutputError, match="^--out: an empty path was given$"):
+            check("")
+        check(str(tmp_path / ("x" * 255)))  # the longest name a file system here allows
+    assert os.listdir(tmp_path) == []

@@ -30,6 +30,32 @@ def test_run_tool_turns_a_user_error_into_one_line(capsys):
     assert capsys.readouterr().err == ""  # nothing hidden in this process: nothing replayed
 
 
+def test_a_full_disk_or_a_read_only_file_system_is_one_line_and_other_os_errors_are_bugs(
+        capsys):
+    import errno
+
+    def failing(error_number, filename="run/metrics.json"):
+        def main(argv):
+            raise OSError(error_number, os.strerror(error_number), filename)
+        return main
+
+    for error_number, message in [
+        (errno.ENOSPC, "run/metrics.json: no space left on the device (disk full)"),
+        (errno.EDQUOT, "run/metrics.json: disk quota exceeded"),
+        (errno.EROFS, "run/metrics.json: the file system is read-only"),
+        (errno.ENOMEM, "run/metrics.json: not enough memory"),
+    ]:
+        assert run_tool(failing(error_number)) == 2
+        assert capsys.readouterr().err == (f"error: {message}; this run's unfinished outputs "
+                                           "were removed\n")
+    assert run_tool(failing(errno.ENOSPC, None)) == 2
+    assert capsys.readouterr().err.startswith("error: no space left on the device")
+    with pytest.raises(OSError):  # --debug: the traceback
+        run_tool(failing(errno.ENOSPC), ["--debug"])
+    with pytest.raises(OSError):  # any other OS error is a bug of the tool
+        run_tool(failing(errno.EBADF))
+
+
 def test_run_tool_reads_sys_argv_by_default(monkeypatch):
     seen = []
     monkeypatch.setattr("sys.argv", ["tools/x.py", "--out", "o", "--debug"])

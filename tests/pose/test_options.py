@@ -119,3 +119,10 @@ def test_outputs_are_declared_with_the_option():
     assert output_options(parser) == {"out": "file", "workdir": "folder"}
     with pytest.raises(ValueError, match="output must be 'file' or 'folder'"):
         parser.add_argument("--log", output="files")
+
+
+def test_an_argument_with_a_nul_character_is_refused():
+    parser = ToolArgumentParser(tool="x")
+    parser.add_argument("--out")
+    with pytest.raises(UserError, match="holds a NUL character"):
+        parser.parse_args(["--out", "a\x00b"])

@@ -50,7 +50,11 @@ def test_choose_runtime(tmp_path):
     assert choose_runtime("m.onnx", "onnx") == "onnx"
     assert choose_runtime("run/best.keras") == "keras"
     assert choose_runtime("pose_hrnet_w32_256x192.pth") == "keras"  # converted on load
+    (tmp_path / "saved_model.pb").write_bytes(b"")
     assert choose_runtime(tmp_path) == "keras"  # a SavedModel folder
+    with pytest.raises(RuntimeChoiceError, match=r"is a folder but no SavedModel \(it holds no "
+                                                 r"saved_model.pb\)"):
+        choose_runtime(tmp_path / "..")
     with pytest.raises(RuntimeChoiceError, match=r"'onnx' cannot run 'm.tflite'.*--format onnx"):
         choose_runtime("m.tflite", "onnx")
     with pytest.raises(RuntimeChoiceError, match="'litert' cannot run 'm.keras'"):
@@ -192,6 +196,32 @@ def test_a_pose_model_as_detector_is_one_clear_error(exported, tmp_path):
     assert "not a detector file of a known layout" in lines[0]
     assert "(?, 64, 32, 3) float32" in lines[0] and "(?, 16, 8, 17) float32" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_a_detector_as_pose_model_is_one_clear_error(tmp_path):
+    """A detector's ONNX file (NCHW input, one (B, 84, 8400) output) given as --weights is
+    refused with its input and output named, before any image is read."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from pose.apis.estimator import load_network
+    from pose.errors import CheckpointError
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["images"], ["pooled"], axes=[2, 3], keepdims=0),
+         helper.make_node("Tile", ["pooled", "reps"], ["output0"])],
+        "detector", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 84])],
+        [helper.make_tensor("reps", TensorProto.INT64, [2], [1, 28])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "yolo.onnx")
+    with pytest.raises(CheckpointError) as error:
+        load_network(tmp_path / "yolo.onnx")
+    assert str(error.value) == (
+        f"{tmp_path / 'yolo.onnx'}: not a pose model exported by tools/export.py: it takes "
+        "images (1, 3, 8, 8) float32 and gives output0 (1, 84) float32, where a pose model "
+        "takes (B, H, W, 3) crops and gives (B, h, w, K) heatmaps (a detector file goes to "
+        "--detector)")
 
 
 def test_infer_refuses_a_runtime_that_cannot_run_the_file(exported, tmp_path):
