@@ -57,7 +57,7 @@ import tempfile
 # own output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose.errors import hide_native_output
+from pose.errors import UserError, hide_native_output
 from pose.options import ToolArgumentParser
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
@@ -181,6 +181,22 @@ def benchmark_bootstrap_intervals(args):
     print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
     write_json(result, args.out)
     print(f"wrote {args.out}")
+def _short_labels(paths):
+    """The shortest names that tell ``paths`` apart: their path parts without the ones all
+    share at the start and the end (``work/demo/comparison/none/seed0/last.keras`` and
+    ``.../parallel/seed0/last.keras`` → ``none``, ``parallel``)."""
+    parts = [os.path.normpath(p).split(os.sep) for p in paths]
+    if len(parts) == 1:
+        return [os.path.normpath(paths[0])]
+    head = 0
+    while all(len(p) > head + 1 for p in parts) and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while all(len(p) > head + tail + 1 for p in parts) and len({p[-1 - tail] for p in parts}) == 1:
+        tail += 1
+    return ["/".join(p[head:len(p) - tail]) for p in parts]
+
+
 def benchmark_runtimes(args):
     from pose.apis.cpu_features import cpu_flags, quantized_speed_note
     from pose.apis.export import calibration_crops
@@ -196,21 +212,29 @@ def benchmark_runtimes(args):
 
     variants = parse_variants(args.variants)
     os.makedirs(args.workdir, exist_ok=True)
-    model, config = load_model(args.weights)
-    if config is None:
-        raise SystemExit(f"error: {args.weights} has no config beside it")
-    ann = config.data.resolve(config.data.train_annotations)
-    images = config.data.resolve(config.data.train_images)
-    h, w = model.input_shape[1:3]
-    ap, sizes_acc = {}, {}
-    if not args.latency_only:
-        print(f"accuracy model {args.weights}: exports, then AP on its validation set",
+    labels = _short_labels(args.weights)
+    accuracy, sizes_acc, calibration = {}, {}, None
+    for label, weights in zip(labels, args.weights):
+        model, config = load_model(weights)
+        if config is None:
+            raise UserError(f"{weights} has no config beside it (the AP needs its validation "
+                            "set)")
+        ann = config.data.resolve(config.data.train_annotations)
+        images = config.data.resolve(config.data.train_images)
+        calibration = calibration or (ann, images)
+        if args.latency_only:
+            break
+        h, w = model.input_shape[1:3]
+        print(f"accuracy model {label} ({weights}): exports, then AP on its validation set",
               flush=True)
         crops = calibration_crops(ann, images, (w, h), count=args.calibration_count)
-        paths = export_variants(model, config, args.workdir, "accuracy", crops, variants)
-        ap = evaluate_variants(model, config, paths)
-        sizes_acc = {key: os.path.getsize(p) for key, p in paths.items()}
-        sizes_acc[("keras", None)] = os.path.getsize(args.weights)
+        folder = os.path.join(args.workdir, "accuracy", label.replace("/", "_"))
+        paths = export_variants(model, config, folder, "accuracy", crops, variants)
+        accuracy[label] = evaluate_variants(model, config, paths,
+                                            os.path.join(folder, "evaluation"),
+                                            threads=args.threads)
+        sizes_acc[label] = {key: os.path.getsize(p) for key, p in paths.items()}
+        sizes_acc[label][("keras", None)] = os.path.getsize(weights)
 
     latency_config = load_config(args.latency_config)
     checkpoint = os.path.join(args.workdir, "latency.keras")
@@ -219,7 +243,7 @@ def benchmark_runtimes(args):
     latency_model, _ = load_model(checkpoint)
     lh, lw = latency_model.input_shape[1:3]
     print(f"latency model {args.latency_config} (random weights): exports", flush=True)
-    lat_crops = calibration_crops(ann, images, (lw, lh), count=args.latency_calibration_count)
+    lat_crops = calibration_crops(*calibration, (lw, lh), count=args.latency_calibration_count)
     lat_paths = {("keras", None): checkpoint,
                  **export_variants(latency_model, latency_config, args.workdir, "latency",
                                    lat_crops, variants)}
@@ -232,23 +256,30 @@ def benchmark_runtimes(args):
     rows = []
     for key in lat_paths:
         lat = latency[key]
-        rows.append({
-            "variant": variant_name(*key), "size": os.path.getsize(lat_paths[key]) / 2**20,
-            "b1": lat["b1_ms"], "b1_ratio": lat["b1_ms"] / base["b1_ms"],
-            "b8": lat["b8_ms"], "b8_ratio": lat["b8_ms"] / base["b8_ms"],
-            "load": lat["load_s"], "ap": ap[key]["AP"] if ap else None,
-            "dap": (ap[key]["AP"] - ap[("keras", None)]["AP"]) * 100 if ap else None,
-            "size_acc": sizes_acc[key] / 2**20 if sizes_acc else None})
+        row = {"variant": variant_name(*key), "size": os.path.getsize(lat_paths[key]) / 2**20,
+               "b1": lat["b1_ms"], "b1_ratio": lat["b1_ms"] / base["b1_ms"],
+               "b8": lat["b8_ms"], "b8_ratio": lat["b8_ms"] / base["b8_ms"],
+               "load": lat["load_s"]}
+        for i, label in enumerate(accuracy):
+            ap = accuracy[label][key]
+            row[f"size_{i}"] = sizes_acc[label][key] / 2**20
+            row[f"ap_{i}"] = ap["AP"]
+            row[f"dap_{i}"] = ("–" if ap["dAP"] is None else
+                               f"{ap['dAP'] * 100:+.1f} [{ap['dAP_low'] * 100:+.1f}, "
+                               f"{ap['dAP_high'] * 100:+.1f}]")
+        rows.append(row)
     columns = [("variant", "runtime / precision", "{}"), ("size", "file (MiB)", "{:.1f}"),
                ("b1", "batch 1 (ms)", "{:.0f}"), ("b1_ratio", "× Keras", "{:.2f}"),
                ("b8", "batch 8 (ms)", "{:.0f}"), ("b8_ratio", "× Keras", "{:.2f}"),
                ("load", "load (s)", "{:.2f}")]
-    if ap:  # not with --latency-only
-        columns += [("size_acc", "trained file (MiB)", "{:.2f}"),
-                    ("ap", "trained AP", "{:.3f}"), ("dap", "ΔAP (points)", "{:+.1f}")]
+    for i, label in enumerate(accuracy):  # not with --latency-only
+        columns += [(f"size_{i}", f"{label} file (MiB)", "{:.2f}"),
+                    (f"ap_{i}", f"{label} AP", "{:.3f}"),
+                    (f"dap_{i}", f"{label} ΔAP points [95%]", "{}")]
     print()
-    print(f"{args.latency_config} latency ({lw}x{lh}, random weights), AP of {args.weights}; "
-          f"{_cpu_name()}, flags {' '.join(cpu_flags())}, {os.cpu_count()} cores")
+    print(f"{args.latency_config} latency ({lw}x{lh}, random weights), AP of "
+          f"{', '.join(args.weights)}; {_cpu_name()}, flags {' '.join(cpu_flags())}, "
+          f"{os.cpu_count()} cores")
     print(format_table(rows, columns))
     notes = [note for fmt, q in lat_paths
              if (note := quantized_speed_note(q, cpu_flags(), fmt))]
@@ -259,7 +290,8 @@ def benchmark_runtimes(args):
               "latency_config": args.latency_config, "weights": args.weights,
               "rows": rows,
               "latency": {variant_name(*k): v for k, v in latency.items()},
-              "ap": {variant_name(*k): v for k, v in ap.items()}}
+              "ap": {label: {variant_name(*k): v for k, v in ap.items()}
+                     for label, ap in accuracy.items()}}
     write_json(report, args.out)
     print(f"\nwrote {args.out}")
 
@@ -353,8 +385,9 @@ def main(argv=None):
     intervals.add_argument("--resamples", type=int, default=1000)
     intervals.add_argument("--out", output="file", default="benchmark_bootstrap.json")
     runtimes = sub.add_parser("runtimes", help="runtime × precision: size, latency, AP")
-    runtimes.add_argument("--weights", required=True,
-                          help="trained .keras checkpoint (with its .yaml) for the AP column")
+    runtimes.add_argument("--weights", required=True, nargs="+",
+                          help="trained .keras checkpoints (each with its .yaml) for the AP "
+                               "columns, e.g. the demo's none and parallel PSA models")
     runtimes.add_argument("--latency-config", default="configs/coco/hrnet_w32_256x192_psa_p.yaml")
     runtimes.add_argument("--calibration-count", type=int, default=300,
                           help="int8 calibration crops of the trained model (default 300)")
@@ -404,11 +437,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from pose.checks import claim_output_file, claim_output_folder
 
-    outputs = claim_output_file(args.out, "tools/benchmark.py", [getattr(args, "weights", None)],
+    weights = getattr(args, "weights", None)
+    inputs = weights if isinstance(weights, list) else [weights]
+    outputs = claim_output_file(args.out, "tools/benchmark.py", inputs,
                                 overwrite=args.overwrite)
     workdir = getattr(args, "workdir", None)  # runtimes, video: exports and clips
-    scratch = workdir and claim_output_folder(workdir, "tools/benchmark.py",
-                                              [getattr(args, "weights", None)],
+    scratch = workdir and claim_output_folder(workdir, "tools/benchmark.py", inputs,
                                               overwrite=args.overwrite, option="--workdir")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.benchmark == "model":

@@ -1,14 +1,21 @@
 """Evaluate a checkpoint with COCO keypoint AP (pycocotools), flip test and OKS-NMS.
 
-    python tools/test.py --weights RUN/best.keras [--config CFG] [--gt-boxes | --boxes DET.json]
+    python tools/test.py --weights RUN/best.keras|M.tflite|M.onnx [--config CFG]
+                         [--gt-boxes | --boxes DET.json]
                          [--no-flip] [--set k=v ...] --out DIR
 
 The config defaults to the one saved beside the checkpoint (RUN/best.yaml), which also
 carries the dataset metadata (keypoints, flip pairs, sigmas). --weights may also be a
 PyTorch HRNet checkpoint (pose_hrnet_w32_256x192.pth of the official model zoo, or an
 mmpose one): the architecture is read from it, the input size from --input-size or the
-file name, and the rest of the config is the COCO default unless --config is given. Bad
-input ends in one line ``error: ...`` and exit code 2 (--debug shows the traceback).
+file name, and the rest of the config is the COCO default unless --config is given.
+
+--weights may also be what tools/export.py wrote: a .tflite (float32, float16, dynamic or
+int8) or .onnx (float32 or int8) file runs on LiteRT / ONNX Runtime, a SavedModel folder on
+TensorFlow, each with the config export wrote beside it, the same boxes, flip test,
+decoding, OKS-NMS and pycocotools evaluation: the AP of the file that ships. metrics.json
+records the file, runtime and precision under "model". Bad input ends in one line
+``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
 import logging
@@ -25,9 +32,9 @@ from pose.options import ToolArgumentParser
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
+from pose.apis.estimator import load_network, runtime_description, runtime_info
 from pose.checks import claim_output_folder
 from pose.config import resolve_config
-from pose.engine.pretrained import load_any_checkpoint
 from pose.errors import run_tool
 from pose.evaluation.evaluator import (
     EVALUATION_OUTPUTS,
@@ -39,7 +46,10 @@ from pose.evaluation.evaluator import (
 def main(argv=None):
     parser = ToolArgumentParser(tool="test", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True,
-                        help="a .keras checkpoint or a PyTorch HRNet .pth")
+                        help="a .keras checkpoint, a PyTorch HRNet .pth, or an export of "
+                             "tools/export.py (.tflite, .onnx, SavedModel folder)")
+    parser.add_argument("--threads", type=int,
+                        help="runtime threads of an exported file (default: core count)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
                         help="input size of a .pth model (default: from its file name)")
     parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
@@ -66,12 +76,15 @@ def main(argv=None):
     outputs = claim_output_folder(args.out, "tools/test.py",
                                   [args.weights, args.annotations, args.boxes],
                                   overwrite=args.overwrite)
-    model, saved_config = load_any_checkpoint(args.weights, input_size=args.input_size)
+    model, saved_config = load_network(args.weights, threads=args.threads,
+                                       input_size=args.input_size)
+    print(f"{args.weights}: {runtime_description(model, args.threads)}", flush=True)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
     evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
                     image_dir=args.images, detections=args.boxes,
                     use_gt_boxes=True if args.gt_boxes else None,
-                    flip_test=False if args.no_flip else None)
+                    flip_test=False if args.no_flip else None,
+                    model_info={"weights": args.weights, **runtime_info(model)})
     outputs.record(*EVALUATION_OUTPUTS)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
     return 0

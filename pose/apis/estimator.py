@@ -233,6 +233,17 @@ def _check_pose_network(network, path):
             "file goes to --detector)")
 
 
+def runtime_info(model):
+    """``{"runtime", "package", "precision"}`` of a ``load_network`` model: what
+    ``metrics.json`` records of the model that was evaluated."""
+    if hasattr(model, "description"):  # pose.apis.runtimes networks
+        return {"runtime": model.runtime, "package": model.package,
+                "precision": model.precision}
+    precision = getattr(model, "precision", None) or getattr(
+        getattr(model, "dtype_policy", None), "name", "float32")
+    return {"runtime": "keras", "package": "tensorflow", "precision": precision}
+
+
 def runtime_description(model, threads=None):
     """``runtime NAME (package version), N threads, precision P`` of a ``load_network``
     model (the first line of ``tools/infer.py``)."""

@@ -76,7 +76,7 @@ def predict_records(model, records, codec, batch_size, flip_index=None, shift_he
 
 def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=None, *,
              use_gt_boxes=None, flip_test=None, missing_images="skip", out_dir=None,
-             verbose=1):
+             verbose=1, model_info=None):
     """Evaluate ``model`` on a COCO-format set with pycocotools' COCOeval.
 
     Args:
@@ -99,6 +99,8 @@ def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=No
             ``metrics.json`` (the 10 stats with box source, flip setting, pycocotools
             version, skipped images) are written there.
         verbose: 0 silent, 1 progress bar, and the box summary and AP table logged.
+        model_info: dict recorded as the report's ``model`` (the file, runtime and
+            precision that ``tools/test.py`` evaluated), or None.
 
     Returns:
         dict with the 10 stats (AP, AP50, ..., ARL) and the run's settings.
@@ -160,6 +162,7 @@ def evaluate(model, codec, meta, test_cfg, annotations, image_dir, detections=No
         "predict_seconds": round(predict_s, 2),
         "pycocotools": importlib.metadata.version("pycocotools"),
         "annotations": os.fspath(annotation_file),
+        **({"model": model_info} if model_info is not None else {}),
     }
     if verbose:
         logger.info(format_ap_table(metrics))
@@ -183,7 +186,8 @@ def check_evaluation_output(out_dir, image_dir=None, inputs=(), option="output f
 
 
 def evaluate_config(model, config, out_dir=None, annotation_file=None, image_dir=None,
-                    detections=None, use_gt_boxes=None, flip_test=None, verbose=1):
+                    detections=None, use_gt_boxes=None, flip_test=None, verbose=1,
+                    model_info=None):
     """``evaluate`` with the slices of an experiment ``Config`` (what ``tools/test.py`` and
     the PSA comparison run): the codec from the model and ``data``/``test``, the validation
     files and detections of ``data``/``test`` unless given, the metadata from the
@@ -192,7 +196,7 @@ def evaluate_config(model, config, out_dir=None, annotation_file=None, image_dir
     Args:
         model: the heatmap model.
         config: ``pose.config.Config``.
-        out_dir, use_gt_boxes, flip_test, verbose: as ``evaluate``.
+        out_dir, use_gt_boxes, flip_test, verbose, model_info: as ``evaluate``.
         annotation_file, image_dir: override the config's validation files.
         detections: a detection-results JSON overriding ``test.detections`` (and then used
             unless ``use_gt_boxes`` is True).
@@ -213,4 +217,4 @@ def evaluate_config(model, config, out_dir=None, annotation_file=None, image_dir
     return evaluate(model, codec, meta, test, coco, image_dir or data.resolve(data.val_images),
                     detections or data.resolve(test.detections), use_gt_boxes=use_gt_boxes,
                     flip_test=flip_test, missing_images=data.missing_images, out_dir=out_dir,
-                    verbose=verbose)
+                    verbose=verbose, model_info=model_info)

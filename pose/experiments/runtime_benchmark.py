@@ -135,16 +135,48 @@ def time_variants(paths, rounds=2, repeats=10, threads=None):
     return summary
 
 
-def evaluate_variants(model, config, paths, threads=None):
-    """COCO AP of the Keras model and of every export on the config's validation set."""
-    from pose.apis.runtimes import open_network
-    from pose.evaluation.evaluator import evaluate_config
+def evaluate_variants(model, config, paths, out_dir, threads=None, num_resamples=1000,
+                      bootstrap_seed=0):
+    """COCO AP of the Keras model and of every export on the config's validation set, each
+    export's difference to the Keras model with its paired 95% interval.
 
-    results = {}
+    The interval resamples the validation images (``paired_differences`` with one run per
+    side: an image-only interval, which is the right one here: the weights are the same,
+    only the arithmetic differs, so there is no training noise to add).
+
+    Args:
+        model: the Keras model; paths: ``{(fmt, quantize): export}`` (``export_variants``).
+        config: its config (validation set, boxes, test settings).
+        out_dir: where each variant's ``keypoints_results.json`` and metrics go.
+        threads: runtime threads of the exports. num_resamples, bootstrap_seed: of the
+            interval.
+
+    Returns:
+        ``{(fmt, quantize): {"AP", "AP50", "AP75", "AR", "dAP", "dAP_low", "dAP_high"}}``
+        (the differences None for the Keras model itself).
+    """
+    from pose.apis.runtimes import open_network
+    from pose.evaluation.bootstrap import paired_differences
+    from pose.evaluation.evaluator import evaluate_config
+    from pose.experiments.comparison import _per_image_matches
+
+    results, matches = {}, {}
     for key in [("keras", None), *paths]:
         network = model if key[0] == "keras" else open_network(paths[key], threads=threads)
-        stats = evaluate_config(network, config, verbose=0)
+        run_dir = os.path.join(out_dir, variant_name(*key).replace(" ", "_"))
+        stats = evaluate_config(network, config, out_dir=run_dir, verbose=0)
+        matches[key] = _per_image_matches(os.path.join(run_dir, "keypoints_results.json"),
+                                          stats["annotations"], config.data.oks_sigmas)
         results[key] = {k: stats[k] for k in ("AP", "AP50", "AP75", "AR")}
+        results[key].update(dAP=None, dAP_low=None, dAP_high=None)
+        if key != ("keras", None) and matches[key] is not None and (
+                matches[("keras", None)] is not None):
+            pair = paired_differences({"keras": [matches[("keras", None)]],
+                                       "export": [matches[key]]},
+                                      num_resamples=num_resamples, seed=bootstrap_seed,
+                                      stats=("AP",))[0]["stats"]["AP"]
+            results[key].update(dAP=pair["difference"], dAP_low=pair["low"],
+                                dAP_high=pair["high"])
         logger.info("  %s: AP %.4f", variant_name(*key), stats["AP"])
     return results
 

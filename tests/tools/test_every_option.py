@@ -74,7 +74,7 @@ BASE_COMMANDS = {
 # Where each tool's work starts: "module:function", replaced by a stop.
 STOPS = {
     "train": ["pose.engine.training:_fit"],
-    "test": ["tools.test:load_any_checkpoint"],
+    "test": ["tools.test:load_network"],
     "infer": ["pose.apis.estimator:load_network"],
     "detect": ["pose.apis.detector:detector_from_args"],
     "export": ["pose.engine.pretrained:load_any_checkpoint"],
@@ -86,7 +86,8 @@ STOPS = {
     "demo": ["tools.demo:run_demo"],
     "benchmark_pipeline": ["tools.benchmark_pipeline:generate_coco",
                            "tools.benchmark_pipeline:load_train_records"],
-    "benchmark_startup": ["tools.benchmark_startup:make_checkpoint"],
+    "benchmark_startup": ["tools.benchmark_startup:make_checkpoint",
+                          "pose.experiments.detector_benchmark:make_detector_file"],
     "benchmark": ["tools.benchmark:benchmark_model", "tools.benchmark:benchmark_eval_scale",
                   "tools.benchmark:benchmark_bootstrap_intervals",
                   "tools.benchmark:benchmark_runtimes",

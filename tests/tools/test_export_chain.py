@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pose.errors import run_tool
+from pose.evaluation.metrics import STAT_NAMES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_ID = 197388  # five people, one of them cut by the image border
@@ -104,3 +105,47 @@ def test_official_checkpoint_to_fast_runtime(chain, capsys, monkeypatch, fmt, qu
         assert shifts.max() <= MAX_FLOAT32_SHIFT_PX, shifts.max()
     else:
         assert np.mean(shifts <= 0.5) >= MIN_DYNAMIC_KEPT, np.sort(shifts)
+
+
+def test_the_ap_of_an_export_is_the_ap_of_the_checkpoint(chain, coco_sample_dir, capsys):
+    """tools/test.py on the float32 .onnx export of the converted checkpoint: the same
+    boxes, flip test, decoding and pycocotools evaluation give the .keras model's AP to
+    within 0.002 on every metric and the same keypoints to float rounding; metrics.json
+    names the runtime and precision that ran. (A .tflite goes through the same
+    ``predict_on_batch`` of ``pose.apis.runtimes``; its export takes 15 s more here.)"""
+    folder = chain["folder"]
+    test_main = runpy.run_path(os.path.join(REPO, "tools", "test.py"), run_name="test")["main"]
+    evaluation = ["--annotations", coco_sample_dir / "person_keypoints_sample.json",
+                  "--images", coco_sample_dir / "images", "--gt-boxes"]
+    runs = {}
+    for fmt in ("keras", "onnx"):
+        weights = chain["keras"] if fmt == "keras" else folder / f"ap_float32.{fmt}"
+        if fmt != "keras":
+            code, out = _export(capsys, "--weights", chain["keras"], "--format", fmt,
+                                "--out", weights)
+            assert code == 0, out[-2000:]
+        out_dir = folder / f"ap_{fmt}"
+        assert run_tool(test_main, [str(a) for a in ["--weights", weights, *evaluation,
+                                                     "--out", out_dir]]) == 0
+        runtime = fmt
+        first_line = capsys.readouterr().out.splitlines()[0]
+        assert first_line.startswith(f"{weights}: runtime {runtime} "), first_line
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+        results = json.loads((out_dir / "keypoints_results.json").read_text())
+        runs[fmt] = metrics, [(r["image_id"], np.reshape(r["keypoints"], (-1, 3))[:, :2])
+                              for r in results]
+    keras_metrics, keras_keypoints = runs["keras"]
+    assert keras_metrics["model"] == {"weights": str(chain["keras"]), "runtime": "keras",
+                                      "package": "tensorflow", "precision": "float32"}
+    assert keras_metrics["num_results"] > 0
+    for fmt, runtime in (("onnx", "onnx"),):
+        metrics, keypoints = runs[fmt]
+        assert metrics["model"]["runtime"] == runtime, metrics["model"]
+        assert metrics["model"]["precision"] == "float32", metrics["model"]
+        for stat in STAT_NAMES:
+            assert abs(metrics[stat] - keras_metrics[stat]) <= 0.002, (fmt, stat)
+        assert metrics["num_results"] == keras_metrics["num_results"]
+        # each person of the .keras run against the nearest of the same image here (px)
+        shifts = [min(np.abs(theirs - ours).max() for image, theirs in keypoints
+                      if image == image_id) for image_id, ours in keras_keypoints]
+        assert max(shifts) <= MAX_FLOAT32_SHIFT_PX, (fmt, max(shifts))

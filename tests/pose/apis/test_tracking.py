@@ -342,7 +342,7 @@ def test_infer_tool_writes_track_ids_through_a_crossing(tiny_checkpoint, crossin
     run = _tool("--weights", tiny_checkpoint, path, "--detect-every", "0", "--out",
                 tmp_path / "o3")
     assert run.returncode == 2
-    assert run.stderr.strip() == "error: detect every N frames needs a whole N >= 1, got 0"
+    assert run.stderr.strip() == "error: --detect-every must be an integer in [1, 1000000], got 0"
 
 
 def test_detect_every_with_the_tiny_network(tiny_checkpoint, crossing, tmp_path):

@@ -12,3 +12,38 @@ def test_variants_are_chosen_by_name_with_the_keras_baseline_first():
     assert parse_variants(["keras"]) == (("keras", None),)
     with pytest.raises(ValueError, match="tflite:int4"):
         parse_variants(["tflite:int4"])
+
+
+def test_each_export_gets_its_ap_difference_with_a_paired_interval(
+        tiny_config, tiny_hrnet, randomized, tmp_path):
+    """``evaluate_variants``: the Keras model's AP, and for an export its AP, the difference
+    to Keras and the paired 95% interval of the images; the float32 ONNX export scores the
+    Keras model's AP (to 0.002), inside its own interval."""
+    from pose.engine.checkpoint import build_model
+    from pose.experiments.runtime_benchmark import evaluate_variants, export_variants
+
+    model = randomized(build_model(tiny_config.model), seed=2)
+    paths = export_variants(model, tiny_config, tmp_path, "m", None, [("onnx", None)])
+    results = evaluate_variants(model, tiny_config, paths, tmp_path / "evaluation",
+                                num_resamples=200)
+    keras, onnx = results[("keras", None)], results[("onnx", None)]
+    assert keras["dAP"] is None and keras["dAP_low"] is None
+    assert abs(onnx["AP"] - keras["AP"]) <= 0.002
+    assert onnx["dAP"] == pytest.approx(onnx["AP"] - keras["AP"], abs=1e-9)
+    assert onnx["dAP_low"] <= onnx["dAP"] <= onnx["dAP_high"]
+    for run in ("keras_float32", "onnx_float32"):
+        assert (tmp_path / "evaluation" / run / "keypoints_results.json").is_file()
+
+
+def test_the_models_of_the_runtime_benchmark_are_named_by_what_tells_them_apart():
+    import runpy
+    from pathlib import Path
+
+    tool = runpy.run_path(str(Path(__file__).parents[3] / "tools" / "benchmark.py"),
+                          run_name="benchmark")
+    short = tool["_short_labels"]
+    assert short(["work/demo/comparison/none/seed0/last.keras",
+                  "work/demo/comparison/parallel/seed0/last.keras"]) == ["none", "parallel"]
+    assert short(["run/a.keras", "run/b.keras"]) == ["a.keras", "b.keras"]
+    assert short(["w/none/best.keras", "w/none/last.keras"]) == ["best.keras", "last.keras"]
+    assert short(["m.keras"]) == ["m.keras"]
