@@ -34,6 +34,7 @@ from pose.apis.detector_layouts import (
     PRESETS,
     DetectorError,
     Preprocess,
+    class_count,
     decode,
     dequantize,
     fit_image,
@@ -123,6 +124,10 @@ class DetectorBoxes:
                 "YOLOv5/YOLOX (B, N, 5+C), YOLOv8/11 (B, 4+C, N) or SSD boxes/classes/scores/"
                 "count (README: person detectors)")
         self.layout, self.roles = found, roles
+        classes = class_count(found, roles, probe)
+        if classes is not None and not 0 <= self.person_class < classes:
+            raise DetectorError(f"--person-class {self.person_class}: {self.path} scores "
+                                f"{classes} classes (0..{classes - 1})")
         self.preset = preset or DEFAULT_PRESET[found]
         base = PRESETS[self.preset]
         self.preprocess = Preprocess(base.placement, base.pad_value, base.channels,

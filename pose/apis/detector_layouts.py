@@ -292,6 +292,16 @@ def dequantize(array, info):
     return np.asarray(array, np.float64)
 
 
+def class_count(layout, roles, outputs):
+    """How many classes a detector file scores, read from its output's shape (YOLOv5 /
+    YOLOX: 5 + C columns, YOLOv8/11: 4 + C rows), or None where the file gives class
+    indices instead (mmdeploy end2end, SSD post-processing)."""
+    if layout not in ("yolov5", "yolox", "yolov8"):
+        return None
+    pred = outputs[roles["pred"]][0]
+    return int(pred.shape[0] - 4) if layout == "yolov8" else int(pred.shape[1] - 5)
+
+
 def decode(layout, roles, outputs, size):
     """Candidate boxes of one image: ``(xyxy (N, 4) in input pixels, scores (N,),
     classes (N,) int)``; every row, before any threshold. ``outputs`` float (dequantized),

@@ -136,6 +136,20 @@ def test_thresholds_person_class_and_cap(onnx_files):
                   [PERSON_A, PERSON_B, FAINT])
 
 
+@pytest.mark.parametrize("layout", ["yolov5", "yolov8", "yolox"])
+def test_a_person_class_the_file_does_not_score_is_refused(onnx_files, layout):
+    """The files score 80 classes: 79 is the last one, 80 is refused with the count named;
+    a file of class indices (end2end) cannot tell, and takes any index."""
+    from pose.apis.detector_layouts import DetectorError
+
+    DetectorBoxes(onnx_files[layout], person_class=79)
+    with pytest.raises(DetectorError) as error:
+        DetectorBoxes(onnx_files[layout], person_class=80)
+    assert str(error.value) == (f"--person-class 80: {onnx_files[layout]} scores 80 classes "
+                                "(0..79)")
+    DetectorBoxes(onnx_files["end2end"], person_class=80)
+
+
 def test_dynamic_input_size(onnx_files):
     path = onnx_files["end2end_dynamic"]
     source = DetectorBoxes(path, size=(192, 128))
