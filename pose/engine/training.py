@@ -76,13 +76,26 @@ def augmentation_from_config(data):
     return Augmentation(**{name: getattr(data, name) for name in names})
 
 
+# What train.init_weights does not carry over, said in the log and in init_weights.json: a
+# checkpoint's optimizer (Adam's moments and step, a mixed-precision run's loss scale) is
+# not restored, since a new run starts its learning-rate schedule at epoch 1 (a resumed run
+# restores its own optimizer from backup/ instead).
+FRESH_OPTIMIZER = ("the optimizer starts fresh: train.init_weights carries the network's "
+                   "weights only, not a checkpoint's optimizer state (Adam's moments, step "
+                   "count, loss scale), because this run's schedule starts at epoch 1; to "
+                   "continue a run with its optimizer, re-run its own command (it resumes "
+                   "from its backup/)")
+
+
 def _write_init_report(report, train_config, workdir, verbose):
     """Write what ``initialize_from`` loaded, skipped and left fresh to the workdir."""
-    write_json(dict(source=os.path.abspath(train_config.init_weights), **report.as_dict()),
+    write_json(dict(source=os.path.abspath(train_config.init_weights), **report.as_dict(),
+                    optimizer=FRESH_OPTIMIZER),
                os.path.join(workdir, "init_weights.json"))
     if verbose:
-        logger.info("initial weights from %s: %s (details in %s)", train_config.init_weights,
-                    report.summary(), os.path.join(workdir, "init_weights.json"))
+        logger.info("initial weights from %s: %s (details in %s); %s",
+                    train_config.init_weights, report.summary(),
+                    os.path.join(workdir, "init_weights.json"), FRESH_OPTIMIZER)
 
 
 FINISHED_FILE = "finished.json"

@@ -126,6 +126,8 @@ def test_training_starts_from_the_checkpoint_with_fresh_psa(official_hrnet_dir, 
     assert report["source"].endswith("pose_hrnet_tiny.pth")
     assert len(report["loaded"]) == 397 and report["skipped"] == [] == report["mismatched"]
     assert report["fresh"] and all("_psa/" in path for path in report["fresh"])
+    assert report["optimizer"].startswith("the optimizer starts fresh: train.init_weights "
+                                          "carries the network's weights only")
     (weights,) = started
     np.testing.assert_array_equal(weights[PROBE[0]], _probe_kernel(official_hrnet_dir))
     keras.utils.set_random_seed(config.train.seed)  # as train() does before building
