@@ -21,6 +21,7 @@ Example:
     >>> boxes, scores = source(image_rgb)
 """
 
+import dataclasses
 import os
 
 import cv2
@@ -130,9 +131,9 @@ class DetectorBoxes:
                                 f"{classes} classes (0..{classes - 1})")
         self.preset = preset or DEFAULT_PRESET[found]
         base = PRESETS[self.preset]
-        self.preprocess = Preprocess(base.placement, base.pad_value, base.channels,
-                                     tuple(map(float, mean)) if mean is not None else base.mean,
-                                     tuple(map(float, std)) if std is not None else base.std)
+        self.preprocess = dataclasses.replace(
+            base, mean=tuple(map(float, mean)) if mean is not None else base.mean,
+            std=tuple(map(float, std)) if std is not None else base.std)
         self.calls = 0
 
     def _input_geometry(self, size):

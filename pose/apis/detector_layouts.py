@@ -66,6 +66,14 @@ class Preprocess:
         channels: ``RGB`` or ``BGR`` (the order the model was trained on).
         mean, std: per channel (in ``channels`` order) on 0-255 values: the input is
             ``(pixel - mean) / std``. A uint8 input gets the pixels as they are.
+        rounding: how a letterboxed side ``w * r`` becomes whole pixels, as the exporter's
+            own pre-processing does it: ``truncate`` (YOLOX's ``preproc`` and rtmlib:
+            ``int(w * r)``), ``half_up`` (mmcv's ``imrescale``: ``int(w * r + 0.5)``) or
+            ``half_even`` (Ultralytics' ``LetterBox``: Python's ``round``).
+        box_scale: how boxes go back to the image: ``ratio`` (one factor ``r`` for both
+            axes: YOLOX's ``bboxes /= ratio``, Ultralytics' ``scale_boxes`` gain) or
+            ``per_axis`` (the actual ``new_w / w`` and ``new_h / h``: mmdet's
+            ``scale_factor``, and a plain resize).
     """
 
     placement: str
@@ -73,6 +81,8 @@ class Preprocess:
     channels: str = "RGB"
     mean: tuple = (0.0, 0.0, 0.0)
     std: tuple = (1.0, 1.0, 1.0)
+    rounding: str = "half_even"
+    box_scale: str = "per_axis"
 
     def describe(self):
         if self.mean == (0.0,) * 3 and self.std == (255.0,) * 3:
@@ -92,11 +102,14 @@ class Preprocess:
 
 PRESETS = {
     "rtmdet": Preprocess("top-left", 114.0, "BGR", (103.53, 116.28, 123.675),
-                         (57.375, 57.12, 58.395)),
-    "yolox": Preprocess("top-left", 114.0, "BGR"),
-    "ultralytics": Preprocess("centre", 114.0, "RGB", std=(255.0,) * 3),
+                         (57.375, 57.12, 58.395), rounding="half_up", box_scale="per_axis"),
+    "yolox": Preprocess("top-left", 114.0, "BGR", rounding="truncate", box_scale="ratio"),
+    "ultralytics": Preprocess("centre", 114.0, "RGB", std=(255.0,) * 3,
+                              rounding="half_even", box_scale="ratio"),
     "ssd": Preprocess("stretch", 0.0, "RGB", (127.5,) * 3, (127.5,) * 3),
 }
+ROUNDINGS = {"truncate": lambda v: int(v), "half_up": lambda v: int(v + 0.5),
+             "half_even": lambda v: int(round(v))}
 DEFAULT_PRESET = {"end2end": "rtmdet", "yolov5": "ultralytics", "yolov8": "ultralytics",
                   "yolox": "yolox", "ssd": "ssd"}
 
@@ -122,8 +135,10 @@ def fit_image(image, size, preprocess):
     """``image`` (H, W, 3) uint8 RGB → ``(canvas (h, w, 3) uint8 in the preset's channel
     order, Placement)`` for a model input of ``size = (w, h)``.
 
-    Resized sides are rounded to whole pixels and the mapping back uses the actual
-    per-axis factors, so a box survives the round trip exactly.
+    Resized sides are rounded to whole pixels the way the preset's exporter rounds them
+    (``Preprocess.rounding``), and boxes go back with its factors (``box_scale``): the
+    exporter's own tool and this function feed the file the same pixels and read the same
+    boxes from its outputs.
     """
     in_w, in_h = size
     h, w = image.shape[:2]
@@ -132,7 +147,9 @@ def fit_image(image, size, preprocess):
         placement = Placement(in_w / w, in_h / h)
     else:
         ratio = min(in_w / w, in_h / h)
-        new_w, new_h = max(1, min(in_w, round(w * ratio))), max(1, min(in_h, round(h * ratio)))
+        rounded = ROUNDINGS[preprocess.rounding]
+        new_w = max(1, min(in_w, rounded(w * ratio)))
+        new_h = max(1, min(in_h, rounded(h * ratio)))
         if preprocess.placement == "centre":  # Ultralytics' LetterBox: round(d/2 -/+ 0.1)
             left, top = round((in_w - new_w) / 2 - 0.1), round((in_h - new_h) / 2 - 0.1)
         else:
@@ -140,7 +157,8 @@ def fit_image(image, size, preprocess):
         canvas = np.full((in_h, in_w, 3), int(round(preprocess.pad_value)), np.uint8)
         canvas[top:top + new_h, left:left + new_w] = cv2.resize(
             image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        placement = Placement(new_w / w, new_h / h, float(left), float(top))
+        sx, sy = (ratio, ratio) if preprocess.box_scale == "ratio" else (new_w / w, new_h / h)
+        placement = Placement(sx, sy, float(left), float(top))
     if preprocess.channels == "BGR":
         canvas = canvas[..., ::-1]
     return np.ascontiguousarray(canvas), placement

@@ -229,6 +229,67 @@ def test_tflite_yolov8_normalised(tflite_files):
 # ----------------------------------------------------------------- pre-processing
 
 
+# Each exporter's own pre-processing, restated from its code (the reference here):
+def _yolox_preproc(w, h, size):
+    """YOLOX ``yolox/data/data_augment.py preproc`` (rtmlib's YOLOX likewise): the image
+    resized to ``int(w * r)`` x ``int(h * r)`` at the top-left; boxes back by ``/ r``."""
+    r = min(size[1] / h, size[0] / w)
+    return (int(w * r), int(h * r)), (0, 0), (r, r)
+
+
+def _mmdet_resize(w, h, size):
+    """mmcv ``imrescale`` (``Resize(scale=size, keep_ratio=True)``): ``_scale_size``
+    rounds ``int(x * s + 0.5)``; the image at the top-left; boxes back by mmdet's per-axis
+    ``scale_factor = (new_w / w, new_h / h)``."""
+    s = min(max(size) / max(h, w), min(size) / min(h, w))
+    new_w, new_h = int(w * s + 0.5), int(h * s + 0.5)
+    return (new_w, new_h), (0, 0), (new_w / w, new_h / h)
+
+
+def _ultralytics_letterbox(w, h, size):
+    """Ultralytics ``LetterBox`` (auto=False): ``new_unpad = round(w * r), round(h * r)``
+    (Python's round), centred with ``round(dw - 0.1)``; ``scale_boxes`` takes boxes back by
+    the one gain ``r`` after removing the padding."""
+    r = min(size[1] / h, size[0] / w)
+    new_w, new_h = int(round(w * r)), int(round(h * r))
+    dw, dh = (size[0] - new_w) / 2, (size[1] - new_h) / 2
+    return (new_w, new_h), (int(round(dw - 0.1)), int(round(dh - 0.1))), (r, r)
+
+
+@pytest.mark.parametrize("w, h, size", [(640, 429, (416, 416)), (640, 392, (416, 416)),
+                                        (1280, 853, (640, 640)), (517, 777, (640, 640)),
+                                        (517, 777, (416, 416)), (333, 500, (320, 320))])
+@pytest.mark.parametrize("preset, reference", [("yolox", _yolox_preproc),
+                                               ("rtmdet", _mmdet_resize),
+                                               ("ultralytics", _ultralytics_letterbox)])
+def test_each_preset_resizes_and_maps_boxes_back_as_its_exporter(w, h, size, preset, reference):
+    """The odd sizes where truncation, half-up and half-to-even rounding disagree (640x429
+    at 416: 278.85 rows; 640x392: 254.8; 1280x853 at 640: 426.5, where half-up and
+    half-to-even differ): the image's rows and columns in the canvas, its offset, and a
+    box mapped back, all as the exporter's own code computes them."""
+    (new_w, new_h), (left, top), (sx, sy) = reference(w, h, size)
+    image = np.full((h, w, 3), 200, np.uint8)
+    canvas, placement = fit_image(image, size, PRESETS[preset])
+    pad = PRESETS[preset].pad_value
+    filled = np.argwhere(canvas[..., 0] != pad)  # the image's pixels in the canvas
+    assert filled.min(axis=0).tolist() == [top, left]
+    assert filled.max(axis=0).tolist() == [top + new_h - 1, left + new_w - 1]
+    assert placement == Placement(sx, sy, float(left), float(top))
+    box = np.array([[left + 10.0, top + 20.0, left + 110.0, top + 220.0]])
+    expected = [[10 / sx, 20 / sy, 110 / sx, 220 / sy]]
+    np.testing.assert_allclose(placement.to_image(box), expected, rtol=1e-12)
+
+
+def test_the_odd_sizes_do_tell_the_roundings_apart():
+    """The cases above are the ones where the three exporters feed different pixels."""
+    assert _yolox_preproc(640, 429, (416, 416))[0] == (416, 278)
+    assert _mmdet_resize(640, 429, (416, 416))[0] == (416, 279)
+    assert _ultralytics_letterbox(640, 429, (416, 416))[0] == (416, 279)
+    assert _mmdet_resize(1280, 853, (640, 640))[0] == (640, 427)  # 426.5 half up
+    assert _ultralytics_letterbox(1280, 853, (640, 640))[0] == (640, 426)  # to even
+    assert _yolox_preproc(1280, 853, (640, 640))[0] == (640, 426)
+
+
 def test_fit_image_and_input_by_hand():
     image = np.zeros((160, 256, 3), np.uint8)
     image[..., 0], image[..., 1], image[..., 2] = 200, 100, 50  # R, G, B
