@@ -45,6 +45,21 @@ from pose.apis.detector_layouts import (
 from pose.apis.runtimes import RuntimeChoiceError, open_network
 
 DEFAULT_SIZE = (640, 640)  # the input of a file with a dynamic size, unless told
+# NMS over the boxes of every class (YOLOX's demo: class_agnostic=True) or of the person
+# class (Ultralytics: agnostic=False, i.e. per class); files with NMS inside keep theirs.
+NMS_CLASSES = {"yolox": "all", "yolov5": "person", "yolov8": "person", "end2end": "person",
+               "ssd": "person"}
+RECT_STRIDE = 32  # Ultralytics' rect letterbox: the padded sides are multiples of this
+
+
+def rect_letterbox_size(w, h, side=640, stride=RECT_STRIDE):
+    """The input ``(w, h)`` that Ultralytics' ``LetterBox(auto=True)`` makes of a ``w x h``
+    image at ``imgsz=side``: scaled by ``r = min(side / h, side / w)``, sides
+    ``round(w * r)``, ``round(h * r)``, each padded up to the next multiple of ``stride``
+    (``np.mod(side - new, stride)``)."""
+    r = min(side / h, side / w)
+    new_w, new_h = int(round(w * r)), int(round(h * r))
+    return new_w + (side - new_w) % stride, new_h + (side - new_h) % stride
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 
 
@@ -61,14 +76,20 @@ class DetectorBoxes:
         layout: ``auto`` (recognised from the outputs) or one of ``LAYOUTS``. Default auto.
         preset: pre-processing preset name (``PRESETS``); None: the layout's
             (``DEFAULT_PRESET``). Default None.
-        size: ``(w, h)`` model input where the file's is dynamic; None: 640x640. Default
-            None.
+        size: ``(w, h)`` model input where the file's is dynamic; None: 640x640, or with
+            the ``ultralytics`` preset Ultralytics' own ``rect`` letterbox (the smallest
+            multiple-of-32 rectangle that holds the image scaled to 640, per image, as its
+            ``predict`` feeds a dynamic file). Default None.
         mean, std: three values each (in the preset's channel order, on 0-255 pixels)
             replacing the preset's. Default None.
         threshold: float, person boxes scoring below are dropped. Default 0.3.
         person_class: int, the person class index (COCO's 0 in 80-class files). Default 0.
         nms_iou: float, IoU above which the weaker of two person boxes is dropped (files
             without NMS inside). Default 0.45.
+        nms_classes: ``all`` (class-agnostic NMS: a person box under a stronger box of any
+            class is dropped, as YOLOX's demo does) or ``person`` (among person boxes
+            only, as Ultralytics' per-class NMS does for the person class); None: the
+            layout's (``NMS_CLASSES``). Default None.
         max_people: int, at most this many boxes per image, best first. Default 100.
         threads: int, runtime threads; None: the core count. Default None.
 
@@ -78,7 +99,8 @@ class DetectorBoxes:
     """
 
     def __init__(self, path, layout="auto", preset=None, size=None, mean=None, std=None,
-                 threshold=0.3, person_class=0, nms_iou=0.45, max_people=100, threads=None):
+                 threshold=0.3, person_class=0, nms_iou=0.45, max_people=100, threads=None,
+                 nms_classes=None):
         self.path = os.fspath(path)
         if layout not in ("auto", *LAYOUTS):
             raise DetectorError(f"unknown detector format {layout!r}; choose auto or one of "
@@ -89,6 +111,8 @@ class DetectorBoxes:
         if not 0.0 <= threshold <= 1.0 or not 0.0 < nms_iou <= 1.0:
             raise DetectorError(f"detector threshold must be in [0, 1] and NMS IoU in (0, 1], "
                                 f"got {threshold} and {nms_iou}")
+        if nms_classes not in (None, "all", "person"):
+            raise DetectorError(f"NMS classes must be 'all' or 'person', got {nms_classes!r}")
         if int(max_people) < 1:
             raise DetectorError(f"max people per image must be >= 1, got {max_people}")
         for label, values in (("mean", mean), ("std", std)):
@@ -109,10 +133,11 @@ class DetectorBoxes:
         self.nms_iou, self.max_people = float(nms_iou), int(max_people)
         self._input = self.network.inputs[0]
         self.channels_first, self.size, self.dynamic = self._input_geometry(size)
+        self.rect = False  # Ultralytics' rect letterbox: known once the preset is
 
         # One run on a blank input: dynamic output sizes become concrete for recognition.
-        probe, _ = self._run(np.zeros((self.size[1], self.size[0], 3), np.uint8),
-                             Preprocess("stretch"))
+        probe, _, _ = self._run(np.zeros((self.size[1], self.size[0], 3), np.uint8),
+                                Preprocess("stretch"), self.size)
         names = [t.name for t in self.network.outputs]
         order = self._postprocess_order()
         found, roles = recognise_layout(probe, names, self.size,
@@ -125,6 +150,7 @@ class DetectorBoxes:
                 "YOLOv5/YOLOX (B, N, 5+C), YOLOv8/11 (B, 4+C, N) or SSD boxes/classes/scores/"
                 "count (README: person detectors)")
         self.layout, self.roles = found, roles
+        self.nms_classes = nms_classes or NMS_CLASSES[found]
         classes = class_count(found, roles, probe)
         if classes is not None and not 0 <= self.person_class < classes:
             raise DetectorError(f"--person-class {self.person_class}: {self.path} scores "
@@ -134,6 +160,7 @@ class DetectorBoxes:
         self.preprocess = dataclasses.replace(
             base, mean=tuple(map(float, mean)) if mean is not None else base.mean,
             std=tuple(map(float, std)) if std is not None else base.std)
+        self.rect = self.dynamic and size is None and self.preprocess.placement == "centre"
         self.calls = 0
 
     def _input_geometry(self, size):
@@ -163,11 +190,22 @@ class DetectorBoxes:
         order = [position.get(i) for i in indices]
         return None if None in order else order
 
-    def _run(self, image, preprocess):
-        canvas, placement = fit_image(image, self.size, preprocess)
+    def input_size_for(self, image):
+        """The model input ``(w, h)`` for ``image``: the file's, ``--detector-size``, or
+        for a dynamic file with the ``ultralytics`` preset Ultralytics' ``rect`` letterbox
+        (``rect_letterbox_size``)."""
+        if self.rect:
+            h, w = image.shape[:2]
+            return rect_letterbox_size(w, h, max(self.size))
+        return self.size
+
+    def _run(self, image, preprocess, size=None):
+        size = size or self.input_size_for(image)
+        canvas, placement = fit_image(image, size, preprocess)
         x = make_input(canvas, self._input, preprocess, self.channels_first)
         outputs = self.network.run_outputs(x)
-        return [dequantize(o, info) for o, info in zip(outputs, self.network.outputs)], placement
+        outputs = [dequantize(o, info) for o, info in zip(outputs, self.network.outputs)]
+        return outputs, placement, size
 
     @property
     def name(self):
@@ -176,21 +214,32 @@ class DetectorBoxes:
                else f"NMS IoU {self.nms_iou:g}")
         return (f"detector {self.path}: layout {self.layout} ({LAYOUT_TITLES[self.layout]}), "
                 f"input {self.size[0]}x{self.size[1]}"
-                f"{' (dynamic, --detector-size)' if self.dynamic else ''} "
+                f"{self._dynamic_text()} "
                 f"{np.dtype(self._input.dtype).name}, {self.preprocess.describe()} "
                 f"(preset {self.preset}), person class {self.person_class}, threshold "
                 f"{self.threshold:g}, {nms}, at most {self.max_people} people; "
                 f"{self.network.description}")
 
+    def _dynamic_text(self):
+        if not self.dynamic:
+            return ""
+        if self.rect:
+            return (f" (dynamic: Ultralytics' rect letterbox, sides up to {max(self.size)} in "
+                    f"multiples of {RECT_STRIDE}; --detector-size for a fixed one)")
+        return " (dynamic, --detector-size)"
+
     def detect(self, image):
         """Every person box of ``image`` (RGB uint8): ``(xyxy (M, 4) image pixels, scores
         (M,))``, best first, after threshold, NMS and the cap."""
         self.calls += 1
-        outputs, placement = self._run(image, self.preprocess)
-        xyxy, scores, classes = decode(self.layout, self.roles, outputs, self.size)
-        keep = ((classes == self.person_class) & (scores >= self.threshold)
-                & np.isfinite(scores) & np.isfinite(xyxy).all(axis=1))
-        xyxy, scores = placement.to_image(xyxy[keep]), np.asarray(scores[keep], np.float64)
+        outputs, placement, size = self._run(image, self.preprocess)
+        xyxy, scores, classes = decode(self.layout, self.roles, outputs, size)
+        kept = ((scores >= self.threshold) & np.isfinite(scores)
+                & np.isfinite(xyxy).all(axis=1))
+        if self.nms_classes == "person" or HAS_NMS[self.layout]:
+            kept &= classes == self.person_class
+        xyxy = placement.to_image(xyxy[kept])
+        scores, classes = np.asarray(scores[kept], np.float64), classes[kept]
         if len(scores) == 0:
             return np.zeros((0, 4)), np.zeros(0)
         if HAS_NMS[self.layout]:
@@ -200,6 +249,7 @@ class DetectorBoxes:
             order = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(),
                                                 self.threshold, self.nms_iou),
                                np.int64).reshape(-1)  # best first
+            order = order[classes[order] == self.person_class]  # after class-agnostic NMS
         order = order[:self.max_people]
         return xyxy[order], scores[order]
 
@@ -230,6 +280,11 @@ def add_detector_arguments(parser):
                        help="the person class index of the detector (default 0, COCO)")
     group.add_argument("--detector-nms-iou", type=float, default=0.45,
                        help="NMS IoU for files without NMS inside (default 0.45)")
+    group.add_argument("--detector-nms-classes", choices=["all", "person"],
+                       help="NMS over boxes of all classes (a person under a stronger box of "
+                            "another class is dropped) or over person boxes only; default: "
+                            "the layout's (yolox: all, as YOLOX's demo; yolov5/yolov8: "
+                            "person, as Ultralytics)")
     group.add_argument("--max-people", type=int, default=100,
                        help="at most this many people per image (default 100)")
 
@@ -240,4 +295,5 @@ def detector_from_args(args, threads=None):
                          size=args.detector_size, mean=args.detector_mean,
                          std=args.detector_std, threshold=args.detector_threshold,
                          person_class=args.person_class, nms_iou=args.detector_nms_iou,
-                         max_people=args.max_people, threads=threads)
+                         max_people=args.max_people, threads=threads,
+                         nms_classes=args.detector_nms_classes)

@@ -150,6 +150,59 @@ def test_a_person_class_the_file_does_not_score_is_refused(onnx_files, layout):
     DetectorBoxes(onnx_files["end2end"], person_class=80)
 
 
+def test_yolox_nms_is_class_agnostic_and_ultralytics_per_class(tmp_path):
+    """A chair box over person A (IoU 0.86, stronger): YOLOX's demo NMS (all classes) drops
+    the person, Ultralytics' (per class) keeps it; --detector-nms-classes picks either."""
+    chair_on_a = [24.0, 34.0, 80.0, 150.0]
+    planted = [(PERSON_A, 0, 0.9), (chair_on_a, 2, 0.95), (PERSON_B, 0, 0.8)]
+    yolox = onnx_detector(tmp_path / "yolox.onnx",
+                          {"output": _yolo(top_left, True, planted=planted)[None]})
+    yolov8 = onnx_detector(tmp_path / "yolov8.onnx",
+                           {"output0": _yolo(centred, False, planted=planted).T[None]})
+    assert DetectorBoxes(yolox).nms_classes == "all"
+    assert_people(DetectorBoxes(yolox), [PERSON_B])
+    assert_people(DetectorBoxes(yolox, nms_classes="person"), [PERSON_A, PERSON_B])
+    assert DetectorBoxes(yolov8).nms_classes == "person"
+    assert_people(DetectorBoxes(yolov8), [PERSON_A, PERSON_B])
+    assert_people(DetectorBoxes(yolov8, nms_classes="all"), [PERSON_B])
+    with pytest.raises(DetectorError, match="NMS classes must be 'all' or 'person'"):
+        DetectorBoxes(yolov8, nms_classes="chair")
+
+
+@pytest.mark.parametrize("w, h, expected", [(256, 160, (640, 416)), (640, 429, (640, 448)),
+                                            (1280, 853, (640, 448)), (517, 777, (448, 640)),
+                                            (640, 640, (640, 640))])
+def test_rect_letterbox_size_as_ultralytics_computes_it(w, h, expected):
+    """``LetterBox(auto=True, stride=32)`` at imgsz 640: r = min(640/h, 640/w), sides
+    round(w r), round(h r), padded by np.mod(640 - side, 32): 256x160 → r 2.5, 640x400,
+    400 + 240 mod 32 = 416; 517x777 → 425.85 → 426 + 214 mod 32 = 448."""
+    from pose.apis.detector import rect_letterbox_size
+
+    assert rect_letterbox_size(w, h) == expected
+
+
+def test_a_dynamic_ultralytics_file_gets_the_rect_letterbox_per_image(tmp_path, monkeypatch):
+    from pose.apis.detector import DetectorBoxes as Boxes
+
+    path = onnx_detector(tmp_path / "yolov8_dynamic.onnx",
+                         {"output0": _yolo(centred, False).T[None]},
+                         input_shape=(1, 3, None, None))
+    source = Boxes(path)
+    assert source.dynamic and source.input_size_for(IMAGE) == (640, 416)
+    assert "rect letterbox" in source.name
+    seen = []
+    run = source.network.run_outputs
+    monkeypatch.setattr(source.network, "run_outputs", lambda x: seen.append(x.shape) or run(x))
+    source(IMAGE, "photo.jpg", 1)
+    source(np.zeros((777, 517, 3), np.uint8), "tall.jpg", 2)
+    assert seen == [(1, 3, 416, 640), (1, 3, 640, 448)]
+    fixed = Boxes(path, size=(128, 128))  # --detector-size still forces a size
+    assert fixed.input_size_for(IMAGE) == (128, 128) and "rect" not in fixed.name
+    assert_people(fixed, [PERSON_A, PERSON_B])
+    other = Boxes(path, preset="yolox")  # the rect letterbox is Ultralytics' alone
+    assert other.input_size_for(IMAGE) == (640, 640)
+
+
 def test_dynamic_input_size(onnx_files):
     path = onnx_files["end2end_dynamic"]
     source = DetectorBoxes(path, size=(192, 128))
