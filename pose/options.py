@@ -150,6 +150,7 @@ OPTION_RANGES = {
     "benchmark model --width": Range(1, 1024),  # HRNet width (18, 32, 48, ...)
     "benchmark model --intra": Range(0, max_threads),  # 0: TensorFlow's default
     "benchmark model --inter": Range(0, max_threads),
+    "benchmark detector-input --size": Range(32, MAX_INPUT_SIDE),
 }
 
 # The documented range of every numeric config value: key → Range, checked with the types

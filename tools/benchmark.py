@@ -181,6 +181,31 @@ def benchmark_bootstrap_intervals(args):
     print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
     write_json(result, args.out)
     print(f"wrote {args.out}")
+def benchmark_detector_input(args):
+    from datasets.coco import read_image_rgb
+    from pose.apis.cpu_features import cpu_flags
+    from pose.experiments.detector_benchmark import time_detector_input
+
+    rows = []
+    for path in args.images:
+        image = read_image_rgb(path)
+        timing = time_detector_input(image, args.size, args.repeats)
+        rows.append({"image": os.path.basename(path),
+                     "size": f"{image.shape[1]}x{image.shape[0]}", **timing,
+                     "ratio": timing["project_ms"] / timing["ultralytics_ms"]})
+    print(f"detector input {args.size}x{args.size} NCHW float32 from a decoded photo, median of "
+          f"{args.repeats} alternating calls; {_cpu_name()}, flags {' '.join(cpu_flags())}")
+    print(format_table(rows, [("image", "image", "{}"), ("size", "size", "{}"),
+                              ("project_ms", "project (ms)", "{:.2f}"),
+                              ("ultralytics_ms", "Ultralytics restated (ms)", "{:.2f}"),
+                              ("ratio", "ratio", "{:.2f}"),
+                              ("max_abs_difference", "max |diff|", "{:.1e}")]))
+    write_json({"machine": {"cpu": _cpu_name(), "flags": cpu_flags(),
+                            "cores": os.cpu_count()}, "size": args.size,
+                "repeats": args.repeats, "rows": rows}, args.out)
+    print(f"wrote {args.out}")
+
+
 def _short_labels(paths):
     """The shortest names that tell ``paths`` apart: their path parts without the ones all
     share at the start and the end (``work/demo/comparison/none/seed0/last.keras`` and
@@ -406,6 +431,13 @@ def main(argv=None):
                           help="LiteRT/ONNX Runtime threads (default: the core count)")
     runtimes.add_argument("--workdir", output="folder", default="work/runtimes")
     runtimes.add_argument("--out", output="file", default="benchmark_runtimes.json")
+    detector_input = sub.add_parser("detector-input",
+                                    help="ms to build a detector input: this project against "
+                                         "Ultralytics' pre-processing restated")
+    detector_input.add_argument("--images", nargs="+", required=True, metavar="PHOTO")
+    detector_input.add_argument("--size", type=int, default=640, help="square input side")
+    detector_input.add_argument("--repeats", type=int, default=50)
+    detector_input.add_argument("--out", output="file", default="benchmark_detector_input.json")
     video = sub.add_parser("video", help="video frames/s: detection every frame vs every 5, "
                                          "tracking and smoothing")
     video.add_argument("--weights", required=True, help="the pose model (.tflite, .onnx, "
@@ -431,7 +463,7 @@ def main(argv=None):
     video.add_argument("--threads", type=int, default=None)
     video.add_argument("--workdir", output="folder", default="work/video_benchmark")
     video.add_argument("--out", output="file", default="benchmark_video.json")
-    for subparser in (model, scale, intervals, runtimes, video):
+    for subparser in (model, scale, intervals, runtimes, video, detector_input):
         subparser.add_argument("--overwrite", action="store_true",
                                help="replace --out even when this tool did not write it")
     args = parser.parse_args(argv)
@@ -453,6 +485,8 @@ def main(argv=None):
         benchmark_bootstrap_intervals(args)
     elif args.benchmark == "video":
         benchmark_video_inference(args)
+    elif args.benchmark == "detector-input":
+        benchmark_detector_input(args)
     else:
         benchmark_runtimes(args)
     outputs.record(os.path.basename(args.out))

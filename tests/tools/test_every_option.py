@@ -69,6 +69,7 @@ BASE_COMMANDS = {
     "benchmark runtimes": ([], {"--weights": "model.keras", "--workdir": "br",
                                 "--out": "br.json"}),
     "benchmark video": ([], {"--weights": "model.keras", "--workdir": "bv", "--out": "bv.json"}),
+    "benchmark detector-input": ([], {"--images": ["images/a.jpg"], "--out": "bd.json"}),
 }
 
 # Where each tool's work starts: "module:function", replaced by a stop.
@@ -91,7 +92,8 @@ STOPS = {
     "benchmark": ["tools.benchmark:benchmark_model", "tools.benchmark:benchmark_eval_scale",
                   "tools.benchmark:benchmark_bootstrap_intervals",
                   "tools.benchmark:benchmark_runtimes",
-                  "tools.benchmark:benchmark_video_inference"],
+                  "tools.benchmark:benchmark_video_inference",
+                  "tools.benchmark:benchmark_detector_input"],
 }
 
 # Paths of the inputs folder, as a user would type them.
@@ -187,7 +189,8 @@ def _inputs():
     and a named pipe (reading it would block)."""
     folder = Path(tempfile.mkdtemp(prefix="every-option-"))
     try:
-        shutil.copytree(INPUTS, folder / "w", symlinks=True)
+        # hard links: fast, and a tool's atomic writes replace a link, never the original
+        shutil.copytree(INPUTS, folder / "w", symlinks=True, copy_function=os.link)
         work = folder / "w"
         os.mkfifo(work / "pipe.jpg")
         yield work

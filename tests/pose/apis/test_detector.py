@@ -343,6 +343,42 @@ def test_the_odd_sizes_do_tell_the_roundings_apart():
     assert _yolox_preproc(1280, 853, (640, 640))[0] == (640, 426)
 
 
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("channels_first", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int8])
+def test_the_fused_input_equals_the_preset_restated_in_numpy(preset, channels_first, dtype):
+    """``make_input`` (one OpenCV pass, the channel swap of a BGR preset included) against
+    the preset's formula in NumPy on the canvas in the preset's channel order: float to
+    one float32 rounding step, uint8 and int8 exactly."""
+    image = np.random.default_rng(1).integers(0, 256, (97, 131, 3), np.uint8)
+    pre = PRESETS[preset]
+    canvas, _ = fit_image(image, (64, 48), pre)
+    rgb, _ = fit_image(image, (64, 48), pre, keep_rgb=True)
+    np.testing.assert_array_equal(rgb[..., ::-1] if pre.channels == "BGR" else rgb, canvas)
+    shape = (1, 3, 48, 64) if channels_first else (1, 48, 64, 3)
+    info = TensorInfo("x", shape, np.dtype(dtype),
+                      quantization=(1 / 255, -128) if dtype == np.int8 else None)
+    layout = (0, 3, 1, 2) if channels_first else (0, 1, 2, 3)
+    per_channel = (1, 3, 1, 1) if channels_first else (1, 1, 1, 3)
+    values = ((canvas[None].astype(np.float64).transpose(layout)
+               - np.reshape(pre.mean, per_channel)) / np.reshape(pre.std, per_channel))
+    expected = {np.float32: values,
+                np.uint8: canvas[None].transpose(layout),
+                np.int8: np.clip(np.round(values * 255 - 128), -128, 127)}[dtype]
+    for x in (make_input(canvas, info, pre, channels_first),
+              make_input(rgb, info, pre, channels_first, from_rgb=True)):
+        assert x.shape == shape and x.dtype == dtype and x.flags.c_contiguous
+        if dtype == np.float32:
+            np.testing.assert_allclose(x, expected, rtol=2e-7, atol=1e-7)
+        elif dtype == np.int8 and preset == "rtmdet":
+            # a value one float32 step from a half (mmdet's std is no power of two) may
+            # round to the neighbouring level; the others are exact
+            difference = np.abs(x.astype(int) - expected)
+            assert difference.max() <= 1 and np.mean(difference == 0) > 0.99
+        else:
+            np.testing.assert_array_equal(x, expected)
+
+
 def test_fit_image_and_input_by_hand():
     image = np.zeros((160, 256, 3), np.uint8)
     image[..., 0], image[..., 1], image[..., 2] = 200, 100, 50  # R, G, B
@@ -441,3 +477,16 @@ def test_planted_detector_gives_the_keypoints_of_boxes(coco_sample_dir, tmp_path
         assert g["file_name"] == w["file_name"]
         np.testing.assert_allclose(g["box"], w["box"], atol=1e-2)
         np.testing.assert_allclose(g["keypoints"], w["keypoints"], atol=0.05)
+
+
+@pytest.mark.parametrize("shape", [(429, 640), (853, 1280), (777, 517), (480, 640)])
+def test_the_ultralytics_input_is_ultralytics_own_pre_processing(shape):
+    """The ``ultralytics`` preset's input of a photo equals Ultralytics' predictor
+    pre-processing restated (``LetterBox`` with ``copyMakeBorder``, BGR to RGB, NCHW, / 255)
+    to one float32 rounding step: the benchmark times the same work on both sides."""
+    from pose.experiments.detector_benchmark import time_detector_input
+
+    image = np.random.default_rng(3).integers(0, 256, (*shape, 3), np.uint8)
+    result = time_detector_input(image, 640, repeats=1)
+    assert result["max_abs_difference"] <= 1e-7
+    assert result["project_ms"] > 0 and result["ultralytics_ms"] > 0
