@@ -171,25 +171,32 @@ def make_input(canvas, info, preprocess, channels_first, from_rgb=False):
     input's scale and zero point; float normalised by the preset's mean and std.
 
     ``canvas`` is in the preset's channel order, or RGB with ``from_rgb`` (a BGR preset's
-    channels are then swapped here). The float values come from one fused OpenCV pass
-    (``cv2.dnn.blobFromImageWithParams``: channel swap, ``(v - mean) * (1 / std)``, layout),
-    about 7x faster than the NumPy steps at 640 x 640; ``1 / std`` differs from a division
-    by at most one float32 rounding step.
+    channels are then swapped here, in the same pass). A channels-first float input is
+    filled plane by plane (``cv2.split``, then a cast, ``- mean`` and ``/ std`` in place):
+    at 640 x 640 that is about as fast as Ultralytics' own ``transpose`` + ``float`` + ``/
+    255`` (BENCHMARKS.md, "Detector input"), with the same float32 arithmetic.
     """
     swap = from_rgb and preprocess.channels == "BGR"
     dtype = np.dtype(info.dtype)
     if dtype == np.uint8:
         x = (canvas[..., ::-1] if swap else canvas)[None]  # (1, h, w, 3)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if channels_first else x)
-    params = cv2.dnn.Image2BlobParams()
-    # mean and scale are in the output's (the preset's) channel order, swap or not
-    params.scalefactor = tuple(1.0 / float(v) for v in preprocess.std) + (1.0,)
-    params.mean = tuple(float(v) for v in preprocess.mean) + (0.0,)
-    params.swapRB = swap
-    params.ddepth = cv2.CV_32F
-    params.datalayout = cv2.DNN_LAYOUT_NCHW if channels_first else cv2.DNN_LAYOUT_NHWC
-    params.size = (canvas.shape[1], canvas.shape[0])
-    values = cv2.dnn.blobFromImageWithParams(canvas, params)  # (1, 3, h, w) or (1, h, w, 3)
+    mean = np.asarray(preprocess.mean, np.float32)
+    std = np.asarray(preprocess.std, np.float32)
+    h, w = canvas.shape[:2]
+    if channels_first:
+        planes = cv2.split(canvas)  # 3 x (h, w) uint8, contiguous
+        values = np.empty((1, 3, h, w), np.float32)
+        for channel, plane in enumerate(planes[::-1] if swap else planes):
+            target = values[0, channel]  # (h, w)
+            target[...] = plane
+            if mean[channel]:
+                target -= mean[channel]
+            target /= std[channel]
+    else:
+        values = (canvas[..., ::-1] if swap else canvas)[None].astype(np.float32)
+        values -= mean
+        values /= std  # (1, h, w, 3)
     if dtype == np.int8:
         scale, zero_point = info.quantization or (1.0, 0)
         return np.clip(np.round(values / scale + zero_point), -128, 127).astype(np.int8)
