@@ -246,9 +246,11 @@ class DetectorBoxes:
             order = np.argsort(-scores, kind="stable")
         else:
             xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-            order = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(),
-                                                self.threshold, self.nms_iou),
-                               np.int64).reshape(-1)  # best first
+            # The threshold is applied above (a score equal to it is kept). NMSBoxes' own
+            # score filter is strict (score > threshold >= 0): it gets the scores shifted
+            # by 1 (same order) and threshold 0, so that it drops none of them.
+            order = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), (scores + 1.0).tolist(), 0.0,
+                                                self.nms_iou), np.int64).reshape(-1)  # best first
             order = order[classes[order] == self.person_class]  # after class-agnostic NMS
         order = order[:self.max_people]
         return xyxy[order], scores[order]

@@ -9,10 +9,13 @@ _ONNX_TYPES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int64
 
 
 def onnx_detector(path, outputs, input_shape=(1, 3, 128, 128), input_name="images",
-                  input_dtype=np.float32, opset=17):
+                  input_dtype=np.float32, opset=17, gains=None):
     """An ``.onnx`` whose outputs (``{name: array}``, in order) are the planted arrays.
 
-    ``input_shape`` may hold None (a dynamic dimension)."""
+    ``input_shape`` may hold None (a dynamic dimension). ``gains`` (``{name: array}`` of
+    an output's shape) makes that output depend on what the detector is fed: it becomes
+    ``planted + mean(input) * gain``, so that an option changing the input (mean, std,
+    colour order, size, placement) changes the boxes or scores."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -29,6 +32,12 @@ def onnx_detector(path, outputs, input_shape=(1, 3, 128, 128), input_name="image
         nodes.append(helper.make_node("Constant", [], [f"c{i}"],
                                       value=numpy_helper.from_array(value, f"c{i}")))
         tie = "tie"
+        if gains and name in gains:
+            nodes.append(helper.make_node(
+                "Constant", [], [f"g{i}"], value=numpy_helper.from_array(
+                    np.asarray(gains[name], np.float32), f"g{i}")))
+            nodes.append(helper.make_node("Mul", ["mean", f"g{i}"], [f"gained{i}"]))
+            tie = f"gained{i}"
         if elem != 1:
             nodes.append(helper.make_node("Cast", ["tie"], [f"tie{i}"], to=elem))
             tie = f"tie{i}"
