@@ -28,6 +28,8 @@ DUPLICATE = [22.0, 32.0, 82.0, 148.0]  # of A (IoU 0.91)
 CHAIR_ON_B = [152.0, 12.0, 230.0, 138.0]  # class 2 over B (IoU 0.95)
 FAINT = [90.0, 100.0, 140.0, 158.0]  # person, score 0.2
 FED = [95.0, 20.0, 135.0, 90.0]  # person, score 0.25 + mean(input)
+# B's score as the file holds it (float32 0.8 = 0.800000011920929): the threshold itself
+B_SCORE = float(np.float32(0.8))
 PLANTED = [(PERSON_A, 0, 0.9), (PERSON_B, 0, 0.8), (DUPLICATE, 0, 0.7),
            (CHAIR_ON_B, 2, 0.95), (FAINT, 0, 0.2), (FED, 0, 0.25)]
 
@@ -80,7 +82,7 @@ def test_without_options_the_planted_people_come_out(planted, capsys):
 
 @pytest.mark.parametrize("options, changed", [
     (["--detector-threshold", 0.1], "the faint person appears"),
-    (["--detector-threshold", 0.8], "B, scoring exactly the threshold, is kept; FED not"),
+    (["--detector-threshold", B_SCORE], "B, scoring exactly the threshold, is kept; FED not"),
     (["--detector-threshold", 0.81], "B, just under the threshold, is dropped"),
     (["--person-class", 2], "the chair instead of the people"),
     (["--detector-nms-iou", 1.0], "the duplicate of A is kept"),
@@ -102,7 +104,7 @@ def test_each_detector_option_changes_the_output(planted, capsys, options, chang
         assert len(err) == 1 and err[0].startswith("error: "), err
         return
     dets = with_option[1]
-    by_threshold = {0.1: [PERSON_A, PERSON_B, FED, FAINT], 0.8: [PERSON_A, PERSON_B],
+    by_threshold = {0.1: [PERSON_A, PERSON_B, FED, FAINT], B_SCORE: [PERSON_A, PERSON_B],
                     0.81: [PERSON_A]}
     expected = {
         "--detector-threshold": by_threshold.get(options[1]),
