@@ -2,7 +2,7 @@
 
     python tools/test.py --weights RUN/best.keras|M.tflite|M.onnx [--config CFG]
                          [--gt-boxes | --boxes DET.json]
-                         [--no-flip] [--set k=v ...] --out DIR
+                         [--no-flip] [--set k=v ...] [--diagnose] --out DIR
 
 The config defaults to the one saved beside the checkpoint (RUN/best.yaml), which also
 carries the dataset metadata (keypoints, flip pairs, sigmas). --weights may also be a
@@ -14,8 +14,10 @@ file name, and the rest of the config is the COCO default unless --config is giv
 int8) or .onnx (float32 or int8) file runs on LiteRT / ONNX Runtime, a SavedModel folder on
 TensorFlow, each with the config export wrote beside it, the same boxes, flip test,
 decoding, OKS-NMS and pycocotools evaluation: the AP of the file that ships. metrics.json
-records the file, runtime and precision under "model". Bad input ends in one line
-``error: ...`` and exit code 2 (--debug shows the traceback).
+records the file, runtime and precision under "model". --diagnose also writes the keypoint
+error diagnosis of these results into --out (what tools/analyze.py writes: diagnosis.json,
+diagnosis.md, two figures). Bad input ends in one line ``error: ...`` and exit code 2
+(--debug shows the traceback).
 """
 
 import logging
@@ -32,10 +34,12 @@ from pose.options import ToolArgumentParser
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
+from datasets.metadata import DatasetMeta
 from pose.apis.estimator import load_network, runtime_description, runtime_info
 from pose.checks import claim_output_folder
 from pose.config import resolve_config
 from pose.errors import run_tool
+from pose.evaluation.diagnosis import DIAGNOSIS_OUTPUTS, diagnose_files
 from pose.evaluation.evaluator import (
     EVALUATION_OUTPUTS,
     check_evaluation_output,
@@ -59,6 +63,9 @@ def main(argv=None):
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--annotations", help="annotation file (default: data.val_annotations)")
     parser.add_argument("--images", help="image folder (default: data.val_images)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also diagnose the keypoint errors of the results (as "
+                             "tools/analyze.py) into --out")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", required=True, output="folder",
@@ -80,13 +87,19 @@ def main(argv=None):
                                        input_size=args.input_size)
     print(f"{args.weights}: {runtime_description(model, args.threads)}", flush=True)
     config = resolve_config(args.config, saved_config, args.overrides, source=args.weights)
-    evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
-                    image_dir=args.images, detections=args.boxes,
-                    use_gt_boxes=True if args.gt_boxes else None,
-                    flip_test=False if args.no_flip else None,
-                    model_info={"weights": args.weights, **runtime_info(model)})
+    report = evaluate_config(model, config, out_dir=args.out, annotation_file=args.annotations,
+                             image_dir=args.images, detections=args.boxes,
+                             use_gt_boxes=True if args.gt_boxes else None,
+                             flip_test=False if args.no_flip else None,
+                             model_info={"weights": args.weights, **runtime_info(model)})
     outputs.record(*EVALUATION_OUTPUTS)
     print(f"wrote {args.out}/metrics.json and keypoints_results.json")
+    if args.diagnose:
+        results = os.path.join(args.out, "keypoints_results.json")
+        meta = DatasetMeta.from_coco(report["annotations"], data=config.data)
+        diagnose_files(report["annotations"], results, args.out, meta=meta)
+        outputs.record(*DIAGNOSIS_OUTPUTS)
+        print(f"wrote {args.out}/diagnosis.json, diagnosis.md and the figures")
     return 0
 
 

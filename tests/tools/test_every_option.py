@@ -50,6 +50,7 @@ BASE_COMMANDS = {
     "test": ([], {"--weights": "model.keras", "--annotations": "ann.json", "--images": "images",
                   "--boxes": "boxes.json", "--out": "eval"}),
     "infer": (["images"], {"--weights": "model.keras", "--out": "out", "--quiet": None}),
+    "analyze": ([], {"--annotations": "ann.json", "--results": "results.json", "--out": "diag"}),
     "detect": ([], {"--detector": "det.onnx", "--images": ["images"], "--out": "dets.json",
                     "--quiet": None}),
     "export": ([], {"--weights": "model.keras", "--format": "onnx", "--out": "m.onnx"}),
@@ -77,6 +78,7 @@ STOPS = {
     "train": ["pose.engine.training:_fit"],
     "test": ["tools.test:load_network"],
     "infer": ["pose.apis.estimator:load_network"],
+    "analyze": ["tools.analyze:diagnose_files"],
     "detect": ["pose.apis.detector:detector_from_args"],
     "export": ["pose.engine.pretrained:load_any_checkpoint"],
     "convert": ["pose.engine.pretrained:convert_checkpoint"],
@@ -212,6 +214,10 @@ def _make_inputs(root):
     (root / "ann.json").write_text(json.dumps(annotations))
     (root / "boxes.json").write_text(json.dumps(
         [{"image_id": image_id, "category_id": 1, "bbox": [10, 10, 100, 200], "score": 0.9}]))
+    person = next(a for a in annotations["annotations"] if a.get("num_keypoints"))
+    (root / "results.json").write_text(json.dumps(
+        [{"image_id": image_id, "category_id": 1, "keypoints": person["keypoints"],
+          "score": 0.9}]))
     (root / "model.keras").write_bytes(b"a checkpoint (the tools stop before loading it)")
     (root / "det.onnx").write_bytes(b"a detector (the tools stop before loading it)")
     shutil.copy(data / "official_hrnet" / "pose_hrnet_tiny.pth", root / "tiny.pth")
