@@ -273,7 +273,7 @@ def _summarize(matches, precision, recall):
     return np.stack(columns, axis=1)  # (B, 10)
 
 
-def _check_memory(num_resamples, num_images):
+def check_resample_memory(num_resamples, num_images):
     """Refuse, before allocating, a resample count whose image counts would not fit in
     half of this machine's memory (``resample_image_counts`` holds three (B, I) int64
     arrays at its peak)."""
@@ -328,7 +328,7 @@ def paired_differences(matches_by_variant, num_resamples=1000, seed=0, confidenc
     unknown = [s for s in stats if s not in STAT_NAMES]
     if unknown:
         raise ValueError(f"unknown stats {unknown}; choose among {STAT_NAMES}")
-    _check_memory(num_resamples, len(image_ids))
+    check_resample_memory(num_resamples, len(image_ids))
     rng = np.random.default_rng(seed)
     counts = resample_image_counts(len(image_ids), num_resamples, rng)
     columns = [STAT_NAMES.index(s) for s in stats]

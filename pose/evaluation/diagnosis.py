@@ -70,8 +70,8 @@ DIAGNOSIS_OUTPUTS = ("diagnosis.json", "diagnosis.md", "diagnosis_errors.png",
                      "diagnosis_pr.png")
 
 __all__ = ["KEYPOINT_CLASSES", "CORRECTION_STEPS", "DIAGNOSIS_OUTPUTS", "ResultsError",
-           "load_results", "classify_keypoints", "diagnose", "format_diagnosis",
-           "write_diagnosis", "diagnose_files"]
+           "load_results", "classify_keypoints", "diagnose", "class_counts_by_image",
+           "format_diagnosis", "write_diagnosis", "diagnose_files"]
 
 
 class ResultsError(UserError):
@@ -297,6 +297,26 @@ def diagnose(coco, results, meta: DatasetMeta) -> dict:
         "thresholds": {"localization_oks": LOCALIZATION_OKS, "good_ks": GOOD_KS,
                        "jitter_ks": JITTER_KS},
     }
+
+
+def class_counts_by_image(coco, results, meta: DatasetMeta):
+    """Each image's count of matched keypoints per class: what a comparison resamples.
+
+    Returns:
+        ``(image_ids (I,) int64, counts (I, 5) int64)`` over every image of the
+        annotations (sorted ids; zeros where nothing was matched), columns in
+        ``KEYPOINT_CLASSES`` order. The sums over the images are :func:`diagnose`'s
+        ``counts``.
+    """
+    matching = _cocoeval(coco, results, meta.sigmas_array, oks_thresholds=[LOCALIZATION_OKS])
+    dt_to_gt, _, _ = _matches_at_all_areas(matching)
+    image_ids = np.asarray(sorted(coco.getImgIds()), np.int64)
+    row_of = {int(image_id): row for row, image_id in enumerate(image_ids)}
+    counts = np.zeros((len(image_ids), len(KEYPOINT_CLASSES)), np.int64)
+    for index, labels in _classify_matches(coco, results, dt_to_gt, meta).items():
+        labelled = labels[labels >= 0]
+        np.add.at(counts, (row_of[int(results[index]["image_id"])], labelled), 1)
+    return image_ids, counts
 
 
 def _classify_matches(coco, results, dt_to_gt, meta):

@@ -19,6 +19,7 @@ moves AP by more than PSA does at demo scale (BENCHMARKS.md, "Training noise").
 import csv
 import dataclasses
 import itertools
+import json
 import logging
 import os
 import subprocess
@@ -38,9 +39,13 @@ from pose.evaluation.bootstrap import (
     INTERVAL_STATS,
     MIN_SEEDS_FOR_A_VERDICT,
     PerImageMatches,
+    check_resample_memory,
     paired_differences,
+    resample_image_counts,
     resampled_stats,
+    seed_aware_interval,
 )
+from pose.evaluation.diagnosis import KEYPOINT_CLASSES, class_counts_by_image
 from pose.evaluation.evaluator import evaluate_config
 from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
 from pose.experiments.benchmark import make_forward, time_forward
@@ -135,14 +140,30 @@ def _per_image_matches(results_file, annotation_file, oks_sigmas):
         return None
 
 
+def _keypoint_errors(results_file, annotation_file, config):
+    """The run's per-image keypoint error counts (``pose.evaluation.diagnosis``), or None
+    when it has no results: ``{"image_ids": (I,), "counts": (I, 5)}``."""
+    if not os.path.isfile(results_file):
+        return None
+    coco = load_coco(annotation_file)
+    meta = DatasetMeta.from_coco(coco, data=config.data)
+    with open(results_file, encoding="utf-8") as f:
+        results = json.load(f)
+    if not results:
+        return None
+    image_ids, counts = class_counts_by_image(coco, results, meta)
+    return {"image_ids": image_ids, "counts": counts}
+
+
 def _evaluate_run(label, model, config, out_dir, verbose):
     """A run's row without its latency (timed separately, when nothing else runs)."""
     metrics = evaluate_config(model, config, out_dir=out_dir, verbose=verbose)
-    matches = _per_image_matches(os.path.join(out_dir, "keypoints_results.json"),
-                                 metrics["annotations"], config.data.oks_sigmas)
+    results_file = os.path.join(out_dir, "keypoints_results.json")
+    matches = _per_image_matches(results_file, metrics["annotations"], config.data.oks_sigmas)
     return {"variant": label, **describe_model(model),
             "metrics": {name: metrics[name] for name in STAT_NAMES},
-            "boxes": metrics["boxes"], "flip_test": metrics["flip_test"], "matches": matches}
+            "boxes": metrics["boxes"], "flip_test": metrics["flip_test"], "matches": matches,
+            "errors": _keypoint_errors(results_file, metrics["annotations"], config)}
 
 
 def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds=1,
@@ -303,6 +324,10 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
     else:
         differences = paired_differences(matches, **resampled)
     comparison = {"variants": rows, "differences": differences, "bootstrap": settings}
+    if complete and len(matches) >= 2:
+        errors = keypoint_error_differences(runs, **resampled)
+        if errors is not None:
+            comparison["keypoint_errors"] = errors
     if a_a:
         short = [label for label, group in matches.items() if len(group) < MIN_SEEDS_FOR_A_A]
         if short or not complete:
@@ -312,6 +337,66 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
         comparison["a_a"] = [a_a_check(label, group, **resampled)
                              for label, group in matches.items()]
     return comparison
+
+
+def keypoint_error_differences(runs, num_resamples=1000, seed=0, confidence=0.95):
+    """Where the variants' keypoints go wrong, and how each variant differs from the first.
+
+    Each run's matched keypoints are classified as good, jitter, inversion, swap or miss
+    (``pose.evaluation.diagnosis``, Ronchi & Perona); a class's *share* is its count over
+    all matched keypoints. Per variant: the shares, averaged over its seeds. Per variant
+    after the first (the reference, ``none`` in a PSA comparison): the difference of each
+    share with ``seed_aware_interval`` — the per-seed shares on the full set, and the
+    seed-averaged difference over paired image resamples (the same resampled images for
+    every run, as the AP intervals; a share is a ratio of sums, so a resample's share is
+    ``(w · counts) / (w · totals)`` with ``w`` its image multiplicities).
+
+    Args:
+        runs: the runs of :func:`summarize_comparison`, each with ``errors``
+            (``_keypoint_errors``) on the same images.
+        num_resamples, seed, confidence: of the image bootstrap.
+
+    Returns:
+        ``{"variants": {label: {"shares", "counts"}}, "differences": [{"reference",
+        "variant", "shares": {class: interval}}]}``, or None when a run has no errors.
+    """
+    if any(run.get("errors") is None for run in runs):
+        return None
+    groups = {}
+    for run in runs:
+        groups.setdefault(run["variant"], []).append(run["errors"])
+    image_ids = runs[0]["errors"]["image_ids"]
+    if any(not np.array_equal(e["image_ids"], image_ids) for g in groups.values() for e in g):
+        raise ValueError("every run's keypoint errors must be on the same images")
+    check_resample_memory(num_resamples, len(image_ids))
+    weights = resample_image_counts(len(image_ids), num_resamples,
+                                    np.random.default_rng(seed))  # (B, I)
+
+    def shares(counts, w=None):
+        """(5,) shares of the full set, or (B, 5) of each resample with ``w``."""
+        totals = counts.sum(axis=1)  # (I,) matched keypoints per image
+        if w is None:
+            return counts.sum(axis=0) / max(int(totals.sum()), 1)
+        return (w @ counts) / np.maximum(w @ totals, 1)[:, None]  # (B, 5)
+
+    per_seed = {label: np.array([shares(e["counts"]) for e in group])  # (S, 5)
+                for label, group in groups.items()}
+    replicates = {label: np.mean([shares(e["counts"], weights) for e in group], axis=0)
+                  for label, group in groups.items()}  # (B, 5) seed-averaged
+    labels = list(groups)
+    report = {"variants": {label: {
+        "shares": dict(zip(KEYPOINT_CLASSES, per_seed[label].mean(axis=0).tolist())),
+        "counts": dict(zip(KEYPOINT_CLASSES, np.mean(
+            [e["counts"].sum(axis=0) for e in groups[label]], axis=0).tolist()))}
+        for label in labels}, "differences": []}
+    reference = labels[0]
+    for label in labels[1:]:
+        report["differences"].append({"reference": reference, "variant": label, "shares": {
+            name: seed_aware_interval(per_seed[reference][:, c], per_seed[label][:, c],
+                                      replicates[label][:, c] - replicates[reference][:, c],
+                                      confidence)
+            for c, name in enumerate(KEYPOINT_CLASSES)}})
+    return report
 
 
 MIN_SEEDS_FOR_A_A = 4  # two seeds against two
@@ -454,7 +539,34 @@ def comparison_markdown(comparison):
     verdicts = "\n".join(f"- {line}" for line in verdict_lines(comparison))
     return ("# PSA comparison\n\n" + (verdicts + "\n\n" if verdicts else "") + note + "\n\n"
             + format_table(table_rows, columns) + "\n\n" + differences_markdown(comparison)
+            + keypoint_errors_markdown(comparison)
             + "".join("\n" + a_a_markdown(check) for check in comparison.get("a_a", [])))
+
+
+def keypoint_errors_markdown(comparison):
+    """Where the keypoints go wrong (``keypoint_error_differences``): each variant's share
+    of good, jitter, inversion, swap and miss keypoints, then each variant against the
+    first, in points of share with the interval and whether it is shown; "" without."""
+    errors = comparison.get("keypoint_errors")
+    if not errors:
+        return ""
+    rows = [{"variant": label, **{name: f"{100 * value:.1f}%"
+                                  for name, value in entry["shares"].items()}}
+            for label, entry in errors["variants"].items()]
+    columns = [("variant", "variant", "{}"), *((n, n, "{}") for n in KEYPOINT_CLASSES)]
+    text = ("\n## Where the keypoints go wrong (Ronchi & Perona)\n\nShare of the matched "
+            "keypoints (OKS 0.1 matching) in each class, averaged over seeds "
+            "(pose.evaluation.diagnosis):\n\n" + format_table(rows, columns) + "\n")
+    for pair in errors["differences"]:
+        cells = []
+        for name, stat in pair["shares"].items():
+            state = "shown" if stat["shown"] else (
+                "images only" if stat["interval"] == "images" else "not shown")
+            cells.append(f"{name} {100 * stat['difference']:+.1f} "
+                         f"[{100 * stat['low']:+.1f}, {100 * stat['high']:+.1f}] ({state})")
+        text += (f"\n{pair['variant']} − {pair['reference']}, points of share (95%): "
+                 + "; ".join(cells) + "\n")
+    return text
 
 
 def _signed(value):

@@ -563,4 +563,4 @@ def test_a_resample_count_beyond_memory_is_refused_before_allocating(monkeypatch
                                 "(0.5 GiB): ask for fewer resamples")
     from pose.evaluation import bootstrap
 
-    bootstrap._check_memory(limit_resamples, 10)  # the limit itself passes
+    bootstrap.check_resample_memory(limit_resamples, 10)  # the limit itself passes

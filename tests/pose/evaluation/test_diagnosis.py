@@ -146,6 +146,21 @@ def test_left_right_inversion(tmp_path):
     assert report["ap_steps"]["inversion"] == pytest.approx(_ap(coco, [_result(PERSON, 0.9)]))
 
 
+def test_per_image_counts_sum_to_the_diagnosis(tmp_path):
+    """``class_counts_by_image``: one row per annotated image (zeros where nothing
+    matched), summing to ``diagnose``'s counts."""
+    from pose.evaluation.diagnosis import class_counts_by_image
+
+    coco = _coco(tmp_path, [(1, PERSON), (2, PERSON), (3, PERSON)], image_ids=(1, 2, 3))
+    results = [_result(PERSON[[0, 2, 1, 4, 3]], 0.9, image_id=1),
+               _result(_moved(PERSON, LEFT_HAND, 25.0), 0.8, image_id=2)]
+    image_ids, counts = class_counts_by_image(coco, results, _meta())
+    assert image_ids.tolist() == [1, 2, 3]
+    report = diagnose(coco, results, _meta())
+    assert dict(zip(report["counts"], counts.sum(axis=0).tolist())) == report["counts"]
+    assert counts[0].tolist() == [1, 0, 4, 0, 0] and counts[2].tolist() == [0] * 5
+
+
 def test_swap_between_two_overlapping_people(tmp_path):
     other = PERSON + (40, 0)
     coco = _coco(tmp_path, [(1, PERSON), (1, other)])

@@ -110,6 +110,50 @@ def test_one_seed_is_never_called_shown():
         differences_markdown(comparison)
 
 
+def _errors(counts, image_ids=(1, 2, 3, 4)):
+    return {"image_ids": np.asarray(image_ids), "counts": np.asarray(counts, np.int64)}
+
+
+def test_keypoint_error_shares_and_their_paired_intervals_by_hand():
+    """``keypoint_error_differences`` against the shares summed image by image in Python:
+    each variant's full-set shares (mean over seeds), and for the second variant each
+    share's difference with the seed-aware interval of the same paired image resamples."""
+    from pose.evaluation.bootstrap import resample_image_counts, seed_aware_interval
+    from pose.evaluation.diagnosis import KEYPOINT_CLASSES
+    from pose.experiments.comparison import keypoint_error_differences
+
+    rng = np.random.default_rng(5)
+    counts = {(label, s): rng.integers(0, 9, size=(4, 5)) for label in ("none", "parallel")
+              for s in range(2)}  # (images, classes) per run
+    runs = [{"variant": label, "errors": _errors(counts[label, s])}
+            for label in ("none", "parallel") for s in range(2)]
+    report = keypoint_error_differences(runs, num_resamples=40, seed=7)
+
+    def share(c, column, multiplicity=(1, 1, 1, 1)):
+        total = sum(m * c[i].sum() for i, m in enumerate(multiplicity))
+        return sum(m * c[i][column] for i, m in enumerate(multiplicity)) / max(total, 1)
+
+    weights = resample_image_counts(4, 40, np.random.default_rng(7))  # (B, I)
+    for c, name in enumerate(KEYPOINT_CLASSES):
+        for label in ("none", "parallel"):
+            assert report["variants"][label]["shares"][name] == pytest.approx(
+                np.mean([share(counts[label, s], c) for s in range(2)]))
+        seeds = {label: [share(counts[label, s], c) for s in range(2)]
+                 for label in ("none", "parallel")}
+        replicates = [np.mean([share(counts["parallel", s], c, w) for s in range(2)])
+                      - np.mean([share(counts["none", s], c, w) for s in range(2)])
+                      for w in weights]
+        expected = seed_aware_interval(seeds["none"], seeds["parallel"], replicates)
+        got = report["differences"][0]["shares"][name]
+        for key in ("difference", "low", "high", "interval", "shown"):
+            assert got[key] == pytest.approx(expected[key]), (name, key)
+    runs[0]["errors"] = None  # a run without results: no breakdown
+    assert keypoint_error_differences(runs) is None
+    runs[0]["errors"] = _errors(counts["none", 0], image_ids=(1, 2, 3, 5))
+    with pytest.raises(ValueError, match="same images"):
+        keypoint_error_differences(runs)
+
+
 def test_variant_config_sets_placement_mode_and_seed(tiny_config):
     config = variant_config(tiny_config, "sequential", placement="block", seed=3)
     assert (config.model.psa_placement, config.model.psa_mode, config.train.seed) == \
@@ -257,3 +301,12 @@ def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_con
                                                     "comparison.png"]
     markdown = open(paths["md"]).read()
     assert "| parallel" in markdown and "| verdict " in markdown
+    # where the keypoints go wrong, per variant and parallel − none
+    errors = comparison["keypoint_errors"]
+    assert list(errors["variants"]) == ["none", "parallel"]
+    for entry in errors["variants"].values():  # (a model this short-trained may match none)
+        matched = sum(entry["counts"].values())
+        assert sum(entry["shares"].values()) == pytest.approx(1.0 if matched else 0.0)
+    (pair,) = errors["differences"]
+    assert pair["shares"]["miss"]["interval"] == "images"  # one seed each
+    assert "## Where the keypoints go wrong" in markdown and "parallel − none" in markdown
