@@ -147,6 +147,16 @@ def test_keypoint_error_shares_and_their_paired_intervals_by_hand():
         got = report["differences"][0]["shares"][name]
         for key in ("difference", "low", "high", "interval", "shown"):
             assert got[key] == pytest.approx(expected[key]), (name, key)
+    # one seed each: the image-only interval, the percentiles of the paired replicates
+    single = keypoint_error_differences([runs[0], runs[2]], num_resamples=40, seed=7)
+    for c, name in enumerate(KEYPOINT_CLASSES):
+        replicates = [share(counts["parallel", 0], c, w) - share(counts["none", 0], c, w)
+                      for w in weights]
+        expected = seed_aware_interval([share(counts["none", 0], c)],
+                                       [share(counts["parallel", 0], c)], replicates)
+        got = single["differences"][0]["shares"][name]
+        assert got["interval"] == "images"
+        assert (got["low"], got["high"]) == pytest.approx((expected["low"], expected["high"]))
     runs[0]["errors"] = None  # a run without results: no breakdown
     assert keypoint_error_differences(runs) is None
     runs[0]["errors"] = _errors(counts["none", 0], image_ids=(1, 2, 3, 5))
