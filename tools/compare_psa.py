@@ -59,6 +59,7 @@ from pose.experiments.comparison import (
     comparison_markdown,
     comparison_outputs,
     expand_forms,
+    keypoint_error_lines,
     parse_variant,
     run_comparison,
     verdict_lines,
@@ -171,6 +172,8 @@ def main(argv=None):
               "image-only intervals exclude 0; with seeds in the interval, "
               f"{check['splits_shown']} of {len(check['seed_splits'])} splits show a "
               "difference")
+    for line in keypoint_error_lines(comparison):  # where the AP difference comes from
+        print(line)
     for line in verdict_lines(comparison):  # last, where the eye lands
         print(line)
 

@@ -557,16 +557,25 @@ def keypoint_errors_markdown(comparison):
     text = ("\n## Where the keypoints go wrong (Ronchi & Perona)\n\nShare of the matched "
             "keypoints (OKS 0.1 matching) in each class, averaged over seeds "
             "(pose.evaluation.diagnosis):\n\n" + format_table(rows, columns) + "\n")
-    for pair in errors["differences"]:
+    return text + "".join(f"\n{line}\n" for line in keypoint_error_lines(comparison))
+
+
+def keypoint_error_lines(comparison):
+    """One line per variant against the first: each error class's change of share in
+    points with its 95% interval and whether it is shown (what the demo and
+    ``tools/compare_psa.py`` print beside the AP verdict); [] without a breakdown."""
+    errors = comparison.get("keypoint_errors")
+    lines = []
+    for pair in (errors or {}).get("differences", []):
         cells = []
         for name, stat in pair["shares"].items():
             state = "shown" if stat["shown"] else (
                 "images only" if stat["interval"] == "images" else "not shown")
             cells.append(f"{name} {100 * stat['difference']:+.1f} "
                          f"[{100 * stat['low']:+.1f}, {100 * stat['high']:+.1f}] ({state})")
-        text += (f"\n{pair['variant']} − {pair['reference']}, points of share (95%): "
-                 + "; ".join(cells) + "\n")
-    return text
+        lines.append(f"Keypoint errors, {pair['variant']} − {pair['reference']} (points of "
+                     "share of the matched keypoints, 95%): " + "; ".join(cells))
+    return lines
 
 
 def _signed(value):

@@ -30,6 +30,7 @@ from pose.experiments.benchmark import speed_reference_ms
 from pose.experiments.comparison import (
     DEFAULT_SEEDS,
     comparison_markdown,
+    keypoint_error_lines,
     run_comparison,
     verdict_lines,
     write_comparison,
@@ -200,6 +201,8 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
                     "tensorboard/, test/metrics.json; seed1.. beside it)", variant, run_dir)
         logger.info("  %8s PSA overlays:  %s (seed 0)", variant,
                     os.path.join(workdir, "overlays", variant))
+    for line in keypoint_error_lines(comparison):  # where the AP difference comes from
+        logger.info("\n%s", line)
     verdicts = verdict_lines(comparison)
     for line in verdicts:  # last, where the eye lands
         logger.info("\n%s", line)
