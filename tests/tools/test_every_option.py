@@ -23,6 +23,7 @@ by each tool's own tests.
 """
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import importlib
@@ -238,6 +239,7 @@ def _make_inputs(root):
 
 INPUTS = Path(tempfile.mkdtemp(prefix="every-option-inputs-")) / "w"
 _make_inputs(INPUTS)
+atexit.register(shutil.rmtree, INPUTS.parent, True)  # made at collection: no fixture owns it
 
 
 def _snapshot(folder):
