@@ -71,6 +71,7 @@ DIAGNOSIS_OUTPUTS = ("diagnosis.json", "diagnosis.md", "diagnosis_errors.png",
 
 __all__ = ["KEYPOINT_CLASSES", "CORRECTION_STEPS", "DIAGNOSIS_OUTPUTS", "ResultsError",
            "load_results", "classify_keypoints", "diagnose", "class_counts_by_image",
+           "corrected_results", "RESULT_STEPS",
            "format_diagnosis", "write_diagnosis", "diagnose_files"]
 
 
@@ -339,12 +340,16 @@ def _classify_matches(coco, results, dt_to_gt, meta):
     return classes
 
 
-def _correction_steps(coco, results, classes, dt_to_gt, meta):
-    """({step: AP, AP50, AP75}, {step: precision at OKS .5}) of the original results and
-    after each correction of ``CORRECTION_STEPS``, each on top of the ones before."""
-    sigmas, k = meta.sigmas_array, meta.num_keypoints
-    steps, curves = {}, {}
-    steps["original"], curves["original"] = _accumulate(_cocoeval(coco, results, sigmas))
+# The steps whose corrected results are a results set of their own (the background steps
+# only mark detections and ground truths as ignored in COCOeval).
+RESULT_STEPS = ("original", *KEYPOINT_ERRORS, "score")
+
+
+def _corrected(coco, results, classes, dt_to_gt, meta):
+    """{step of ``RESULT_STEPS``: results}: the original results, then each keypoint error
+    corrected on top of the ones before, then every detection rescored by its best OKS."""
+    k = meta.num_keypoints
+    sets = {"original": results}
     current = copy.deepcopy(results)
     for error in KEYPOINT_ERRORS:
         # The reference moves a corrected keypoint to the ks it had against the wrong
@@ -357,9 +362,29 @@ def _correction_steps(coco, results, classes, dt_to_gt, meta):
             kpts = np.asarray(current[index]["keypoints"], np.float64).reshape(k, 3)
             kpts[moved, :2] = truth[moved, :2]
             current[index]["keypoints"] = [float(v) for v in kpts.reshape(-1)]  # (3K,)
-        steps[error], curves[error] = _accumulate(_cocoeval(coco, current, sigmas))
+        sets[error] = copy.deepcopy(current)
+    sets["score"] = _rescore_by_best_oks(coco, current, meta.sigmas_array)
+    return sets
 
-    current = _rescore_by_best_oks(coco, current, sigmas)
+
+def corrected_results(coco, results, meta: DatasetMeta) -> dict:
+    """{step of ``RESULT_STEPS``: results with the errors up to that step corrected}: what
+    a comparison evaluates to put intervals on the AP after each fix."""
+    matching = _cocoeval(coco, results, meta.sigmas_array, oks_thresholds=[LOCALIZATION_OKS])
+    dt_to_gt, _, _ = _matches_at_all_areas(matching)
+    classes = _classify_matches(coco, results, dt_to_gt, meta)
+    return _corrected(coco, results, classes, dt_to_gt, meta)
+
+
+def _correction_steps(coco, results, classes, dt_to_gt, meta):
+    """({step: AP, AP50, AP75}, {step: precision at OKS .5}) of the original results and
+    after each correction of ``CORRECTION_STEPS``, each on top of the ones before."""
+    sigmas = meta.sigmas_array
+    steps, curves = {}, {}
+    sets = _corrected(coco, results, classes, dt_to_gt, meta)
+    for step in RESULT_STEPS[:-1]:
+        steps[step], curves[step] = _accumulate(_cocoeval(coco, sets[step], sigmas))
+    current = sets["score"]
     final = _cocoeval(coco, current, sigmas)
     steps["score"], curves["score"] = _accumulate(final)
     _, false_pos, false_neg = _matches_at_all_areas(

@@ -45,7 +45,12 @@ from pose.evaluation.bootstrap import (
     resampled_stats,
     seed_aware_interval,
 )
-from pose.evaluation.diagnosis import KEYPOINT_CLASSES, class_counts_by_image
+from pose.evaluation.diagnosis import (
+    KEYPOINT_CLASSES,
+    RESULT_STEPS,
+    class_counts_by_image,
+    corrected_results,
+)
 from pose.evaluation.evaluator import evaluate_config
 from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
 from pose.experiments.benchmark import make_forward, time_forward
@@ -152,7 +157,11 @@ def _keypoint_errors(results_file, annotation_file, config):
     if not results:
         return None
     image_ids, counts = class_counts_by_image(coco, results, meta)
-    return {"image_ids": image_ids, "counts": counts}
+    # the per-image matches of the results with each error fixed, for the AP intervals
+    fixed = {step: PerImageMatches.from_cocoeval(run_cocoeval(coco, step_results,
+                                                              meta.sigmas_array))
+             for step, step_results in corrected_results(coco, results, meta).items()}
+    return {"image_ids": image_ids, "counts": counts, "fixed": fixed}
 
 
 def _evaluate_run(label, model, config, out_dir, verbose):
@@ -395,7 +404,15 @@ def keypoint_error_differences(runs, num_resamples=1000, seed=0, confidence=0.95
             name: seed_aware_interval(per_seed[reference][:, c], per_seed[label][:, c],
                                       replicates[label][:, c] - replicates[reference][:, c],
                                       confidence)
-            for c, name in enumerate(KEYPOINT_CLASSES)}})
+            for c, name in enumerate(KEYPOINT_CLASSES)}, "ap_after_fixing": {}})
+    if all("fixed" in e for group in groups.values() for e in group):
+        for step in RESULT_STEPS:  # each step's AP difference, the AP intervals' way
+            pairs = paired_differences(
+                {label: [e["fixed"][step] for e in groups[label]] for label in labels},
+                num_resamples=num_resamples, seed=seed, confidence=confidence, stats=("AP",))
+            for entry, pair in zip(report["differences"],
+                                   [p for p in pairs if p["reference"] == reference]):
+                entry["ap_after_fixing"][step] = pair["stats"]["AP"]
     return report
 
 
@@ -575,6 +592,12 @@ def keypoint_error_lines(comparison):
                          f"[{100 * stat['low']:+.1f}, {100 * stat['high']:+.1f}] ({state})")
         lines.append(f"Keypoint errors, {pair['variant']} − {pair['reference']} (points of "
                      "share of the matched keypoints, 95%): " + "; ".join(cells))
+        if pair.get("ap_after_fixing"):
+            lines.append(
+                f"AP after fixing, {pair['variant']} − {pair['reference']} (each step on top "
+                "of the ones before, 95%): " + "; ".join(
+                    f"{step} {_signed(stat['difference'])} {_interval_text(stat)}"
+                    for step, stat in pair["ap_after_fixing"].items()))
     return lines
 
 

@@ -37,11 +37,12 @@ def test_repeated_checkpoint_labels_are_seeds_and_the_verdict_is_printed_last(
     markdown = (tmp_path / "out" / "comparison.md").read_text()
     assert markdown.splitlines()[2] == "- " + verdicts[0]
     # just before the verdicts: where the keypoints go wrong, each variant against a
-    errors = lines[-5:-3]
-    assert [line.split(" (")[0] for line in errors] == ["Keypoint errors, b − a",
-                                                       "Keypoint errors, c − a"]
+    errors = lines[-7:-3]
+    assert [line.split(" (")[0] for line in errors] == [
+        "Keypoint errors, b − a", "AP after fixing, b − a", "Keypoint errors, c − a",
+        "AP after fixing, c − a"]
     assert all(line in markdown for line in errors)
-    assert errors[1].count("(images only)") == 5  # c has one seed: no verdict
+    assert errors[2].count("(images only)") == 5  # c has one seed: no verdict
 
 
 def test_a_seed_count_below_one_is_refused(tmp_path, tiny_config, capsys):

@@ -317,6 +317,12 @@ def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_con
     for entry in errors["variants"].values():  # (a model this short-trained may match none)
         matched = sum(entry["counts"].values())
         assert sum(entry["shares"].values()) == pytest.approx(1.0 if matched else 0.0)
-    (pair,) = errors["differences"]
-    assert pair["shares"]["miss"]["interval"] == "images"  # one seed each
+    (error_pair,) = errors["differences"]
+    assert error_pair["shares"]["miss"]["interval"] == "images"  # one seed each
+    # the AP after each fix; before any fix it is the comparison's own AP interval (the
+    # same paired resamples)
+    from pose.evaluation.diagnosis import RESULT_STEPS
+
+    assert list(error_pair["ap_after_fixing"]) == list(RESULT_STEPS)
+    assert error_pair["ap_after_fixing"]["original"] == pair["stats"]["AP"]
     assert "## Where the keypoints go wrong" in markdown and "parallel − none" in markdown
