@@ -20,7 +20,7 @@ input_size, inverse=True)``) and to write COCO results. ``index`` is the row of 
 records, so skipped samples are simply absent.
 
 Per sample (in a ``tf.numpy_function``, ``num_parallel_calls=AUTOTUNE``): read + decode
-(``datasets.coco.read_image_rgb``), draw the augmentation from
+(``datasets.images.read_image_rgb``), draw the augmentation from
 ``np.random.default_rng(per-sample seed)``, one ``cv2.warpAffine`` into the crop, move the
 keypoints with one matrix product, ``codec.encode``. Batched in TF: uint8 → float32
 normalization. An image that is missing or fails to decode is logged, counted in
@@ -61,7 +61,7 @@ from collections import deque
 import numpy as np
 import tensorflow as tf
 
-from datasets.coco import ImageDecodeError, read_image_rgb
+from datasets.images import ImageDecodeError, read_image_rgb
 from datasets.metadata import COCO_KEYPOINT_NAMES, DatasetMeta
 from datasets.transforms import (
     Augmentation,

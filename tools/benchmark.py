@@ -182,7 +182,7 @@ def benchmark_bootstrap_intervals(args):
     write_json(result, args.out)
     print(f"wrote {args.out}")
 def benchmark_detector_input(args):
-    from datasets.coco import read_image_rgb
+    from datasets.images import read_image_rgb
     from pose.apis.cpu_features import cpu_flags
     from pose.experiments.detector_benchmark import time_detector_input
 

@@ -2,7 +2,7 @@
 
 Generates a small synthetic COCO set (640x480 JPEGs by default), then times samples/s of
 
-- ``opencv``: ``datasets.coco.read_image_rgb`` (cv2.imdecode) + ``cv2.warpAffine`` inside
+- ``opencv``: ``datasets.images.read_image_rgb`` (cv2.imdecode) + ``cv2.warpAffine`` inside
   ``tf.numpy_function``;
 - ``tf``: ``tf.io.decode_jpeg`` + ``tf.raw_ops.ImageProjectiveTransformV3`` (bilinear);
 - ``full``: ``datasets.pipeline.build_dataset`` (OpenCV path + augmentation + codec).
@@ -35,7 +35,8 @@ from pose.options import ToolArgumentParser
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
 
-from datasets.coco import load_train_records, read_image_rgb
+from datasets.coco import load_train_records
+from datasets.images import read_image_rgb
 from datasets.pipeline import build_dataset, normalize_batch
 from datasets.synthetic import generate_coco
 from datasets.transforms import crop_image, get_affine_transform

@@ -56,12 +56,14 @@ from pose.experiments.comparison import (
     PLACEMENTS,
     VARIANTS,
     compare_checkpoints,
-    comparison_markdown,
     comparison_outputs,
     expand_forms,
-    keypoint_error_lines,
     parse_variant,
     run_comparison,
+)
+from pose.experiments.comparison_report import (
+    comparison_markdown,
+    keypoint_error_lines,
     verdict_lines,
     write_comparison,
 )

@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import os
 
-from datasets.coco import ImageDecodeError, read_image_rgb
+from datasets.images import ImageDecodeError, read_image_rgb
 from pose.apis.boxes import clip_boxes
 from pose.apis.inputs import ImageIds, InputError, image_id_from_name
 from pose.apis.runner import Progress

@@ -32,7 +32,7 @@ import time
 
 import cv2
 
-from datasets.coco import ImageDecodeError, read_image_rgb
+from datasets.images import ImageDecodeError, read_image_rgb
 from pose.apis.boxes import clip_boxes
 from pose.apis.estimator import Frame
 from pose.apis.inputs import ImageIds, InputError, image_id_from_name, open_video

@@ -22,16 +22,19 @@ import time
 
 import numpy as np
 
-from datasets.coco import load_coco, read_image_rgb
+from datasets.coco import load_coco
+from datasets.images import read_image_rgb
 from datasets.metadata import DatasetMeta
 from datasets.synthetic import generate_coco
 from pose.config import load_config
 from pose.experiments.benchmark import speed_reference_ms
 from pose.experiments.comparison import (
     DEFAULT_SEEDS,
+    run_comparison,
+)
+from pose.experiments.comparison_report import (
     comparison_markdown,
     keypoint_error_lines,
-    run_comparison,
     verdict_lines,
     write_comparison,
 )

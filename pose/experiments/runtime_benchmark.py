@@ -158,14 +158,14 @@ def evaluate_variants(model, config, paths, out_dir, threads=None, num_resamples
     from pose.apis.runtimes import open_network
     from pose.evaluation.bootstrap import paired_differences
     from pose.evaluation.evaluator import evaluate_config
-    from pose.experiments.comparison import _per_image_matches
+    from pose.experiments.comparison import per_image_matches
 
     results, matches = {}, {}
     for key in [("keras", None), *paths]:
         network = model if key[0] == "keras" else open_network(paths[key], threads=threads)
         run_dir = os.path.join(out_dir, variant_name(*key).replace(" ", "_"))
         stats = evaluate_config(network, config, out_dir=run_dir, verbose=0)
-        matches[key] = _per_image_matches(os.path.join(run_dir, "keypoints_results.json"),
+        matches[key] = per_image_matches(os.path.join(run_dir, "keypoints_results.json"),
                                           stats["annotations"], config.data.oks_sigmas)
         results[key] = {k: stats[k] for k in ("AP", "AP50", "AP75", "AR")}
         results[key].update(dAP=None, dAP_low=None, dAP_high=None)

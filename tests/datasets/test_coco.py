@@ -8,14 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.coco import (
-    AnnotationError,
-    ImageDecodeError,
-    load_coco,
-    load_eval_records,
-    load_train_records,
-    read_image_rgb,
-)
+from datasets.coco import AnnotationError, load_coco, load_eval_records, load_train_records
+from datasets.images import ImageDecodeError, read_image_rgb
 
 
 @pytest.fixture
@@ -405,7 +399,7 @@ def test_pipes_and_oversized_files_are_undecodable_not_read(tmp_path, monkeypatc
     """A named pipe is refused without opening it (it would block), and a file over
     ``MAX_IMAGE_FILE_BYTES`` without reading it (a sparse 50 GB "photo"): both are
     ``ImageDecodeError``, which the pipeline and the tools skip and count."""
-    import datasets.coco as coco_module
+    import datasets.images as images_module
 
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageDecodeError) as error:
@@ -413,17 +407,17 @@ def test_pipes_and_oversized_files_are_undecodable_not_read(tmp_path, monkeypatc
     assert str(error.value).endswith("pipe.jpg: not a regular file (a pipe, device or socket)")
     huge = tmp_path / "huge.jpg"
     with open(huge, "wb") as f:  # sparse: no data blocks written
-        f.truncate(coco_module.MAX_IMAGE_FILE_BYTES + 1)
+        f.truncate(images_module.MAX_IMAGE_FILE_BYTES + 1)
     with pytest.raises(ImageDecodeError, match=r"huge.jpg: 1,073,741,825 bytes, over the "
                                                r"1,073,741,824-byte limit"):
         read_image_rgb(huge)
-    assert coco_module.MAX_IMAGE_FILE_BYTES == 1 << 30
+    assert images_module.MAX_IMAGE_FILE_BYTES == 1 << 30
     # the limit itself is allowed (a smaller limit keeps the test file small)
     ok = tmp_path / "ok.png"
     cv2.imwrite(str(ok), np.zeros((4, 4, 3), np.uint8))
-    monkeypatch.setattr(coco_module, "MAX_IMAGE_FILE_BYTES", os.path.getsize(ok))
+    monkeypatch.setattr(images_module, "MAX_IMAGE_FILE_BYTES", os.path.getsize(ok))
     assert read_image_rgb(ok).shape == (4, 4, 3)
-    monkeypatch.setattr(coco_module, "MAX_IMAGE_FILE_BYTES", os.path.getsize(ok) - 1)
+    monkeypatch.setattr(images_module, "MAX_IMAGE_FILE_BYTES", os.path.getsize(ok) - 1)
     with pytest.raises(ImageDecodeError, match="over the"):
         read_image_rgb(ok)
 
@@ -436,9 +430,9 @@ def test_images_declaring_more_pixels_than_the_limit_are_refused_before_decoding
     import struct
     import zlib
 
-    import datasets.coco as coco_module
+    import datasets.images as images_module
 
-    assert coco_module.MAX_IMAGE_PIXELS == 1 << 28
+    assert images_module.MAX_IMAGE_PIXELS == 1 << 28
     small = np.zeros((4, 4, 3), np.uint8)
     jpeg = bytearray(cv2.imencode(".jpg", small)[1].tobytes())
     sof = jpeg.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
@@ -454,8 +448,8 @@ def test_images_declaring_more_pixels_than_the_limit_are_refused_before_decoding
         assert str(error.value) == (f"{tmp_path / name}: declares 60000 x 60000 pixels, over "
                                     "the 268,435,456-pixel limit of an image")
     cv2.imwrite(str(tmp_path / "ok.png"), small)
-    monkeypatch.setattr(coco_module, "MAX_IMAGE_PIXELS", 16)
+    monkeypatch.setattr(images_module, "MAX_IMAGE_PIXELS", 16)
     assert read_image_rgb(tmp_path / "ok.png").shape == (4, 4, 3)
-    monkeypatch.setattr(coco_module, "MAX_IMAGE_PIXELS", 15)
+    monkeypatch.setattr(images_module, "MAX_IMAGE_PIXELS", 15)
     with pytest.raises(ImageDecodeError, match="declares 4 x 4 pixels, over the 15-pixel"):
         read_image_rgb(tmp_path / "ok.png")

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets.coco import PoseRecords, load_eval_records, load_train_records, read_image_rgb
+from datasets.coco import PoseRecords, load_eval_records, load_train_records
+from datasets.images import read_image_rgb
 from datasets.pipeline import (
     DecodedImageCache,
     PipelineStats,

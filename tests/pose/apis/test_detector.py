@@ -430,7 +430,7 @@ def test_planted_detector_gives_the_keypoints_of_boxes(coco_sample_dir, tmp_path
                                                        randomized):
     """A detector file returning each COCO sample image's ground-truth boxes (mmdeploy
     end2end at 640x640) gives the same people and keypoints as ``--boxes`` with them."""
-    from datasets.coco import read_image_rgb
+    from datasets.images import read_image_rgb
     from pose.apis.boxes import DetectionBoxes
     from pose.apis.estimator import PoseEstimator
     from pose.apis.inputs import collect_inputs

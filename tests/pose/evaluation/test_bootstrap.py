@@ -253,7 +253,8 @@ def test_the_a_a_check_of_the_comparison_counts_every_pair_and_split(a_a_runs):
     ``paired_differences`` gives them one by one), 10 splits into 3 + 3 seeds (each split
     once), and no split shows a difference."""
     from pose.errors import UserError
-    from pose.experiments.comparison import a_a_check, a_a_markdown
+    from pose.experiments.comparison import a_a_check
+    from pose.experiments.comparison_report import a_a_markdown
 
     seeds = a_a_runs["a"] + a_a_runs["b"]
     check = a_a_check("a", seeds, num_resamples=100)

@@ -11,14 +11,16 @@ import pytest
 from pose.evaluation.bootstrap import INTERVAL_STATS
 from pose.evaluation.metrics import STAT_NAMES
 from pose.experiments.comparison import (
-    comparison_markdown,
-    differences_markdown,
     expand_forms,
     parse_variant,
     run_comparison,
     summarize,
     summarize_comparison,
     variant_config,
+)
+from pose.experiments.comparison_report import (
+    comparison_markdown,
+    differences_markdown,
     verdict_lines,
     write_comparison,
 )

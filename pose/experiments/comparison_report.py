@@ -1,0 +1,237 @@
+"""The comparison in words and files: the verdict lines, the Markdown report and
+``comparison.{md,json,png}``.
+
+``pose.experiments.comparison`` trains, evaluates and computes the intervals; this module
+only says what they mean: ``verdict_lines`` (one line per pair, read first),
+``keypoint_error_lines`` (where the keypoints go wrong), ``comparison_markdown`` (every
+table) and ``write_comparison``.
+"""
+
+import os
+
+import numpy as np
+
+from pose.evaluation.bootstrap import INTERVAL_STATS, MIN_SEEDS_FOR_A_VERDICT
+from pose.evaluation.diagnosis import KEYPOINT_CLASSES
+from pose.evaluation.metrics import STAT_NAMES
+from pose.experiments.comparison import DEFAULT_SEEDS
+from pose.fileio import write_json, write_text
+from pose.models.complexity import format_table
+
+
+def a_a_markdown(check):
+    """An A/A check (:func:`a_a_check`) as a Markdown section."""
+    metric = check["metric"]
+    single, splits = check["single_seed_pairs"], check["seed_splits"]
+    widths = {name: np.median([stat["high"] - stat["low"] for stat in group])
+              for name, group in (("single", single), ("splits", splits))}
+    head = (f"## A/A check: {check['variant']} against itself ({len(check['per_seed'])} "
+            f"seeds)\n\n{metric} per seed: "
+            + " ".join(f"{v:.3f}" for v in check["per_seed"])
+            + f" (mean {check['mean']:.3f}, std {check['std']:.3f}).\n\n"
+            f"- One seed against one, image-only interval: **{check['single_excluding_zero']} "
+            f"of {len(single)}** pairs exclude 0 — differences that training noise alone "
+            f"made (median width {widths['single']:.3f}).\n"
+            f"- {len(splits[0]['a'])} seeds against {len(splits[0]['b'])}, interval with "
+            f"the seeds in it: **{check['splits_shown']} of {len(splits)}** splits show a "
+            f"difference (median width {widths['splits']:.3f}).\n\n")
+    table = [{"compared": f"seed {stat['seeds'][1]} − seed {stat['seeds'][0]}",
+              "interval": "images only", "difference": _signed(stat["difference"]),
+              "ci": _interval_text(stat), "zero": "excludes 0" if stat["excludes_zero"]
+              else "holds 0"} for stat in single]
+    table += [{"compared": "seeds " + ",".join(map(str, stat["b"])) + " − seeds "
+               + ",".join(map(str, stat["a"])), "interval": "seeds + images",
+               "difference": _signed(stat["difference"]), "ci": _interval_text(stat),
+               "zero": "excludes 0" if stat["excludes_zero"] else "holds 0"}
+              for stat in splits]
+    columns = [("compared", "compared", "{}"), ("interval", "interval over", "{}"),
+               ("difference", f"{metric} difference", "{}"), ("ci", "95% interval", "{}"),
+               ("zero", "0", "{}")]
+    return head + format_table(table, columns) + "\n"
+
+
+def comparison_markdown(comparison):
+    """The comparison as Markdown: the verdict line of each pair first, then AP per seed and
+    AP/AR as mean ± std with the costs, then each pair's differences with their intervals."""
+    rows = comparison["variants"]
+    table_rows = []
+    for row in rows:
+        cells = {"variant": row["variant"], "psa": row["psa"], "seeds": row["seeds"],
+                 "ap_per_seed": " ".join(f"{v:.3f}" for v in row.get("AP_per_seed", []))}
+        for name in STAT_NAMES:  # one seed has no spread to show
+            cells[name] = f"{row[f'{name}_mean']:.3f}" + (
+                f" ± {row[f'{name}_std']:.3f}" if row["seeds"] > 1 else "")
+        cells.update(params=row["params"], macs_g=row["macs_g"], latency_ms=row["latency_ms"],
+                     train_minutes="–" if row.get("train_seconds") is None
+                     else f"{row['train_seconds'] / 60:.1f}")
+        table_rows.append(cells)
+    columns = ([("variant", "variant", "{}"), ("psa", "PSA (placement/mode/form)", "{}"),
+                ("seeds", "seeds", "{}"), ("ap_per_seed", "AP per seed", "{}")]
+               + [(name, name, "{}") for name in STAT_NAMES]
+               + [("params", "params", "{:,}"), ("macs_g", "MACs (G)", "{:.3f}"),
+                  ("latency_ms", "batch-1 latency (ms)", "{:.1f}"),
+                  ("train_minutes", "training (min)", "{}")])
+    source = rows[0]
+    note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
+            f"flip test: {'on' if source['flip_test'] else 'off'}. PSA forms (psa/layers.py): "
+            "paper = the paper's equations, official = DeLightCMU/PSA's PSA_p/PSA_s code, "
+            "port = the common Keras port. AP per seed in seed order (checkpoints: in the "
+            "order given); AP/AR: mean ± sample std over seeds (one seed: the value; "
+            "pycocotools COCOeval); latency and training time (median over seeds, including "
+            "the first step's trace; – for a run reused from an earlier call) on this "
+            "machine's CPU.")
+    verdicts = "\n".join(f"- {line}" for line in verdict_lines(comparison))
+    return ("# PSA comparison\n\n" + (verdicts + "\n\n" if verdicts else "") + note + "\n\n"
+            + format_table(table_rows, columns) + "\n\n" + differences_markdown(comparison)
+            + keypoint_errors_markdown(comparison)
+            + "".join("\n" + a_a_markdown(check) for check in comparison.get("a_a", [])))
+
+
+def keypoint_errors_markdown(comparison):
+    """Where the keypoints go wrong (``keypoint_error_differences``): each variant's share
+    of good, jitter, inversion, swap and miss keypoints, then each variant against the
+    first, in points of share with the interval and whether it is shown; "" without."""
+    errors = comparison.get("keypoint_errors")
+    if not errors:
+        return ""
+    rows = [{"variant": label, **{name: f"{100 * value:.1f}%"
+                                  for name, value in entry["shares"].items()}}
+            for label, entry in errors["variants"].items()]
+    columns = [("variant", "variant", "{}"), *((n, n, "{}") for n in KEYPOINT_CLASSES)]
+    text = ("\n## Where the keypoints go wrong (Ronchi & Perona)\n\nShare of the matched "
+            "keypoints (OKS 0.1 matching) in each class, averaged over seeds "
+            "(pose.evaluation.diagnosis):\n\n" + format_table(rows, columns) + "\n")
+    return text + "".join(f"\n{line}\n" for line in keypoint_error_lines(comparison))
+
+
+def keypoint_error_lines(comparison):
+    """One line per variant against the first: each error class's change of share in
+    points with its 95% interval and whether it is shown (what the demo and
+    ``tools/compare_psa.py`` print beside the AP verdict); [] without a breakdown."""
+    errors = comparison.get("keypoint_errors")
+    lines = []
+    for pair in (errors or {}).get("differences", []):
+        cells = []
+        for name, stat in pair["shares"].items():
+            state = "shown" if stat["shown"] else (
+                "images only" if stat["interval"] == "images" else "not shown")
+            cells.append(f"{name} {100 * stat['difference']:+.1f} "
+                         f"[{100 * stat['low']:+.1f}, {100 * stat['high']:+.1f}] ({state})")
+        lines.append(f"Keypoint errors, {pair['variant']} − {pair['reference']} (points of "
+                     "share of the matched keypoints, 95%): " + "; ".join(cells))
+        if pair.get("ap_after_fixing"):
+            lines.append(
+                f"AP after fixing, {pair['variant']} − {pair['reference']} (each step on top "
+                "of the ones before, 95%): " + "; ".join(
+                    f"{step} {_signed(stat['difference'])} {_interval_text(stat)}"
+                    for step, stat in pair["ap_after_fixing"].items()))
+    return lines
+
+
+def _signed(value):
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:+.3f}"
+
+
+def _interval_text(stat):
+    return f"[{_signed(stat['low'])}, {_signed(stat['high'])}]"
+
+
+def _verdict(pair, stat):
+    """What one interval says, in words: shown, not shown (and the seeds that would show
+    it), or no verdict (an image-only interval)."""
+    if stat["interval"] == "images":
+        held = "excludes 0" if stat["excludes_zero"] else "holds 0"
+        return (f"no verdict: one seed (the image-only interval {held}; training noise is "
+                f"not in it; a verdict needs ≥ {MIN_SEEDS_FOR_A_VERDICT} seeds per variant, "
+                f"{DEFAULT_SEEDS} or more in practice)")
+    if stat["shown"]:
+        direction = "higher" if stat["difference"] > 0 else "lower"
+        return f"shown: {pair['variant']} {direction} than {pair['reference']}"
+    if stat["seeds_needed"] is not None:
+        return (f"no difference shown (a difference this size, with this spread, needs about "
+                f"{stat['seeds_needed']} seeds per variant)")
+    if stat["difference"] == 0.0:
+        return "no difference shown"
+    return ("no difference shown (the validation images alone are too few to show one "
+            "this size)")
+
+
+def verdict_lines(comparison, metric="AP"):
+    """One line per pair, the first thing to read: every seed's ``metric`` of both
+    variants, the difference with its interval (and what is in it) and the verdict."""
+    rows = {row["variant"]: row for row in comparison["variants"]}
+    lines = []
+    for pair in comparison["differences"]:
+        stat = pair["stats"][metric]
+        reference, variant = rows[pair["reference"]], rows[pair["variant"]]
+        count_a, count_b = pair["seeds"]
+        seeds = (f"{count_a} seed{'s' if count_a > 1 else ''} per variant"
+                 if count_a == count_b else f"{count_a} and {count_b} seeds")
+        noise = ("training noise and images" if stat["interval"] == "seeds+images"
+                 else "images only")
+        per_seed = " · ".join(
+            f"{row['variant']} " + " ".join(f"{v:.3f}" for v in row[f"{metric}_per_seed"])
+            for row in (reference, variant))
+        lines.append(
+            f"{metric} verdict, {pair['variant']} − {pair['reference']}: "
+            f"{_signed(stat['difference'])} {_interval_text(stat)} (95%, {seeds}, {noise}) "
+            f"→ {_verdict(pair, stat)}. {metric} per seed: {per_seed}")
+    return lines
+
+
+def differences_markdown(comparison):
+    """The paired differences section of ``comparison.md``."""
+    settings = comparison["bootstrap"]
+    if not comparison["differences"]:
+        return f"## Paired differences\n\nNot computed: {settings['skipped']}.\n"
+    level = f"{settings['confidence']:.0%}"
+    head = (f"## Paired differences ({level} intervals over training seeds and validation "
+            "images)\n\n"
+            "Each difference is the later variant minus the earlier one: the mean over seeds "
+            "on the full validation set. Its interval holds two kinds of noise. Training: "
+            "seed s of one variant is paired with seed s of the other (the same data order), "
+            "and the spread of the per-seed differences enters with Student's t on seeds − 1 "
+            "degrees of freedom (variants with unequal seed counts: unpaired, Welch). Images: "
+            f"{settings['resamples']:,} paired bootstrap resamples of the "
+            f"{settings['images']:,} validation images (seed {settings['seed']}), every run "
+            "scored on the same resampled images. The two half-widths are added in "
+            "quadrature (pose/evaluation/bootstrap.py says why). A difference is *shown* "
+            "only when this interval excludes 0. With one seed per variant the interval "
+            "covers the choice of validation images only, not training noise — the same "
+            "variant retrained with another seed, or on another CPU kind, moves AP by more "
+            "than that — so no verdict is drawn from it.\n\n")
+    table = []
+    for pair in comparison["differences"]:
+        name = f"{pair['variant']} − {pair['reference']}"
+        for metric in INTERVAL_STATS:
+            stat = pair["stats"][metric]
+            undefined = (f" ({stat['undefined']} resamples without people in the range)"
+                         if stat["undefined"] else "")
+            table.append({"pair": name, "metric": metric,
+                          "difference": _signed(stat["difference"]),
+                          "interval": _interval_text(stat),
+                          "seeds": "/".join(str(n) for n in pair["seeds"]),
+                          "seed_std": "–" if stat["seed_std"] is None
+                          else f"{stat['seed_std']:.3f}",
+                          "image_std": f"{stat['image_std']:.3f}",
+                          "verdict": _verdict(pair, stat) + undefined})
+    columns = [("pair", "pair", "{}"), ("metric", "metric", "{}"),
+               ("difference", "difference", "{}"), ("interval", f"{level} interval", "{}"),
+               ("seeds", "seeds", "{}"),
+               ("seed_std", "std of the per-seed differences", "{}"),
+               ("image_std", "std over image resamples", "{}"),
+               ("verdict", "verdict", "{}")]
+    return head + format_table(table, columns) + "\n"
+
+
+def write_comparison(comparison, out_dir):
+    """``comparison.md``, ``comparison.json`` and ``comparison.png`` in ``out_dir``."""
+    from pose.visualization import plot_comparison
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, f"comparison.{name}") for name in ("md", "json", "png")}
+    write_text(comparison_markdown(comparison), paths["md"])
+    write_json(comparison, paths["json"])
+    plot_comparison(comparison["variants"], paths["png"],
+                    differences=comparison["differences"])
+    return paths
