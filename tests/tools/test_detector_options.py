@@ -119,3 +119,14 @@ def test_each_detector_option_changes_the_output(planted, capsys, options, chang
         assert sorted(_boxes(with_option)) == sorted(_xywh(b) for b in expected), dets
     if options[0] == "--detector-std":  # 0-255 values: mean 114 x 0.375 = 42.75
         assert max(score for _, score in dets) == pytest.approx(0.25 + 42.75, rel=1e-3)
+
+
+def test_recursive_reads_the_sub_folders_too(planted, capsys):
+    folder, detector = planted
+    (folder / "photos" / "more").mkdir(exist_ok=True)
+    cv2.imwrite(str(folder / "photos" / "more" / "black2.png"), np.zeros((160, 256, 3), np.uint8))
+    try:
+        flat, nested = _detect(folder, detector), _detect(folder, detector, "--recursive")
+    finally:
+        (folder / "photos" / "more" / "black2.png").unlink()
+    assert len(nested[1]) == 2 * len(flat[1]) == 6  # the same three people in each photo
