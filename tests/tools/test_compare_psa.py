@@ -75,3 +75,50 @@ def test_an_a_a_check_with_too_few_seeds_is_refused_before_any_work(tmp_path, ti
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line.startswith(message), line
         assert not (tmp_path / "w").exists()
+
+
+class _Reached(BaseException):
+    """The tool handed its work to the comparison: the call is captured."""
+
+
+def test_each_training_option_reaches_the_comparison(tmp_path, tiny_config, monkeypatch):
+    """--placement, --forms, --variants, --seeds, --jobs, --resamples, --bootstrap-seed,
+    --a-a and --set each change what tools/compare_psa.py hands to ``run_comparison``
+    (captured there instead of training: the training itself is tested in
+    tests/pose/experiments/test_comparison.py)."""
+    from pose.config import save_config
+
+    save_config(tiny_config, tmp_path / "exp.yaml")
+    main = runpy.run_path(str(ROOT / "tools" / "compare_psa.py"), run_name="tool")["main"]
+    calls = []
+
+    def capture(config, workdir, **kwargs):
+        calls.append({"config": config, **kwargs})
+        raise _Reached()
+
+    monkeypatch.setitem(main.__globals__, "run_comparison", capture)
+
+    def handed(*options):
+        work = tmp_path / f"w{len(calls)}"
+        try:
+            run_tool(main, ["--config", str(tmp_path / "exp.yaml"), "--workdir", str(work),
+                            *map(str, options)])
+        except _Reached:
+            return calls[-1]
+        raise AssertionError(f"{options}: the comparison was not reached")
+
+    base = handed()
+    for options, key, value in [
+        (["--placement", "block"], "placement", "block"),
+        (["--variants", "none,parallel"], "variants", ["none", "parallel"]),
+        (["--forms", "paper,port"], "variants",
+         ["none", "paper-parallel", "port-parallel", "paper-sequential", "port-sequential"]),
+        (["--seeds", 4], "seeds", 4),
+        (["--jobs", 2], "jobs", 2),
+        (["--resamples", 77], "num_resamples", 77),
+        (["--bootstrap-seed", 9], "bootstrap_seed", 9),
+        (["--a-a", "--seeds", 4], "a_a", True),
+    ]:
+        got = handed(*options)
+        assert got[key] == value != base[key], options
+    assert handed("--set", "train.lr=0.5")["config"].train.lr == 0.5 != base["config"].train.lr

@@ -1,0 +1,112 @@
+"""Each option of tools/infer.py reaches what it configures (issue 30).
+
+The tool runs in this process with its model, estimator and run captured at the calls
+that take the options (``load_network``, ``PoseEstimator.from_config``,
+``run_inference``), so every option is checked against the value it must hand on, with
+and without it, in milliseconds. What the tracking, smoothing and batching then do with
+those values is tested on real clips in tests/pose/apis/test_tracking.py,
+test_smoothing.py and test_inference.py.
+"""
+
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from pose.errors import run_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Reached(BaseException):
+    """The tool handed its work to ``run_inference``: the call is captured."""
+
+
+@pytest.fixture
+def infer(tmp_path, monkeypatch):
+    """``handed(*options)``: what tools/infer.py passes on for those options."""
+    import pose.apis.estimator as estimator
+    import pose.apis.runner as runner
+
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    for name in ("photos/a.png", "photos/sub/b.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((32, 48, 3), np.uint8))
+    (tmp_path / "m.onnx").write_bytes(b"the model is not loaded: load_network is captured")
+    calls = {}
+
+    def load_network(path, runtime, threads, **kwargs):
+        calls["load"] = {"runtime": runtime, "threads": threads, **kwargs}
+        return SimpleNamespace(description="stub"), None
+
+    def from_config(model, config, **kwargs):
+        calls["estimator"] = {"config": config, **kwargs}
+        return SimpleNamespace(flip=kwargs.get("flip"), batch_size=kwargs.get("batch_size"))
+
+    def run_inference(estimator_, inputs, out, source, **kwargs):
+        calls["run"] = {"inputs": [Path(i.path).name for i in inputs], "source": source,
+                        **kwargs}
+        raise _Reached()
+
+    monkeypatch.setattr(estimator, "load_network", load_network)
+    monkeypatch.setattr(estimator.PoseEstimator, "from_config", from_config)
+    monkeypatch.setattr(estimator, "runtime_description", lambda model, threads: "stub")
+    monkeypatch.setattr(runner, "run_inference", run_inference)
+    monkeypatch.setattr("pose.config.resolve_config", lambda *a, **k: "config")
+    main = runpy.run_path(str(ROOT / "tools" / "infer.py"), run_name="tool")["main"]
+
+    def handed(*options):
+        calls.clear()
+        out = tmp_path / f"out{abs(hash(options))}"
+        try:
+            code = run_tool(main, [str(tmp_path / "photos"), "--weights", str(tmp_path / "m.onnx"),
+                                   "--out", str(out), "--quiet", *map(str, options)])
+        except _Reached:
+            return calls
+        raise AssertionError(f"{options}: exit {code} before run_inference")
+
+    return handed
+
+
+@pytest.mark.parametrize("options, where, get, value", [
+    (["--track-metric", "iou"], "run", lambda r: r["tracking"].metric, "iou"),
+    (["--track-threshold", 0.6], "run", lambda r: r["tracking"].match_threshold, 0.6),
+    (["--track-max-age", 3], "run", lambda r: r["tracking"].max_age, 3),
+    (["--detect-every", 5], "run", lambda r: r["tracking"].detect_every, 5),
+    (["--track-min-score", 0.7], "run", lambda r: r["tracking"].min_score, 0.7),
+    (["--smooth"], "run", lambda r: r["tracking"].smooth is not None, True),
+    (["--smooth-min-cutoff", 2.5], "run",
+     lambda r: r["tracking"].smooth.min_cutoff, 2.5),
+    (["--smooth-beta", 0.5], "run", lambda r: r["tracking"].smooth.beta, 0.5),
+    (["--smooth-d-cutoff", 3.0], "run",
+     lambda r: r["tracking"].smooth.d_cutoff, 3.0),
+    (["--threshold", 0.6], "run", lambda r: r["threshold"], 0.6),
+    (["--box-threshold", 0.8], "run", lambda r: r["box_threshold"], 0.8),
+    (["--ignore-exif"], "run", lambda r: r["exif_orientation"], False),
+    (["--recursive"], "run", lambda r: r["inputs"], ["a.png", "b.png"]),
+    (["--no-flip"], "estimator", lambda e: e["flip"], False),
+    (["--batch-size", 7], "estimator", lambda e: e["batch_size"], 7),
+    (["--batching", "padded"], "estimator", lambda e: e["batching"], "padded"),
+    (["--threads", 3], "load", lambda loaded: loaded["threads"], 3),
+    (["--input-size", 96, 128], "load", lambda loaded: loaded["input_size"], [96, 128]),
+    (["--runtime", "onnx"], "load", lambda loaded: loaded["runtime"], "onnx"),
+])
+def test_each_option_reaches_what_it_configures(infer, options, where, get, value):
+    # a --smooth-* value is compared with --smooth alone (without it there is no filter)
+    base = ["--smooth"] if options[0].startswith("--smooth-") else []
+    with_option = get(infer(*base, *options)[where])
+    without = get(infer(*base)[where])
+    assert with_option == value != without, (options, without)
+
+
+def test_whole_image_is_said_as_the_reason_for_the_boxes(infer, capsys):
+    """Without --boxes or --detector the box is the whole image either way; --whole-image
+    says it was asked for instead of advising a detector."""
+    infer()
+    default = capsys.readouterr().out
+    infer("--whole-image")
+    asked = capsys.readouterr().out
+    assert "person boxes: whole image (no --detector or --boxes given" in default
+    assert "person boxes: whole image (given by --whole-image)" in asked
