@@ -562,3 +562,34 @@ def test_small_network_refusals_write_nothing(small, tmp_path):
         assert message in str(error.value)
     assert str(error.value) == "int8 quantization needs calibration crops (calibration_crops)"
     assert os.listdir(tmp_path) == []
+
+
+class _Calibrated(BaseException):
+    """tools/export.py asked for its calibration crops: the call is captured."""
+
+
+def test_export_tool_calibrates_on_calibration_count_crops(tiny_config, tmp_path, monkeypatch):
+    """--calibration-count reaches the calibration crops (300 without it), from the
+    config's training set."""
+    import runpy
+
+    import pose.apis.export as export_module
+    from pose.engine.checkpoint import build_model, save_model
+    from pose.errors import run_tool
+
+    weights = tmp_path / "m.keras"
+    save_model(build_model(tiny_config.model), weights, tiny_config)
+    counts = []
+
+    def capture(annotations, images, size, count, udp=False):
+        counts.append((os.path.basename(annotations), count))
+        raise _Calibrated()
+
+    monkeypatch.setattr(export_module, "calibration_crops", capture)
+    main = runpy.run_path(str(REPO / "tools" / "export.py"), run_name="tool")["main"]
+    for extra in ([], ["--calibration-count", "7"]):
+        with pytest.raises(_Calibrated):
+            run_tool(main, ["--weights", str(weights), "--format", "tflite", "--quantize",
+                            "int8", "--out", str(tmp_path / "out" / "m.tflite"), *extra])
+    assert counts == [("person_keypoints_train2017.json", 300),
+                      ("person_keypoints_train2017.json", 7)]

@@ -297,3 +297,28 @@ def test_files_of_no_known_layout_say_what_they_hold(tmp_path, torch_checkpoint_
     with pytest.raises(CheckpointError) as error:
         read_pretrained(path)
     assert str(error.value) == f"{path}: {message}"
+
+
+def test_convert_tool_refuses_non_finite_weights_unless_allowed(tmp_path, tiny_pose,
+                                                               torch_checkpoint_writer, capsys):
+    """tools/convert.py: NaN weights are one error line and nothing written; with
+    --allow-non-finite the file is converted."""
+    import runpy
+    from pathlib import Path
+
+    from pose.errors import run_tool
+
+    bias = tiny_pose.state_dict["final_layer.bias"].copy()
+    bias[3] = np.nan
+    path = torch_checkpoint_writer.write_state_dict(
+        tmp_path / "nan_64x96.pth", dict(tiny_pose.state_dict, **{"final_layer.bias": bias}),
+        legacy=True)
+    main = runpy.run_path(str(Path(__file__).parents[3] / "tools" / "convert.py"),
+                          run_name="tool")["main"]
+    out = tmp_path / "nan.keras"
+    assert run_tool(main, [str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 tensors hold NaN or inf: final_layer.bias" in err[0], err
+    assert not out.exists()
+    assert run_tool(main, [str(path), "--out", str(out), "--allow-non-finite"]) == 0
+    assert out.is_file()
