@@ -1,0 +1,165 @@
+"""The benchmarks' options reach what they configure (issue 30).
+
+Each benchmark runs in this process with its measurements captured at the calls that take
+the options (the timing itself is what the benchmark reports, not a test's business), and
+each option is compared with and without it.
+"""
+
+import json
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pose.errors import run_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Reached(BaseException):
+    """The benchmark got to the call that is captured."""
+
+
+def _tool(name):
+    return runpy.run_path(str(ROOT / "tools" / f"{name}.py"), run_name="tool")["main"]
+
+
+def test_the_model_benchmark_measures_what_its_options_say(tmp_path, monkeypatch):
+    main = _tool("benchmark")
+    measured = []
+
+    def measure(label, setting, model_args, repeats, rows, results):
+        measured.append(dict(label=label, setting=setting, model=model_args, repeats=repeats))
+        rows.append({"b8_ms": 1.0})
+
+    def stop(*args, **kwargs):
+        raise _Reached()
+
+    monkeypatch.setitem(main.__globals__, "_measure", measure)
+    monkeypatch.setitem(main.__globals__, "format_table", stop)
+
+    def run(*options):
+        measured.clear()
+        with pytest.raises(_Reached):
+            run_tool(main, ["model", "--out", str(tmp_path / "b.json"), *map(str, options)])
+        return list(measured)
+
+    base = run()
+    assert [m["label"].split(" (")[0] for m in base] == [
+        "W32 none", "W32 branch/parallel/paper", "W32 branch/sequential/paper",
+        "W32 block/parallel/paper", "W32 block/sequential/paper"]
+    assert run("--width", 18)[0]["model"]["width"] == 18 != base[0]["model"]["width"]
+    assert run("--input", "96x128")[0]["model"]["input_size"] == (96, 128)
+    assert run("--repeats", 2)[0]["repeats"] == 2 != base[0]["repeats"]
+    setting = run("--onednn", "0", "--intra", 1, "--inter", 3, "--runner",
+                  "tf_function")[0]["setting"]
+    assert (setting.onednn, setting.intra_op, setting.inter_op, setting.runner) == (
+        "0", 1, 3, "tf_function") != (base[0]["setting"].onednn, base[0]["setting"].intra_op,
+                               base[0]["setting"].inter_op, base[0]["setting"].runner)
+    assert len(run("--sweep")) > len(base)  # the runtime settings measured first
+    forms = {m["model"].get("psa_form") for m in run("--forms", "paper,official")}
+    assert forms == {"paper", "official"}
+    placements = {m["model"]["psa_placement"] for m in run("--placements", "branch")}
+    assert placements == {"none", "branch"}
+
+
+def test_the_video_benchmark_passes_its_options_on(tmp_path, monkeypatch):
+    import pose.apis.estimator as estimator
+    import pose.experiments.detector_benchmark as detector_benchmark
+    import pose.experiments.video_benchmark as video_benchmark
+
+    main = _tool("benchmark")
+    seen = {}
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5],
+                                  "score": 0.9}]))
+
+    def clip(workdir, frames, size):
+        seen["clip"] = (frames, size)
+        return str(tmp_path / "clip.mp4"), str(boxes), None
+
+    def benchmark(estimator_, clip_, boxes_, workdir, **kwargs):
+        seen["run"] = dict(kwargs, boxes=type(boxes_).__name__)
+        raise _Reached()
+
+    def make_detector(workdir, fmt):
+        seen["detector"] = fmt
+        return str(tmp_path / f"det.{fmt}"), 1
+
+    monkeypatch.setattr(video_benchmark, "four_people_clip", clip)
+    monkeypatch.setattr(video_benchmark, "benchmark_video", benchmark)
+    monkeypatch.setattr(detector_benchmark, "make_detector_file", make_detector)
+    monkeypatch.setattr("pose.apis.detector.detector_from_args",
+                        lambda args, threads=None: SimpleNamespace(name="detector"))
+    monkeypatch.setattr(estimator, "load_network",
+                        lambda *a, **k: (SimpleNamespace(description="stub"), None))
+    monkeypatch.setattr("pose.config.resolve_config", lambda *a, **k: "config")
+    monkeypatch.setattr(estimator.PoseEstimator, "from_config",
+                        lambda model, config, **k: SimpleNamespace(flip=True))
+    monkeypatch.setattr(estimator, "runtime_description", lambda model, threads: "stub")
+    (tmp_path / "m.onnx").write_bytes(b"captured")
+
+    def run(*options):
+        seen.clear()
+        with pytest.raises(_Reached):
+            run_tool(main, ["video", "--weights", str(tmp_path / "m.onnx"), "--workdir",
+                            str(tmp_path / f"w{abs(hash(options))}"), "--out",
+                            str(tmp_path / f"v{abs(hash(options))}.json"),
+                            *map(str, options)])
+        return dict(seen)
+
+    base = run()
+    assert run("--frames", 12)["clip"] == (12, (1280, 720)) != base["clip"]
+    assert run("--size", "640x360")["clip"] == (40, (640, 360))
+    assert run("--rounds", 5)["run"]["rounds"] == 5 != base["run"]["rounds"]
+    assert run("--track-min-score", 0.4)["run"]["min_score"] == 0.4 != base["run"]["min_score"]
+    assert run("--keypoint-threshold", 0.2)["run"]["keypoint_threshold"] == 0.2 != (
+        base["run"]["keypoint_threshold"])
+    made = run("--make-detector", "tflite")
+    assert made["detector"] == "tflite" and made["run"]["boxes"] == "SimpleNamespace"
+    assert "detector" not in base and base["run"]["boxes"] == "DetectionBoxes"
+
+
+def test_the_startup_benchmark_builds_and_times_what_its_options_say(tmp_path, monkeypatch,
+                                                                     coco_sample_dir):
+    main = _tool("benchmark_startup")
+    seen = {"exports": [], "runs": []}
+
+    def checkpoint(config, workdir):
+        return str(Path(workdir) / f"{Path(config).stem}.keras")
+
+    def export(weights, fmt, quantize=None, export_args=()):
+        seen["exports"].append((fmt, quantize, list(export_args)))
+        return f"{weights}.{fmt}"
+
+    def overlay(weights, inputs, out_dir, extra_args=(), timeout=900):
+        seen["runs"].append((Path(weights).suffix, list(extra_args)))
+        raise _Reached()
+
+    monkeypatch.setitem(main.__globals__, "make_checkpoint", checkpoint)
+    monkeypatch.setitem(main.__globals__, "make_export", export)
+    monkeypatch.setitem(main.__globals__, "time_first_overlay", overlay)
+    image = coco_sample_dir / "images" / "000000000785.jpg"
+
+    def run(*options):
+        seen["exports"].clear()
+        seen["runs"].clear()
+        with pytest.raises(_Reached):
+            run_tool(main, ["--workdir", str(tmp_path / f"w{abs(hash(options))}"),
+                            "--images", str(image), *map(str, options)])
+        return seen["exports"][:], seen["runs"][0]
+
+    base_exports, base_run = run()
+    assert base_run[0] == ".keras"  # the first format of the default list
+    exports, first = run("--formats", "tflite:int8")
+    assert exports == [("tflite", "int8", [])] and first[0] == ".tflite"
+    exports, _ = run("--formats", "onnx", "--export-args=--tolerance 1")
+    assert exports == [("onnx", None, ["--tolerance", "1"])]
+    _, first = run("--infer-args=--no-flip")
+    assert first[1][-1] == "--no-flip" and "--no-flip" not in base_run[1]
+    monkeypatch.setattr("pose.experiments.detector_benchmark.make_detector_file",
+                        lambda workdir, fmt: (str(Path(workdir) / f"det.{fmt}"), 1))
+    _, first = run("--detectors", "onnx", "--people", 3)
+    assert first[1][0] == "--boxes" and first[1][1].endswith("boxes_3_people.json")
+    assert base_run[1][1].endswith("person_detection_results_sample.json")
