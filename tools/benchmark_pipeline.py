@@ -118,12 +118,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5, help="timed passes (after a warm-up)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=None, help="reuse/generate data here (default: temp)")
+    parser.add_argument("--data-dir", default=None,
+                        help="reuse the data set here, or generate it here when it has none "
+                             "(a new or empty folder; default: a temporary one)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out even when this tool did not write it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    from pose.checks import claim_output_file
+    from pose.checks import claim_output_file, claim_output_folder
 
     outputs = claim_output_file(args.out, "tools/benchmark_pipeline.py",
                                 overwrite=args.overwrite)
@@ -131,8 +133,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or tmp
         if not os.path.isfile(os.path.join(root, "annotations", "person_keypoints_train2017.json")):
+            # generated into --data-dir: the output policy holds there (new, empty or ours)
+            generated = args.data_dir and claim_output_folder(
+                args.data_dir, "tools/benchmark_pipeline.py", overwrite=args.overwrite,
+                option="--data-dir")
             generate_coco(root, num_train=args.images, num_val=0, seed=args.seed,
                           image_size=tuple(args.image_size))
+            if generated:
+                generated.record("annotations", "train2017")
         records = load_train_records(
             os.path.join(root, "annotations", "person_keypoints_train2017.json"),
             os.path.join(root, "train2017"), tuple(args.input_size))

@@ -163,3 +163,67 @@ def test_the_startup_benchmark_builds_and_times_what_its_options_say(tmp_path, m
     _, first = run("--detectors", "onnx", "--people", 3)
     assert first[1][0] == "--boxes" and first[1][1].endswith("boxes_3_people.json")
     assert base_run[1][1].endswith("person_detection_results_sample.json")
+
+
+def test_the_pipeline_benchmark_passes_its_options_on(tmp_path, monkeypatch):
+    """--image-size and --seed reach the generated set, --data-dir is reused when it
+    holds one and generated into (under the output policy) when it does not, and
+    --input-size, --heatmap-size, --batch-size and --epochs reach the timed datasets."""
+    import numpy as np
+
+    main = _tool("benchmark_pipeline")
+    seen = {}
+
+    def generate(root, num_train, num_val, seed, image_size):
+        seen["generated"] = dict(root=root, num_train=num_train, seed=seed, size=image_size)
+        annotations = Path(root) / "annotations"
+        annotations.mkdir(parents=True, exist_ok=True)
+        (annotations / "person_keypoints_train2017.json").write_text("{}")
+
+    class Batch:
+        def numpy(self):
+            return np.zeros((1, 2, 2, 3), np.float32)
+
+    def dataset(records, input_size, batch_size):
+        seen["dataset"] = dict(input_size=input_size, batch_size=batch_size)
+        return [Batch()]
+
+    def build(records, codec, batch_size, **kwargs):
+        seen["codec"] = (codec.input_size, codec.heatmap_size)
+
+    def time_datasets(datasets, epochs):
+        seen["epochs"] = epochs
+        raise _Reached()
+
+    for name, value in (("generate_coco", generate), ("opencv_dataset", dataset),
+                        ("tf_dataset", dataset), ("build_dataset", build),
+                        ("time_datasets", time_datasets),
+                        ("load_train_records", lambda *a, **k: [])):
+        monkeypatch.setitem(main.__globals__, name, value)
+
+    def run(*options):
+        seen.clear()
+        with pytest.raises(_Reached):
+            run_tool(main, ["--out", str(tmp_path / f"p{abs(hash(options))}.json"),
+                            *map(str, options)])
+        return dict(seen)
+
+    base = run()
+    assert base["generated"]["size"] == (640, 480) and base["epochs"] == 5
+    assert run("--image-size", 320, 240)["generated"]["size"] == (320, 240)
+    assert run("--images", 9)["generated"]["num_train"] == 9
+    assert run("--seed", 3)["generated"]["seed"] == 3 != base["generated"]["seed"]
+    assert run("--epochs", 2)["epochs"] == 2
+    assert run("--batch-size", 4)["dataset"]["batch_size"] == 4
+    assert run("--input-size", 96, 128)["codec"][0] == (96, 128)
+    assert run("--heatmap-size", 24, 32)["codec"][1] == (24, 32) != base["codec"][1]
+    data = tmp_path / "data"
+    assert run("--data-dir", data)["generated"]["root"] == str(data)  # made there
+    assert not data.exists()  # by a run that failed (the capture): removed again
+    (data / "annotations").mkdir(parents=True)
+    (data / "annotations" / "person_keypoints_train2017.json").write_text("{}")
+    assert "generated" not in run("--data-dir", data)  # a data set there is reused
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's file")
+    assert run_tool(main, ["--out", str(tmp_path / "x.json"), "--data-dir", str(mine)]) == 2
