@@ -227,3 +227,56 @@ def test_the_pipeline_benchmark_passes_its_options_on(tmp_path, monkeypatch):
     mine.mkdir()
     (mine / "notes.txt").write_text("a user's file")
     assert run_tool(main, ["--out", str(tmp_path / "x.json"), "--data-dir", str(mine)]) == 2
+
+
+def test_the_runtimes_benchmark_passes_its_options_on(tmp_path, monkeypatch, tiny_config):
+    """--latency-config is the model that is built and timed, --latency-only skips the
+    exports and AP of --weights, and the two calibration counts reach their crops."""
+    import pose.apis.export as export_module
+    import pose.engine.checkpoint as checkpoint_module
+    import pose.experiments.runtime_benchmark as runtime_benchmark
+    from pose.config import save_config
+
+    main = _tool("benchmark")
+    weights = tmp_path / "m.keras"
+    weights.write_bytes(b"captured")
+    save_config(tiny_config, tmp_path / "latency.yaml")
+    seen = {"crops": [], "built": [], "evaluated": 0}
+    network = SimpleNamespace(input_shape=(None, 64, 32, 3))
+
+    def crops(annotations, images, size, count, udp=False):
+        seen["crops"].append(count)
+
+    def evaluate(model, config, paths, out_dir, threads=None):
+        seen["evaluated"] += 1
+        return {("keras", None): {"AP": 0.0, "dAP": None}}
+
+    def time_variants(paths, rounds, repeats, threads):
+        seen["timed"] = dict(rounds=rounds, repeats=repeats)
+        raise _Reached()
+
+    monkeypatch.setattr(checkpoint_module, "load_model", lambda path: (network, tiny_config))
+    monkeypatch.setattr(checkpoint_module, "build_model",
+                        lambda model_config: seen["built"].append(model_config.width))
+    monkeypatch.setattr(checkpoint_module, "save_model", lambda *a, **k: None)
+    monkeypatch.setattr(export_module, "calibration_crops", crops)
+    monkeypatch.setattr(runtime_benchmark, "export_variants", lambda *a, **k: {})
+    monkeypatch.setattr(runtime_benchmark, "evaluate_variants", evaluate)
+    monkeypatch.setattr(runtime_benchmark, "time_variants", time_variants)
+
+    def run(*options):
+        seen.update(crops=[], built=[], evaluated=0)
+        with pytest.raises(_Reached):
+            run_tool(main, ["runtimes", "--weights", str(weights), "--workdir",
+                            str(tmp_path / f"w{abs(hash(options))}"), "--out",
+                            str(tmp_path / f"r{abs(hash(options))}.json"), *map(str, options)])
+        return dict(seen)
+
+    base = run()
+    assert base["crops"] == [300, 64] and base["evaluated"] == 1 and base["built"] == [32]
+    assert run("--calibration-count", 5)["crops"] == [5, 64]
+    assert run("--latency-calibration-count", 6)["crops"] == [300, 6]
+    assert run("--latency-only")["evaluated"] == 0
+    assert run("--latency-config", tmp_path / "latency.yaml")["built"] == [
+        tiny_config.model.width]
+    assert run("--rounds", 3, "--repeats", 4)["timed"] == {"rounds": 3, "repeats": 4}
