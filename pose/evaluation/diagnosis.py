@@ -71,7 +71,7 @@ DIAGNOSIS_OUTPUTS = ("diagnosis.json", "diagnosis.md", "diagnosis_errors.png",
 
 __all__ = ["KEYPOINT_CLASSES", "CORRECTION_STEPS", "DIAGNOSIS_OUTPUTS", "ResultsError",
            "load_results", "classify_keypoints", "diagnose", "class_counts_by_image",
-           "corrected_results", "RESULT_STEPS",
+           "corrected_results", "match_and_classify", "RESULT_STEPS",
            "format_diagnosis", "write_diagnosis", "diagnose_files"]
 
 
@@ -300,8 +300,19 @@ def diagnose(coco, results, meta: DatasetMeta) -> dict:
     }
 
 
-def class_counts_by_image(coco, results, meta: DatasetMeta):
+def match_and_classify(coco, results, meta: DatasetMeta):
+    """``(detection id → ground-truth id, {entry of results: (K,) classes})``: the matching
+    at OKS 0.1 and the classes of the matched detections, computed once for
+    :func:`class_counts_by_image` and :func:`corrected_results`."""
+    matching = _cocoeval(coco, results, meta.sigmas_array, oks_thresholds=[LOCALIZATION_OKS])
+    dt_to_gt, _, _ = _matches_at_all_areas(matching)
+    return dt_to_gt, _classify_matches(coco, results, dt_to_gt, meta)
+
+
+def class_counts_by_image(coco, results, meta: DatasetMeta, classified=None):
     """Each image's count of matched keypoints per class: what a comparison resamples.
+
+    ``classified``: :func:`match_and_classify`'s result when the caller has it.
 
     Returns:
         ``(image_ids (I,) int64, counts (I, 5) int64)`` over every image of the
@@ -309,12 +320,11 @@ def class_counts_by_image(coco, results, meta: DatasetMeta):
         ``KEYPOINT_CLASSES`` order. The sums over the images are :func:`diagnose`'s
         ``counts``.
     """
-    matching = _cocoeval(coco, results, meta.sigmas_array, oks_thresholds=[LOCALIZATION_OKS])
-    dt_to_gt, _, _ = _matches_at_all_areas(matching)
+    _, classes = classified or match_and_classify(coco, results, meta)
     image_ids = np.asarray(sorted(coco.getImgIds()), np.int64)
     row_of = {int(image_id): row for row, image_id in enumerate(image_ids)}
     counts = np.zeros((len(image_ids), len(KEYPOINT_CLASSES)), np.int64)
-    for index, labels in _classify_matches(coco, results, dt_to_gt, meta).items():
+    for index, labels in classes.items():
         labelled = labels[labels >= 0]
         np.add.at(counts, (row_of[int(results[index]["image_id"])], labelled), 1)
     return image_ids, counts
@@ -367,12 +377,11 @@ def _corrected(coco, results, classes, dt_to_gt, meta):
     return sets
 
 
-def corrected_results(coco, results, meta: DatasetMeta) -> dict:
+def corrected_results(coco, results, meta: DatasetMeta, classified=None) -> dict:
     """{step of ``RESULT_STEPS``: results with the errors up to that step corrected}: what
-    a comparison evaluates to put intervals on the AP after each fix."""
-    matching = _cocoeval(coco, results, meta.sigmas_array, oks_thresholds=[LOCALIZATION_OKS])
-    dt_to_gt, _, _ = _matches_at_all_areas(matching)
-    classes = _classify_matches(coco, results, dt_to_gt, meta)
+    a comparison evaluates to put intervals on the AP after each fix. ``classified``: as
+    :func:`class_counts_by_image`."""
+    dt_to_gt, classes = classified or match_and_classify(coco, results, meta)
     return _corrected(coco, results, classes, dt_to_gt, meta)
 
 

@@ -50,6 +50,7 @@ from pose.evaluation.diagnosis import (
     RESULT_STEPS,
     class_counts_by_image,
     corrected_results,
+    match_and_classify,
 )
 from pose.evaluation.evaluator import evaluate_config
 from pose.evaluation.metrics import STAT_NAMES, run_cocoeval
@@ -155,11 +156,13 @@ def _keypoint_errors(results_file, annotation_file, config):
         results = json.load(f)
     if not results:
         return None
-    image_ids, counts = class_counts_by_image(coco, results, meta)
+    classified = match_and_classify(coco, results, meta)  # once for both below
+    image_ids, counts = class_counts_by_image(coco, results, meta, classified)
     # the per-image matches of the results with each error fixed, for the AP intervals
     fixed = {step: PerImageMatches.from_cocoeval(run_cocoeval(coco, step_results,
                                                               meta.sigmas_array))
-             for step, step_results in corrected_results(coco, results, meta).items()}
+             for step, step_results
+             in corrected_results(coco, results, meta, classified).items()}
     return {"image_ids": image_ids, "counts": counts, "fixed": fixed}
 
 
