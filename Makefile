@@ -5,21 +5,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean fuzz
+.PHONY: demo test install clean fuzz browser
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,onnx]'
+	$(PY) -m pip install --quiet -e '.[test,onnx,serve,ray]'
 	touch $@
 
 install: $(VENV)/.installed
+
+# Debian's Chromium for the browser tests (the server's web page, the comparison report),
+# driven by Playwright with executable_path=/usr/bin/chromium (Playwright downloads no
+# browser). Installed with apt-get where missing and running as root; otherwise the browser
+# tests are skipped with a reason, except under CI=true, where they fail.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make test: no chromium; the browser tests need Debian's chromium (apt-get install chromium)" >&2; fi; }
 
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --workdir work/demo
 
 # Lint (ruff), the import direction (import-linter, contracts in setup.cfg), then pytest.
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)

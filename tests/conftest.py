@@ -161,3 +161,38 @@ def torch_checkpoint_writer():
     from tests import checkpoint_files
 
     return checkpoint_files
+
+
+# Debian's Chromium, started headless by Playwright (which downloads no browser of its own).
+# The flags keep it off the network: without them it keeps trying Google's hosts, which
+# this machine's closed network refuses.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def chromium_or_skip():
+    """The Chromium executable; its absence skips the test with the reason, or fails it under
+    ``CI=true`` (CI installs the browser: ``make browser``), so that CI never tests less."""
+    if os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    message = f"{CHROMIUM} is missing: the browser tests need Debian's chromium (make browser)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium (a Playwright ``Browser``) for the whole session; each test opens
+    its own context (``chromium.new_context()``) and closes it. Extra launch flags (a fake
+    camera) need their own browser: ``launch_chromium(playwright, extra_args)``."""
+    executable = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
