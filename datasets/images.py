@@ -73,27 +73,42 @@ def read_image_rgb(path, exif_orientation=False):
     if status.st_size > MAX_IMAGE_FILE_BYTES:
         raise ImageDecodeError(f"{path}: {status.st_size:,} bytes, over the "
                                f"{MAX_IMAGE_FILE_BYTES:,}-byte limit of an image file")
-    data = np.fromfile(path, np.uint8)
+    return decode_image_rgb(np.fromfile(path, np.uint8), path, exif_orientation)
+
+
+def decode_image_rgb(data, name="image", exif_orientation=False):
+    """``read_image_rgb`` of an image file's bytes already in memory (an upload): the same
+    checks (empty, declared pixels, truncated, undecodable) and conversions; ``name`` is
+    what the messages call it.
+
+    Raises:
+        ImageDecodeError: as ``read_image_rgb``, naming ``name``.
+    """
+    data = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray,
+                                                               memoryview)) else data
     if data.size == 0:
-        raise ImageDecodeError(f"{path}: empty file")
+        raise ImageDecodeError(f"{name}: empty file")
+    if data.size > MAX_IMAGE_FILE_BYTES:
+        raise ImageDecodeError(f"{name}: {data.size:,} bytes, over the "
+                               f"{MAX_IMAGE_FILE_BYTES:,}-byte limit of an image file")
     size = declared_image_size(data)
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-        raise ImageDecodeError(f"{path}: declares {size[0]} x {size[1]} pixels, over the "
+        raise ImageDecodeError(f"{name}: declares {size[0]} x {size[1]} pixels, over the "
                                f"{MAX_IMAGE_PIXELS:,}-pixel limit of an image")
     head = data[:8].tobytes()
     tail = data[-4096:].tobytes()
     if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:
-        raise ImageDecodeError(f"{path}: truncated JPEG (no end-of-image marker)")
+        raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
     if head.startswith(b"\x89PNG") and b"IEND" not in tail:
-        raise ImageDecodeError(f"{path}: truncated PNG (no IEND chunk)")
+        raise ImageDecodeError(f"{name}: truncated PNG (no IEND chunk)")
     try:
         flags = IMREAD_FLAGS & ~cv2.IMREAD_IGNORE_ORIENTATION if exif_orientation else (
             IMREAD_FLAGS)
         image = cv2.imdecode(data, flags)
     except cv2.error as exc:
-        raise ImageDecodeError(f"{path}: OpenCV cannot decode it ({exc})") from exc
+        raise ImageDecodeError(f"{name}: OpenCV cannot decode it ({exc})") from exc
     if image is None or image.size == 0:
-        raise ImageDecodeError(f"{path}: OpenCV cannot decode it")
+        raise ImageDecodeError(f"{name}: OpenCV cannot decode it")
     if image.ndim == 2:  # defensive: IMREAD_COLOR_RGB always gives 3 channels
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.dtype == np.uint16:
