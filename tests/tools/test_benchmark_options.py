@@ -280,3 +280,138 @@ def test_the_runtimes_benchmark_passes_its_options_on(tmp_path, monkeypatch, tin
     assert run("--latency-config", tmp_path / "latency.yaml")["built"] == [
         tiny_config.model.width]
     assert run("--rounds", 3, "--repeats", 4)["timed"] == {"rounds": 3, "repeats": 4}
+
+
+def test_the_runtimes_benchmark_exports_and_times_only_the_variants_asked(tmp_path,
+                                                                        monkeypatch,
+                                                                        tiny_config):
+    import pose.apis.export as export_module
+    import pose.engine.checkpoint as checkpoint_module
+    import pose.experiments.runtime_benchmark as runtime_benchmark
+
+    main = _tool("benchmark")
+    weights = tmp_path / "m.keras"
+    weights.write_bytes(b"captured")
+    exported = []
+
+    def export_variants(model, config, folder, stem, crops, variants):
+        exported.append((stem, list(variants)))
+        return {}
+
+    def time_variants(paths, rounds, repeats, threads):
+        raise _Reached()
+
+    network = SimpleNamespace(input_shape=(None, 64, 32, 3))
+    monkeypatch.setattr(checkpoint_module, "load_model", lambda path: (network, tiny_config))
+    monkeypatch.setattr(checkpoint_module, "build_model", lambda model_config: network)
+    monkeypatch.setattr(checkpoint_module, "save_model", lambda *a, **k: None)
+    monkeypatch.setattr(export_module, "calibration_crops", lambda *a, **k: None)
+    monkeypatch.setattr(runtime_benchmark, "export_variants", export_variants)
+    monkeypatch.setattr(runtime_benchmark, "evaluate_variants",
+                        lambda *a, **k: {("keras", None): {"AP": 0.0, "dAP": None}})
+    monkeypatch.setattr(runtime_benchmark, "time_variants", time_variants)
+
+    def run(*options):
+        exported.clear()
+        with pytest.raises(_Reached):
+            run_tool(main, ["runtimes", "--weights", str(weights), "--workdir",
+                            str(tmp_path / f"w{abs(hash(options))}"), "--out",
+                            str(tmp_path / f"r{abs(hash(options))}.json"), *options])
+        return exported[:]
+
+    everything = list(runtime_benchmark.parse_variants(None))
+    asked = list(runtime_benchmark.parse_variants(["onnx"]))
+    assert run() == [("accuracy", everything), ("latency", everything)]
+    assert run("--variants", "onnx") == [("accuracy", asked), ("latency", asked)]
+    assert asked != everything
+
+
+def test_the_evaluation_benchmarks_measure_the_sizes_asked(tmp_path, monkeypatch):
+    """eval-scale's and bootstrap's --images, and bootstrap's --resamples, reach the
+    generated set and the resampling."""
+    main = _tool("benchmark")
+    seen = {}
+
+    def scale(out_dir, num_images=5000, **kwargs):
+        seen["scale"] = num_images
+        raise _Reached()
+
+    def bootstrap(out_dir, num_images=5000, num_resamples=1000, **kwargs):
+        seen["bootstrap"] = (num_images, num_resamples)
+        raise _Reached()
+
+    monkeypatch.setitem(main.__globals__, "benchmark_evaluation_scale", scale)
+    monkeypatch.setitem(main.__globals__, "benchmark_bootstrap", bootstrap)
+
+    def run(*argv):
+        seen.clear()
+        with pytest.raises(_Reached):
+            run_tool(main, [*map(str, argv), "--out", str(tmp_path / f"{len(seen)}.json")])
+        return seen.popitem()[1]
+
+    assert run("eval-scale") == 5000 and run("eval-scale", "--images", 12) == 12
+    assert run("bootstrap") == (5000, 1000)
+    assert run("bootstrap", "--images", 12) == (12, 1000)
+    assert run("bootstrap", "--resamples", 7) == (5000, 7)
+
+
+@pytest.mark.parametrize("option, value, attribute", [
+    ("--detector-format", "yolov8", "detector_format"),
+    ("--detector-preset", "yolox", "detector_preset"),
+    ("--detector-size", ["320", "256"], "detector_size"),
+    ("--detector-mean", ["1", "2", "3"], "detector_mean"),
+    ("--detector-std", ["4", "5", "6"], "detector_std"),
+    ("--detector-threshold", "0.6", "detector_threshold"),
+    ("--person-class", "3", "person_class"),
+    ("--detector-nms-iou", "0.4", "detector_nms_iou"),
+    ("--detector-nms-classes", "all", "detector_nms_classes"),
+    ("--max-people", "2", "max_people"),
+])
+def test_the_video_benchmark_hands_each_detector_option_to_the_detector(tmp_path, monkeypatch,
+                                                                       option, value,
+                                                                       attribute):
+    """With --detector FILE the clip's boxes come from that detector, built from the
+    options as tools/detect.py builds it (``detector_from_args``; what each option then
+    does to the boxes: tests/tools/test_detector_options.py)."""
+    import pose.apis.estimator as estimator
+    import pose.experiments.video_benchmark as video_benchmark
+
+    main = _tool("benchmark")
+    built = []
+    monkeypatch.setattr(video_benchmark, "four_people_clip",
+                        lambda workdir, frames, size: (str(tmp_path / "c.mp4"), None, None))
+
+    def benchmark(estimator_, clip_, boxes_, workdir, **kwargs):
+        built.append(boxes_)
+        raise _Reached()
+
+    monkeypatch.setattr(video_benchmark, "benchmark_video", benchmark)
+    monkeypatch.setattr("pose.apis.detector.detector_from_args",
+                        lambda args, threads=None: SimpleNamespace(name="detector", args=args))
+    monkeypatch.setattr(estimator, "load_network",
+                        lambda *a, **k: (SimpleNamespace(description="stub"), None))
+    monkeypatch.setattr("pose.config.resolve_config", lambda *a, **k: "config")
+    monkeypatch.setattr(estimator.PoseEstimator, "from_config",
+                        lambda model, config, **k: SimpleNamespace(flip=True))
+    monkeypatch.setattr(estimator, "runtime_description", lambda model, threads: "stub")
+    (tmp_path / "m.onnx").write_bytes(b"captured")
+    (tmp_path / "det.onnx").write_bytes(b"captured")
+    values = value if isinstance(value, list) else [value]
+
+    def run(*options):
+        built.clear()
+        with pytest.raises(_Reached):
+            run_tool(main, ["video", "--weights", str(tmp_path / "m.onnx"), "--workdir",
+                            str(tmp_path / f"w{abs(hash(options))}"), "--out",
+                            str(tmp_path / f"v{abs(hash(options))}.json"), *options])
+        return built[0]
+
+    source = run("--detector", str(tmp_path / "det.onnx"), option, *values)
+    default = run("--detector", str(tmp_path / "det.onnx"))
+    assert source.name == "detector" and source.args.detector == str(tmp_path / "det.onnx")
+    got = getattr(source.args, attribute)
+    if isinstance(value, list):
+        assert [float(v) for v in got] == [float(v) for v in values]
+    else:
+        assert str(got) == value
+    assert getattr(default.args, attribute) != got

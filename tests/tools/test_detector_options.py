@@ -8,8 +8,10 @@ letterbox puts it 24 rows down in the 128x128 input, grey 114 around it, so the 
 mean is 114/255 x 0.375 = 0.168 with the default preset.
 """
 
+import io
 import json
 import runpy
+import sys
 from pathlib import Path
 
 import cv2
@@ -130,3 +132,27 @@ def test_recursive_reads_the_sub_folders_too(planted, capsys):
     finally:
         (folder / "photos" / "more" / "black2.png").unlink()
     assert len(nested[1]) == 2 * len(flat[1]) == 6  # the same three people in each photo
+
+
+def test_quiet_silences_the_progress_and_keeps_the_boxes(planted, monkeypatch):
+    """The progress (``images n/N`` on a terminal's stderr, erased when done) is written
+    without --quiet only; the boxes are the same."""
+    folder, detector = planted
+    main = runpy.run_path(str(ROOT / "tools" / "detect.py"), run_name="tool")["main"]
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    def run(*options):
+        out = folder / f"quiet_{len(options)}.json"
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert run_tool(main, ["--detector", str(detector), "--images", str(folder / "photos"),
+                               "--out", str(out), "--overwrite", *options]) == 0
+        return json.loads(out.read_text()), terminal.getvalue()
+
+    loud_boxes, loud = run()
+    quiet_boxes, quiet = run("--quiet")
+    assert quiet_boxes == loud_boxes
+    assert loud.startswith("\r") and quiet == ""  # one image: the line is erased at once

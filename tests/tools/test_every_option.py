@@ -433,3 +433,71 @@ def test_the_stops_are_where_the_work_starts(monkeypatch):
                 finally:
                     os.chdir(cwd)
 
+
+
+def _run_to_stop(tool, argv, work, stop=_stop):
+    """Exit code and stderr of ``tool`` with ``argv`` in ``work``, its work replaced by
+    ``stop`` (exit code 0 when the work is reached)."""
+    with contextlib.ExitStack() as stack:
+        for target in STOPS[tool.split()[0]]:
+            module, function = target.split(":")
+            stack.enter_context(mock.patch.object(importlib.import_module(module), function, stop))
+        cwd = os.getcwd()
+        os.chdir(work)
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    code = run_tool(_tool_module(tool).main, argv)
+                except _WorkReached:
+                    code = 0
+        finally:
+            os.chdir(cwd)
+    return code, err.getvalue()
+
+
+OVERWRITE_CASES = [tool for tool, option in CASES if option == "--overwrite"]
+
+
+@pytest.mark.parametrize("tool", OVERWRITE_CASES)
+def test_overwrite_decides_whether_an_existing_output_is_replaced(tool):
+    """With the first declared output already holding a user's file (or a folder with a
+    user's file in it), the command is refused without --overwrite, the user's file
+    untouched, and reaches its work with it."""
+    parser = PARSERS[tool]
+    argv = _argv(tool)
+    words = tool.split()
+    namespace, _ = parser.parse_known_args(argv[len(words) - 1:])
+    dest, kind = next((d, k) for d, k in output_options(parser).items()
+                      if getattr(namespace, d, None))
+    with _inputs() as work:
+        target = work / getattr(namespace, dest)
+        user_file = target / "notes.txt" if kind == "folder" else target
+        user_file.parent.mkdir(parents=True, exist_ok=True)
+        user_file.write_text("a user's file")
+        code, err = _run_to_stop(tool, argv, work)
+        assert code == 2 and "--overwrite" in err, (tool, code, err)
+        assert user_file.read_text() == "a user's file"
+        code, err = _run_to_stop(tool, argv + ["--overwrite"], work)
+        assert code == 0, (tool, err)
+
+
+DEBUG_CASES = [tool for tool, option in CASES if option == "--debug"]
+
+
+def _user_mistake(*args, **kwargs):
+    from pose.errors import UserError
+    raise UserError("a planted mistake")
+
+
+@pytest.mark.parametrize("tool", DEBUG_CASES)
+def test_debug_lets_an_error_out_with_its_traceback(tool):
+    """An error at the start of the work is one ``error:`` line (exit code 2); with
+    --debug, ``run_tool`` lets it out with its traceback instead."""
+    from pose.errors import UserError
+
+    with _inputs() as work:
+        code, err = _run_to_stop(tool, _argv(tool), work, stop=_user_mistake)
+        assert code == 2 and err == "error: a planted mistake\n", (tool, err)
+        with pytest.raises(UserError, match="a planted mistake"):
+            _run_to_stop(tool, _argv(tool) + ["--debug"], work, stop=_user_mistake)

@@ -62,7 +62,7 @@ def infer(tmp_path, monkeypatch):
         out = tmp_path / f"out{abs(hash(options))}"
         try:
             code = run_tool(main, [str(tmp_path / "photos"), "--weights", str(tmp_path / "m.onnx"),
-                                   "--out", str(out), "--quiet", *map(str, options)])
+                                   "--out", str(out), *map(str, options)])
         except _Reached:
             return calls
         raise AssertionError(f"{options}: exit {code} before run_inference")
@@ -85,6 +85,7 @@ def infer(tmp_path, monkeypatch):
     (["--threshold", 0.6], "run", lambda r: r["threshold"], 0.6),
     (["--box-threshold", 0.8], "run", lambda r: r["box_threshold"], 0.8),
     (["--ignore-exif"], "run", lambda r: r["exif_orientation"], False),
+    (["--quiet"], "run", lambda r: r["verbose"], 0),
     (["--recursive"], "run", lambda r: r["inputs"], ["a.png", "b.png"]),
     (["--no-flip"], "estimator", lambda e: e["flip"], False),
     (["--batch-size", 7], "estimator", lambda e: e["batch_size"], 7),
