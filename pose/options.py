@@ -117,6 +117,12 @@ OPTION_RANGES = {
     "--smooth-min-cutoff": Range(0.0, 1e6, False),  # Hz
     "--smooth-beta": Range(0.0, 1e6),
     "--smooth-d-cutoff": Range(0.0, 1e6, False),  # Hz
+    # the pose server (tools/serve.py)
+    "serve --port": Range(0, 65535),  # 0: any free port
+    "serve --queue": Range(1, 10_000),  # requests queued or running
+    "serve --timeout": Range(0.0, 3600.0, False),  # seconds per request
+    "serve --max-upload-mib": Range(1, 1024),
+    "serve --stream-max-age": Range(0.0, 3600.0),  # seconds
     # export
     "--calibration-count": Range(1, MAX_COUNT),
     "--latency-calibration-count": Range(1, MAX_COUNT),
