@@ -38,7 +38,8 @@ def infer(tmp_path, monkeypatch):
     calls = {}
 
     def load_network(path, runtime, threads, **kwargs):
-        calls["load"] = {"runtime": runtime, "threads": threads, **kwargs}
+        calls["load"] = {"path": Path(path).name, "runtime": runtime, "threads": threads,
+                         **kwargs}
         return SimpleNamespace(description="stub"), None
 
     def from_config(model, config, **kwargs):
@@ -47,24 +48,39 @@ def infer(tmp_path, monkeypatch):
 
     def run_inference(estimator_, inputs, out, source, **kwargs):
         calls["run"] = {"inputs": [Path(i.path).name for i in inputs], "source": source,
-                        **kwargs}
+                        "out": Path(out).name, **kwargs}
         raise _Reached()
 
     monkeypatch.setattr(estimator, "load_network", load_network)
     monkeypatch.setattr(estimator.PoseEstimator, "from_config", from_config)
     monkeypatch.setattr(estimator, "runtime_description", lambda model, threads: "stub")
     monkeypatch.setattr(runner, "run_inference", run_inference)
-    monkeypatch.setattr("pose.config.resolve_config", lambda *a, **k: "config")
+
+    def resolve_config(config, saved, overrides, source=None):
+        calls["config"] = {"config": config and Path(config).name, "overrides": overrides}
+        return "config"
+
+    def detector_from_args(args, threads=None):
+        calls["detector"] = vars(args)
+        return SimpleNamespace(name="planted detector")
+
+    monkeypatch.setattr("pose.config.resolve_config", resolve_config)
+    monkeypatch.setattr("pose.apis.detector.detector_from_args", detector_from_args)
+    for name in ("n.onnx", "c.yaml", "det.onnx"):
+        (tmp_path / name).write_bytes(b"captured")
+    (tmp_path / "dets.json").write_text(
+        '[{"image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9], "score": 0.9}]')
     main = runpy.run_path(str(ROOT / "tools" / "infer.py"), run_name="tool")["main"]
 
-    def handed(*options):
+    def handed(*options, inputs=("photos",)):
         calls.clear()
         out = tmp_path / f"out{abs(hash(options))}"
         try:
-            code = run_tool(main, [str(tmp_path / "photos"), "--weights", str(tmp_path / "m.onnx"),
-                                   "--out", str(out), *map(str, options)])
+            code = run_tool(main, [*(str(tmp_path / i) for i in inputs), "--weights",
+                                   str(tmp_path / "m.onnx"), "--out", str(out),
+                                   *map(str, options)])
         except _Reached:
-            return calls
+            return dict(calls)
         raise AssertionError(f"{options}: exit {code} before run_inference")
 
     return handed
@@ -111,3 +127,53 @@ def test_whole_image_is_said_as_the_reason_for_the_boxes(infer, capsys):
     asked = capsys.readouterr().out
     assert "person boxes: whole image (no --detector or --boxes given" in default
     assert "person boxes: whole image (given by --whole-image)" in asked
+
+
+@pytest.mark.parametrize("options, where, get, value", [
+    (["--weights", "WEIGHTS"], "load", lambda loaded: loaded["path"], "n.onnx"),
+    (["--config", "CONFIG"], "config", lambda c: c["config"], "c.yaml"),
+    (["--set", "test.flip_test=false"], "config", lambda c: c["overrides"],
+     ["test.flip_test=false"]),
+    (["--out", "OUT"], "run", lambda r: r["out"], "mine"),
+    (["--boxes", "BOXES"], "run", lambda r: type(r["source"]).__name__, "DetectionBoxes"),
+    (["--detector", "DETECTOR"], "run", lambda r: r["source"].name, "planted detector"),
+])
+def test_the_model_config_output_and_box_options_reach_their_calls(infer, tmp_path, options,
+                                                                  where, get, value):
+    paths = {"WEIGHTS": "n.onnx", "CONFIG": "c.yaml", "OUT": "mine", "BOXES": "dets.json",
+             "DETECTOR": "det.onnx"}
+    options = [str(tmp_path / paths[o]) if o in paths else o for o in options]
+    with_option = get(infer(*options)[where])
+    without = get(infer()[where])
+    assert with_option == value != without
+
+
+@pytest.mark.parametrize("option, values, attribute", [
+    ("--detector-format", ["yolov8"], "detector_format"),
+    ("--detector-preset", ["yolox"], "detector_preset"),
+    ("--detector-size", ["320", "256"], "detector_size"),
+    ("--detector-mean", ["1", "2", "3"], "detector_mean"),
+    ("--detector-std", ["4", "5", "6"], "detector_std"),
+    ("--detector-threshold", ["0.6"], "detector_threshold"),
+    ("--person-class", ["3"], "person_class"),
+    ("--detector-nms-iou", ["0.4"], "detector_nms_iou"),
+    ("--detector-nms-classes", ["all"], "detector_nms_classes"),
+    ("--max-people", ["2"], "max_people"),
+])
+def test_each_detector_option_reaches_the_detector(infer, tmp_path, option, values,
+                                                   attribute):
+    """The detector is built from the options as tools/detect.py builds it
+    (``detector_from_args``; what each option then does to the boxes:
+    tests/tools/test_detector_options.py)."""
+    detector = ["--detector", str(tmp_path / "det.onnx")]
+    got = infer(*detector, option, *values)["detector"][attribute]
+    default = infer(*detector)["detector"][attribute]
+    as_given = [float(v) for v in got] if len(values) > 1 else str(got)
+    assert as_given == ([float(v) for v in values] if len(values) > 1 else values[0])
+    assert got != default
+
+
+def test_the_inputs_are_the_files_given(infer, tmp_path):
+    assert infer()["run"]["inputs"] == ["a.png"]
+    assert infer(inputs=("photos/sub/b.png",))["run"]["inputs"] == ["b.png"]
+    assert infer(inputs=("photos/a.png", "photos/sub"))["run"]["inputs"] == ["a.png", "b.png"]
