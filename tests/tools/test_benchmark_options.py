@@ -10,6 +10,7 @@ import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import pytest
 
 from pose.errors import run_tool
@@ -92,8 +93,11 @@ def test_the_video_benchmark_passes_its_options_on(tmp_path, monkeypatch):
     monkeypatch.setattr(detector_benchmark, "make_detector_file", make_detector)
     monkeypatch.setattr("pose.apis.detector.detector_from_args",
                         lambda args, threads=None: SimpleNamespace(name="detector"))
-    monkeypatch.setattr(estimator, "load_network",
-                        lambda *a, **k: (SimpleNamespace(description="stub"), None))
+    def load_network(path, threads=None, **kwargs):
+        seen["threads"] = threads
+        return SimpleNamespace(description="stub"), None
+
+    monkeypatch.setattr(estimator, "load_network", load_network)
     monkeypatch.setattr("pose.config.resolve_config", lambda *a, **k: "config")
     monkeypatch.setattr(estimator.PoseEstimator, "from_config",
                         lambda model, config, **k: SimpleNamespace(flip=True))
@@ -111,6 +115,7 @@ def test_the_video_benchmark_passes_its_options_on(tmp_path, monkeypatch):
 
     base = run()
     assert run("--frames", 12)["clip"] == (12, (1280, 720)) != base["clip"]
+    assert run("--threads", 2)["threads"] == 2 != base["threads"]
     assert run("--size", "640x360")["clip"] == (40, (640, 360))
     assert run("--rounds", 5)["run"]["rounds"] == 5 != base["run"]["rounds"]
     assert run("--track-min-score", 0.4)["run"]["min_score"] == 0.4 != base["run"]["min_score"]
@@ -252,7 +257,7 @@ def test_the_runtimes_benchmark_passes_its_options_on(tmp_path, monkeypatch, tin
         return {("keras", None): {"AP": 0.0, "dAP": None}}
 
     def time_variants(paths, rounds, repeats, threads):
-        seen["timed"] = dict(rounds=rounds, repeats=repeats)
+        seen["timed"] = dict(rounds=rounds, repeats=repeats, threads=threads)
         raise _Reached()
 
     monkeypatch.setattr(checkpoint_module, "load_model", lambda path: (network, tiny_config))
@@ -279,7 +284,9 @@ def test_the_runtimes_benchmark_passes_its_options_on(tmp_path, monkeypatch, tin
     assert run("--latency-only")["evaluated"] == 0
     assert run("--latency-config", tmp_path / "latency.yaml")["built"] == [
         tiny_config.model.width]
-    assert run("--rounds", 3, "--repeats", 4)["timed"] == {"rounds": 3, "repeats": 4}
+    assert run("--rounds", 3, "--repeats", 4)["timed"] == {"rounds": 3, "repeats": 4,
+                                                           "threads": None}
+    assert run("--threads", 2)["timed"]["threads"] == 2
 
 
 def test_the_runtimes_benchmark_exports_and_times_only_the_variants_asked(tmp_path,
@@ -415,3 +422,71 @@ def test_the_video_benchmark_hands_each_detector_option_to_the_detector(tmp_path
     else:
         assert str(got) == value
     assert getattr(default.args, attribute) != got
+
+
+def test_the_startup_benchmark_writes_its_rows_for_the_configs_and_repeats_asked(
+        tmp_path, monkeypatch, coco_sample_dir):
+    """--configs are the checkpoints made and timed, --repeats the rounds per row, and the
+    rows go to --json (default: WORKDIR/startup.json), the scratch files to --workdir."""
+    main = _tool("benchmark_startup")
+    made = []
+
+    def checkpoint(config, workdir):
+        made.append(Path(config).name)
+        return str(Path(workdir) / f"{Path(config).stem}.keras")
+
+    def overlay(weights, inputs, out_dir, extra_args=(), timeout=900):
+        return {"runtime": "stub", "first_overlay_s": 1.0, "exit_s": 2.0, "model_ready_s": 0.5,
+                "images_per_s": 3.0, "people_per_s": 4.0, "box_ms_per_image": 0.1}
+
+    monkeypatch.setitem(main.__globals__, "make_checkpoint", checkpoint)
+    monkeypatch.setitem(main.__globals__, "time_first_overlay", overlay)
+    image = coco_sample_dir / "images" / "000000000785.jpg"
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text("captured")
+
+    def run(workdir, *options):
+        made.clear()
+        assert run_tool(main, ["--workdir", str(tmp_path / workdir), "--images", str(image),
+                               "--formats", "keras", *map(str, options)]) == 0
+        return made[:]
+
+    assert run("w1", "--configs", tmp_path / "a.yaml") == ["a.yaml"]
+    rows = json.loads((tmp_path / "w1" / "startup.json").read_text())["rows"]
+    assert [(r["config"], len(r["runs"])) for r in rows] == [(str(tmp_path / "a.yaml"), 2)]
+    assert run("w2", "--configs", tmp_path / "a.yaml", tmp_path / "b.yaml", "--repeats", 3,
+               "--json", tmp_path / "rows.json") == ["a.yaml", "b.yaml"]
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [len(r["runs"]) for r in rows] == [3, 3]
+    assert not (tmp_path / "w2" / "startup.json").exists()
+
+
+def test_the_detector_input_benchmark_times_the_images_and_size_asked(tmp_path, monkeypatch,
+                                                                     coco_sample_dir):
+    import pose.experiments.detector_benchmark as detector_benchmark
+
+    main = _tool("benchmark")
+    timed = []
+
+    def time_input(image, size=640, repeats=50):
+        timed.append((image.shape, size, repeats))
+        return {"project_ms": 1.0, "ultralytics_ms": 2.0, "max_abs_difference": 0.0}
+
+    monkeypatch.setattr(detector_benchmark, "time_detector_input", time_input)
+    images = sorted((coco_sample_dir / "images").glob("*.jpg"))[:2]
+
+    def run(*options):
+        timed.clear()
+        out = tmp_path / f"d{abs(hash(options))}.json"
+        assert run_tool(main, ["detector-input", "--images", str(images[0]), "--out", str(out),
+                               *map(str, options)]) == 0
+        return timed[:], json.loads(out.read_text())
+
+    base, written = run()
+    assert [(size, repeats) for _, size, repeats in base] == [(640, 50)]
+    assert written["size"] == 640 and len(written["rows"]) == 1
+    assert run("--size", 416)[0][0][1] == 416
+    assert run("--repeats", 5)[0][0][2] == 5
+    both, written = run("--images", images[0], images[1])
+    assert [shape for shape, _, _ in both] == [
+        cv2.imread(str(p)).shape for p in images] and len(written["rows"]) == 2
