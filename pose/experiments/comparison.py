@@ -163,18 +163,52 @@ def _keypoint_errors(results_file, annotation_file, config):
                                                               meta.sigmas_array))
              for step, step_results
              in corrected_results(coco, results, meta, classified).items()}
-    return {"image_ids": image_ids, "counts": counts, "fixed": fixed}
+    return {"image_ids": image_ids, "counts": counts, "fixed": fixed, "meta": meta}
 
 
 def _evaluate_run(label, model, config, out_dir, verbose):
     """A run's row without its latency (timed separately, when nothing else runs)."""
     metrics = evaluate_config(model, config, out_dir=out_dir, verbose=verbose)
-    results_file = os.path.join(out_dir, "keypoints_results.json")
-    matches = per_image_matches(results_file, metrics["annotations"], config.data.oks_sigmas)
     return {"variant": label, **describe_model(model),
             "metrics": {name: metrics[name] for name in STAT_NAMES},
-            "boxes": metrics["boxes"], "flip_test": metrics["flip_test"], "matches": matches,
-            "errors": _keypoint_errors(results_file, metrics["annotations"], config)}
+            "boxes": metrics["boxes"], "flip_test": metrics["flip_test"],
+            **read_run_results(os.path.join(out_dir, "keypoints_results.json"),
+                               metrics["annotations"], config)}
+
+
+def read_run_results(results_file, annotation_file, config):
+    """What the comparison takes from a run's results file: ``matches`` (COCOeval's
+    per-image matches, :func:`per_image_matches`), ``errors`` (the per-image keypoint error
+    counts and the matches with each error fixed) and ``sources`` (where the results,
+    annotations and images are, and the keypoint metadata: what ``report.html`` reads
+    again for its gallery); each None when the run has no results. Only ``config.data``
+    is read."""
+    matches = per_image_matches(results_file, annotation_file, config.data.oks_sigmas)
+    errors = _keypoint_errors(results_file, annotation_file, config)
+    sources = None if errors is None else {
+        "results": os.path.abspath(results_file),
+        "annotations": os.path.abspath(annotation_file),
+        "images": os.path.abspath(config.data.resolve(config.data.val_images)),
+        "keypoints": keypoint_metadata(errors["meta"])}
+    return {"matches": matches, "errors": errors, "sources": sources}
+
+
+def keypoint_metadata(meta):
+    """A ``DatasetMeta`` as JSON-ready fields (0-based index pairs) that
+    :func:`metadata_from_fields` turns back into it: what the comparison keeps so that its
+    report classifies keypoints as the comparison did (the run's sigmas and flip pairs)."""
+    return {"keypoint_names": list(meta.keypoint_names),
+            "skeleton": [list(pair) for pair in meta.skeleton],
+            "flip_pairs": [list(pair) for pair in meta.flip_pairs],
+            "sigmas": list(meta.sigmas)}
+
+
+def metadata_from_fields(fields):
+    """The ``DatasetMeta`` of :func:`keypoint_metadata`'s fields."""
+    return DatasetMeta(tuple(fields["keypoint_names"]),
+                       tuple(tuple(pair) for pair in fields["skeleton"]),
+                       tuple(fields["sigmas"]),
+                       tuple(tuple(pair) for pair in fields["flip_pairs"]))
 
 
 def run_comparison(config, workdir, variants=VARIANTS, placement="branch", seeds=1,
@@ -300,8 +334,10 @@ def compare_checkpoints(checkpoints, config=None, out_dir=None, verbose=1, num_r
             if run_config is None:
                 raise UserError(f"{path} has no config beside it; pass a config")
             run_out = os.path.join(out_dir or scratch, checkpoint_run_name(i, label))
-            runs.append({**_evaluate_run(label, model, run_config, run_out, verbose),
-                         "latency_ms": measure_latency_ms(model)})
+            run = _evaluate_run(label, model, run_config, run_out, verbose)
+            if out_dir is None:  # its results go with the scratch folder
+                run["sources"] = None
+            runs.append({**run, "latency_ms": measure_latency_ms(model)})
     return summarize_comparison(runs, num_resamples, bootstrap_seed, a_a=a_a)
 
 
@@ -315,7 +351,9 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
         ``pose.evaluation.bootstrap.paired_differences``), "bootstrap": settings}`` and,
         with ``a_a``, ``"a_a": [check, ...]``; ``differences`` is empty, with the reason in
         ``bootstrap["skipped"]``, when there is a single variant or a run without any
-        result.
+        result; ``"keypoint_errors"`` (:func:`keypoint_error_differences`) and
+        ``"sources"`` (:func:`run_sources`: the results files the report's gallery
+        draws) where every run has them.
     """
     rows = summarize(runs)
     matches = {}
@@ -339,6 +377,9 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
         errors = keypoint_error_differences(runs, **resampled)
         if errors is not None:
             comparison["keypoint_errors"] = errors
+    sources = run_sources(runs)
+    if sources is not None:
+        comparison["sources"] = sources
     if a_a:
         short = [label for label, group in matches.items() if len(group) < MIN_SEEDS_FOR_A_A]
         if short or not complete:
@@ -348,6 +389,25 @@ def summarize_comparison(runs, num_resamples=1000, bootstrap_seed=0, confidence=
         comparison["a_a"] = [a_a_check(label, group, **resampled)
                              for label, group in matches.items()]
     return comparison
+
+
+def run_sources(runs):
+    """Where the runs' results are, for the report's gallery: ``{"annotations", "images",
+    "keypoints" (:func:`keypoint_metadata`), "runs": [{"variant", "seed", "results"}]}``
+    (seed: the run's place among its variant's runs), or None when a run has no results
+    file kept or the runs were evaluated on other annotations or images."""
+    kept = [run.get("sources") for run in runs]
+    if not kept or any(source is None for source in kept):
+        return None
+    shared = {key: kept[0][key] for key in ("annotations", "images", "keypoints")}
+    if any({key: source[key] for key in shared} != shared for source in kept):
+        return None
+    seeds = {}
+    listed = []
+    for run, source in zip(runs, kept):
+        seed = seeds[run["variant"]] = seeds.get(run["variant"], -1) + 1
+        listed.append({"variant": run["variant"], "seed": seed, "results": source["results"]})
+    return {**shared, "runs": listed}
 
 
 def keypoint_error_differences(runs, num_resamples=1000, seed=0, confidence=0.95):
@@ -494,7 +554,8 @@ def summarize(runs):
     return rows
 
 
-COMPARISON_FILES = tuple(f"comparison.{ext}" for ext in ("md", "json", "png"))
+COMPARISON_FILES = (*(f"comparison.{ext}" for ext in ("md", "json", "png")),
+                    "report.html")  # report.html: pose.experiments.comparison_html
 
 
 def checkpoint_run_name(index, label):

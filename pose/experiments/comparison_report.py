@@ -4,7 +4,8 @@
 ``pose.experiments.comparison`` trains, evaluates and computes the intervals; this module
 only says what they mean: ``verdict_lines`` (one line per pair, read first),
 ``keypoint_error_lines`` (where the keypoints go wrong), ``comparison_markdown`` (every
-table) and ``write_comparison``.
+table; each table's rows also by its own function, for ``report.html``) and
+``write_comparison``.
 """
 
 import os
@@ -21,11 +22,16 @@ from pose.models.complexity import format_table
 
 def a_a_markdown(check):
     """An A/A check (:func:`a_a_check`) as a Markdown section."""
+    return a_a_summary(check) + format_table(*a_a_table(check)) + "\n"
+
+
+def a_a_summary(check):
+    """The A/A check's title and what it found, in Markdown (``**`` marks the counts)."""
     metric = check["metric"]
     single, splits = check["single_seed_pairs"], check["seed_splits"]
     widths = {name: np.median([stat["high"] - stat["low"] for stat in group])
               for name, group in (("single", single), ("splits", splits))}
-    head = (f"## A/A check: {check['variant']} against itself ({len(check['per_seed'])} "
+    return (f"## A/A check: {check['variant']} against itself ({len(check['per_seed'])} "
             f"seeds)\n\n{metric} per seed: "
             + " ".join(f"{v:.3f}" for v in check["per_seed"])
             + f" (mean {check['mean']:.3f}, std {check['std']:.3f}).\n\n"
@@ -35,6 +41,12 @@ def a_a_markdown(check):
             f"- {len(splits[0]['a'])} seeds against {len(splits[0]['b'])}, interval with "
             f"the seeds in it: **{check['splits_shown']} of {len(splits)}** splits show a "
             f"difference (median width {widths['splits']:.3f}).\n\n")
+
+
+def a_a_table(check):
+    """``(rows, columns)`` of the A/A check's intervals (``format_table``'s arguments)."""
+    metric = check["metric"]
+    single, splits = check["single_seed_pairs"], check["seed_splits"]
     table = [{"compared": f"seed {stat['seeds'][1]} − seed {stat['seeds'][0]}",
               "interval": "images only", "difference": _signed(stat["difference"]),
               "ci": _interval_text(stat), "zero": "excludes 0" if stat["excludes_zero"]
@@ -47,15 +59,24 @@ def a_a_markdown(check):
     columns = [("compared", "compared", "{}"), ("interval", "interval over", "{}"),
                ("difference", f"{metric} difference", "{}"), ("ci", "95% interval", "{}"),
                ("zero", "0", "{}")]
-    return head + format_table(table, columns) + "\n"
+    return table, columns
 
 
 def comparison_markdown(comparison):
     """The comparison as Markdown: the verdict line of each pair first, then AP per seed and
     AP/AR as mean ± std with the costs, then each pair's differences with their intervals."""
-    rows = comparison["variants"]
+    verdicts = "\n".join(f"- {line}" for line in verdict_lines(comparison))
+    return ("# PSA comparison\n\n" + (verdicts + "\n\n" if verdicts else "")
+            + variants_note(comparison) + "\n\n" + format_table(*variants_table(comparison))
+            + "\n\n" + differences_markdown(comparison) + keypoint_errors_markdown(comparison)
+            + "".join("\n" + a_a_markdown(check) for check in comparison.get("a_a", [])))
+
+
+def variants_table(comparison):
+    """``(rows, columns)`` of the per-variant table: AP per seed, AP/AR as mean ± std over
+    seeds, the costs (``format_table``'s arguments)."""
     table_rows = []
-    for row in rows:
+    for row in comparison["variants"]:
         cells = {"variant": row["variant"], "psa": row["psa"], "seeds": row["seeds"],
                  "ap_per_seed": " ".join(f"{v:.3f}" for v in row.get("AP_per_seed", []))}
         for name in STAT_NAMES:  # one seed has no spread to show
@@ -71,8 +92,13 @@ def comparison_markdown(comparison):
                + [("params", "params", "{:,}"), ("macs_g", "MACs (G)", "{:.3f}"),
                   ("latency_ms", "batch-1 latency (ms)", "{:.1f}"),
                   ("train_minutes", "training (min)", "{}")])
-    source = rows[0]
-    note = (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
+    return table_rows, columns
+
+
+def variants_note(comparison):
+    """What the per-variant table holds and how it was measured, in one paragraph."""
+    source = comparison["variants"][0]
+    return (f"HRNet-W{source['width']} at {source['input']}; boxes: {source['boxes']}; "
             f"flip test: {'on' if source['flip_test'] else 'off'}. PSA forms (psa/layers.py): "
             "paper = the paper's equations, official = DeLightCMU/PSA's PSA_p/PSA_s code, "
             "port = the common Keras port. AP per seed in seed order (checkpoints: in the "
@@ -80,28 +106,58 @@ def comparison_markdown(comparison):
             "pycocotools COCOeval); latency and training time (median over seeds, including "
             "the first step's trace; – for a run reused from an earlier call) on this "
             "machine's CPU.")
-    verdicts = "\n".join(f"- {line}" for line in verdict_lines(comparison))
-    return ("# PSA comparison\n\n" + (verdicts + "\n\n" if verdicts else "") + note + "\n\n"
-            + format_table(table_rows, columns) + "\n\n" + differences_markdown(comparison)
-            + keypoint_errors_markdown(comparison)
-            + "".join("\n" + a_a_markdown(check) for check in comparison.get("a_a", [])))
 
 
 def keypoint_errors_markdown(comparison):
     """Where the keypoints go wrong (``keypoint_error_differences``): each variant's share
     of good, jitter, inversion, swap and miss keypoints, then each variant against the
     first, in points of share with the interval and whether it is shown; "" without."""
-    errors = comparison.get("keypoint_errors")
-    if not errors:
+    if not comparison.get("keypoint_errors"):
         return ""
+    text = ("\n## Where the keypoints go wrong (Ronchi & Perona)\n\n"
+            + KEYPOINT_SHARES_NOTE + ":\n\n"
+            + format_table(*keypoint_shares_table(comparison)) + "\n")
+    return text + "".join(f"\n{line}\n" for line in keypoint_error_lines(comparison))
+
+
+KEYPOINT_SHARES_NOTE = ("Share of the matched keypoints (OKS 0.1 matching) in each class, "
+                        "averaged over seeds (pose.evaluation.diagnosis)")
+
+
+def keypoint_shares_table(comparison):
+    """``(rows, columns)``: each variant's share of each keypoint error class."""
+    errors = comparison["keypoint_errors"]
     rows = [{"variant": label, **{name: f"{100 * value:.1f}%"
                                   for name, value in entry["shares"].items()}}
             for label, entry in errors["variants"].items()]
-    columns = [("variant", "variant", "{}"), *((n, n, "{}") for n in KEYPOINT_CLASSES)]
-    text = ("\n## Where the keypoints go wrong (Ronchi & Perona)\n\nShare of the matched "
-            "keypoints (OKS 0.1 matching) in each class, averaged over seeds "
-            "(pose.evaluation.diagnosis):\n\n" + format_table(rows, columns) + "\n")
-    return text + "".join(f"\n{line}\n" for line in keypoint_error_lines(comparison))
+    return rows, [("variant", "variant", "{}"), *((n, n, "{}") for n in KEYPOINT_CLASSES)]
+
+
+def keypoint_differences_table(comparison):
+    """``(rows, columns)``: for each variant against the first, each class's change of
+    share (points) and each "AP after fixing" difference, with the 95% interval and what
+    it says (the contents of :func:`keypoint_error_lines` as a table)."""
+    rows = []
+    for pair in comparison["keypoint_errors"]["differences"]:
+        name = f"{pair['variant']} − {pair['reference']}"
+        for cls, stat in pair["shares"].items():
+            rows.append({"pair": name, "what": f"share of {cls} (points)",
+                         "difference": f"{100 * stat['difference']:+.1f}",
+                         "interval": f"[{100 * stat['low']:+.1f}, {100 * stat['high']:+.1f}]",
+                         "verdict": _share_state(stat)})
+        for step, stat in pair.get("ap_after_fixing", {}).items():
+            rows.append({"pair": name, "what": f"AP after fixing: {step}",
+                         "difference": _signed(stat["difference"]),
+                         "interval": _interval_text(stat), "verdict": _verdict(pair, stat)})
+    columns = [("pair", "pair", "{}"), ("what", "difference of", "{}"),
+               ("difference", "difference", "{}"), ("interval", "95% interval", "{}"),
+               ("verdict", "verdict", "{}")]
+    return rows, columns
+
+
+def _share_state(stat):
+    return "shown" if stat["shown"] else (
+        "images only" if stat["interval"] == "images" else "not shown")
 
 
 def keypoint_error_lines(comparison):
@@ -113,10 +169,9 @@ def keypoint_error_lines(comparison):
     for pair in (errors or {}).get("differences", []):
         cells = []
         for name, stat in pair["shares"].items():
-            state = "shown" if stat["shown"] else (
-                "images only" if stat["interval"] == "images" else "not shown")
             cells.append(f"{name} {100 * stat['difference']:+.1f} "
-                         f"[{100 * stat['low']:+.1f}, {100 * stat['high']:+.1f}] ({state})")
+                         f"[{100 * stat['low']:+.1f}, {100 * stat['high']:+.1f}] "
+                         f"({_share_state(stat)})")
         lines.append(f"Keypoint errors, {pair['variant']} − {pair['reference']} (points of "
                      "share of the matched keypoints, 95%): " + "; ".join(cells))
         if pair.get("ap_after_fixing"):
@@ -184,10 +239,16 @@ def differences_markdown(comparison):
     settings = comparison["bootstrap"]
     if not comparison["differences"]:
         return f"## Paired differences\n\nNot computed: {settings['skipped']}.\n"
-    level = f"{settings['confidence']:.0%}"
-    head = (f"## Paired differences ({level} intervals over training seeds and validation "
-            "images)\n\n"
-            "Each difference is the later variant minus the earlier one: the mean over seeds "
+    return (f"## Paired differences ({settings['confidence']:.0%} intervals over training "
+            "seeds and validation images)\n\n" + differences_note(comparison) + "\n\n"
+            + format_table(*differences_table(comparison)) + "\n")
+
+
+def differences_note(comparison):
+    """How the paired differences and their intervals are made (Markdown: ``*`` marks a
+    word in italics)."""
+    settings = comparison["bootstrap"]
+    return ("Each difference is the later variant minus the earlier one: the mean over seeds "
             "on the full validation set. Its interval holds two kinds of noise. Training: "
             "seed s of one variant is paired with seed s of the other (the same data order), "
             "and the spread of the per-seed differences enters with Student's t on seeds − 1 "
@@ -199,7 +260,12 @@ def differences_markdown(comparison):
             "only when this interval excludes 0. With one seed per variant the interval "
             "covers the choice of validation images only, not training noise — the same "
             "variant retrained with another seed, or on another CPU kind, moves AP by more "
-            "than that — so no verdict is drawn from it.\n\n")
+            "than that — so no verdict is drawn from it.")
+
+
+def differences_table(comparison):
+    """``(rows, columns)`` of every pair's differences with their intervals."""
+    level = f"{comparison['bootstrap']['confidence']:.0%}"
     table = []
     for pair in comparison["differences"]:
         name = f"{pair['variant']} − {pair['reference']}"
@@ -221,11 +287,14 @@ def differences_markdown(comparison):
                ("seed_std", "std of the per-seed differences", "{}"),
                ("image_std", "std over image resamples", "{}"),
                ("verdict", "verdict", "{}")]
-    return head + format_table(table, columns) + "\n"
+    return table, columns
 
 
 def write_comparison(comparison, out_dir):
-    """``comparison.md``, ``comparison.json`` and ``comparison.png`` in ``out_dir``."""
+    """``comparison.md``, ``comparison.json``, ``comparison.png`` and ``report.html`` (the
+    self-contained report with a gallery: ``pose.experiments.comparison_html``) in
+    ``out_dir``; returns ``{"md", "json", "png", "html": path}``."""
+    from pose.experiments.comparison_html import write_report_html
     from pose.visualization import plot_comparison
 
     os.makedirs(out_dir, exist_ok=True)
@@ -234,4 +303,5 @@ def write_comparison(comparison, out_dir):
     write_json(comparison, paths["json"])
     plot_comparison(comparison["variants"], paths["png"],
                     differences=comparison["differences"])
+    paths["html"] = write_report_html(comparison, out_dir, chart_png=paths["png"])
     return paths

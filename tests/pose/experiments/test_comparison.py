@@ -310,7 +310,11 @@ def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_con
             assert stat["low"] <= stat["high"]
     paths = write_comparison(comparison, str(tmp_path / "out"))
     assert sorted(os.listdir(tmp_path / "out")) == ["comparison.json", "comparison.md",
-                                                    "comparison.png"]
+                                                    "comparison.png", "report.html"]
+    # the trained runs' results files, read again by report.html's gallery
+    assert [(run["variant"], run["seed"]) for run in comparison["sources"]["runs"]] == [
+        ("none", 0), ("parallel", 0)]
+    assert all(os.path.isfile(run["results"]) for run in comparison["sources"]["runs"])
     markdown = open(paths["md"]).read()
     assert "| parallel" in markdown and "| verdict " in markdown
     # where the keypoints go wrong, per variant and parallel − none
