@@ -4,8 +4,8 @@
 estimator's AP by the kind of its mistakes; this module follows the definitions of the
 authors' code (matteorr/coco-analyze, ``pycocotools/cocoanalyze.py``) with its own code:
 
-- Detections are matched to ground truth by pycocotools' ``COCOeval`` at the low
-  localisation threshold OKS 0.1, so that a badly placed person still has its person.
+- Detections are matched to ground truth as pycocotools' ``COCOeval`` matches them, at
+  the low localisation threshold OKS 0.1, so that a badly placed person still has its person.
 - Each labelled keypoint of a matched detection is classified by its keypoint
   similarity ks (COCOeval's per-keypoint term ``exp(-d² / (2 · area · (2σ)²))`` with the
   ground truth's area): **good** (ks ≥ 0.85), **jitter** (0.5 ≤ ks < 0.85),
@@ -24,6 +24,20 @@ false negatives no longer counted): the paper's "AP improvement" bars. Flip pair
 sigmas come from the dataset metadata (``datasets.metadata.DatasetMeta``), so any
 COCO-format keypoint set works.
 
+Definitions: the above are issue 27's (``definitions="issue"``, the default). Where
+coco-analyze's code differs, ``definitions="coco-analyze"`` follows it: the class is the
+argmax over the own keypoint, the counterpart and the other people's (good only from
+ks > 0.85 and on the own keypoint), the keypoints are corrected to a ks rather than onto
+the ground truth, in the order miss, swap, inversion, jitter, the rescoring adds
+soft-NMS, and the background steps ignore what is unmatched at each OKS threshold.
+tests/data/coco_analyze/README.md lists the differences; with that option the numbers of
+coco-analyze itself, stored there, are reproduced.
+
+Speed: every evaluation (the matching at OKS 0.1, the AP of each step, the best OKS of
+the rescoring) is :mod:`pose.evaluation.keypoint_eval`, pycocotools' keypoint COCOeval
+on arrays with the annotations indexed once; it gives pycocotools' numbers to the bit
+(tested against it), several times faster than one ``COCOeval.evaluate()``.
+
 Example:
     >>> coco = load_coco("person_keypoints_val2017.json")
     >>> meta = DatasetMeta.from_coco(coco)
@@ -35,8 +49,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import copy
+import dataclasses
 import io
 import json
 import math
@@ -48,7 +61,16 @@ import numpy as np
 from datasets.coco import load_coco
 from datasets.metadata import DatasetMeta
 from pose.errors import UserError
-from pose.evaluation.metrics import STAT_NAMES
+from pose.evaluation.keypoint_eval import (
+    OKS_THRESHOLDS,
+    RECALL_THRESHOLDS,
+    Detections,
+    GroundTruth,
+    accumulate,
+    best_oks,
+    match,
+    summary,
+)
 from pose.fileio import write_bytes, write_json, write_text
 
 KEYPOINT_CLASSES = ("good", "jitter", "inversion", "swap", "miss")
@@ -56,6 +78,10 @@ KEYPOINT_CLASSES = ("good", "jitter", "inversion", "swap", "miss")
 # reference corrects miss, swap, inversion, jitter).
 KEYPOINT_ERRORS = ("jitter", "inversion", "swap", "miss")
 CORRECTION_STEPS = ("original", *KEYPOINT_ERRORS, "score", "background_fp", "background_fn")
+# coco-analyze's order (its Params.err_types)
+REFERENCE_ERRORS = ("miss", "swap", "inversion", "jitter")
+# "issue": the definitions of issue 27 (the default); "coco-analyze": the reference's own
+DEFINITIONS = ("issue", "coco-analyze")
 
 LOCALIZATION_OKS = 0.1  # the reference's oksLocThrs
 GOOD_KS = 0.85  # the reference's jitterKsThrs[1]
@@ -69,7 +95,8 @@ VISIBLE_BINS = (("1-5", 1, 5), ("6-10", 6, 10), ("11-15", 11, 15), ("16+", 16, m
 DIAGNOSIS_OUTPUTS = ("diagnosis.json", "diagnosis.md", "diagnosis_errors.png",
                      "diagnosis_pr.png")
 
-__all__ = ["KEYPOINT_CLASSES", "CORRECTION_STEPS", "DIAGNOSIS_OUTPUTS", "ResultsError",
+__all__ = ["KEYPOINT_CLASSES", "CORRECTION_STEPS", "DEFINITIONS", "DIAGNOSIS_OUTPUTS",
+           "ResultsError", "correction_steps",
            "load_results", "classify_keypoints", "diagnose", "class_counts_by_image",
            "corrected_results", "match_and_classify", "RESULT_STEPS",
            "format_diagnosis", "write_diagnosis", "diagnose_files"]
@@ -138,81 +165,105 @@ def load_results(path, coco, num_keypoints: int) -> list[dict]:
     return results
 
 
-def _cocoeval(coco, results, sigmas, oks_thresholds=None, max_dets=None):
-    """pycocotools' keypoint ``COCOeval`` after ``evaluate()``; detection ``i`` of
-    ``results`` has the id ``i + 1`` (``loadRes`` numbers them in order)."""
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        dt = coco.loadRes(copy.deepcopy(results))
-        ev = COCOeval(coco, dt, iouType="keypoints")
-        ev.params.useSegm = None
-        ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
-        if oks_thresholds is not None:
-            ev.params.iouThrs = np.asarray(oks_thresholds, np.float64)
-        if max_dets is not None:
-            ev.params.maxDets = [int(max_dets)]
-        ev.evaluate()
-    return ev
+def _check_definitions(definitions):
+    if definitions not in DEFINITIONS:
+        raise ValueError(f"definitions must be one of {', '.join(DEFINITIONS)}; got "
+                         f"{definitions!r}")
+    return definitions
 
 
-def _accumulate(ev):
-    """``accumulate`` + ``summarize``: the AP of the 10 stats, and the precision at OKS
-    .5 over COCOeval's 101 recall points (all areas, the most detections)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        ev.accumulate()
-        ev.summarize()
-    stats = dict(zip(STAT_NAMES, (float(v) for v in ev.stats)))
-    precision = ev.eval["precision"][0, :, 0, 0, -1]  # (T, R, K, A, M) → (R,) at OKS .5
-    return ({"AP": stats["AP"], "AP50": stats["AP50"], "AP75": stats["AP75"]},
-            [float(p) for p in precision])
+def correction_steps(definitions="issue") -> tuple:
+    """The steps of ``ap_steps`` in order for ``definitions``: the original results, the
+    keypoint errors corrected one after the other, rescoring, then the background errors."""
+    errors = KEYPOINT_ERRORS if _check_definitions(definitions) == "issue" else REFERENCE_ERRORS
+    return ("original", *errors, "score", "background_fp", "background_fn")
 
 
-def _matches_at_all_areas(ev):
+class _Prepared:
+    """The annotations indexed once (:class:`GroundTruth`), the results as arrays, and
+    the matching of the results at the localisation threshold OKS 0.1."""
+
+    def __init__(self, coco, results, meta):
+        self.coco, self.results, self.meta = coco, results, meta
+        self.gt = GroundTruth(coco, meta.sigmas_array)
+        self.det = Detections.from_results(results, self.gt)
+        self.localization = match(self.gt, self.det, [LOCALIZATION_OKS])
+
+
+def _localization_matches(prepared, matching=None):
     """(detection id → ground-truth id, unmatched counted detection ids, unmatched counted
-    ground-truth ids) of the first threshold of ``ev``, over all areas."""
-    dt_to_gt, false_pos, false_neg = {}, set(), set()
-    for e in ev.evalImgs:  # areaRng[0] is "all"
-        if e is None or list(e["aRng"]) != list(ev.params.areaRng[0]):
-            continue
-        for dt_id, gt_id, ignored in zip(e["dtIds"], e["dtMatches"][0], e["dtIgnore"][0]):
-            if gt_id:
-                dt_to_gt[int(dt_id)] = int(gt_id)
-            elif not ignored:
-                false_pos.add(int(dt_id))
-        for gt_id, dt_id, ignored in zip(e["gtIds"], e["gtMatches"][0], e["gtIgnore"]):
-            if not dt_id and not ignored:
-                false_neg.add(int(gt_id))
+    ground-truth ids) of a matching at one threshold (default: at OKS 0.1), all areas."""
+    gt, m = prepared.gt, matching or prepared.localization
+    matched = m.matched[0]
+    hit = matched >= 0
+    dt_to_gt = dict(zip((m.detections[hit] + 1).tolist(), gt.ids[matched[hit]].tolist()))
+    false_pos = set((m.detections[~hit & ~m.dt_ignore[0]] + 1).tolist())
+    in_evaluated = m.evaluated[gt.unit]
+    false_neg = set(gt.ids[in_evaluated & ~m.gt_matched[0] & ~m.gt_ignore].tolist())
     return dt_to_gt, false_pos, false_neg
 
 
-def _similarities(xy, gt_keypoints, area, sigmas):
-    """ks of each detected keypoint against the same keypoint of ``gt_keypoints``
-    (COCOeval's term, with the ground truth's area); -1 where it is not labelled.
+def _ks(xy, keypoints, area, sigmas):
+    """ks of detected keypoints against ground-truth keypoints (COCOeval's per-keypoint
+    term, with the ground truth's area); -1 where the ground truth does not label it.
 
     Args:
-        xy: (K, 2) detected positions.
-        gt_keypoints: (K, 3) ground-truth x, y, visibility.
-        area: float, the ground truth's area.
+        xy: (..., K, 2) detected positions.
+        keypoints: (..., K, 3) ground-truth x, y, visibility.
+        area: (...) the ground truths' areas.
         sigmas: (K,) OKS sigmas.
     """
-    squared = ((xy - gt_keypoints[:, :2]) ** 2).sum(axis=1)  # (K,)
-    ks = np.exp(-squared / (2.0 * sigmas) ** 2 / (area + np.spacing(1)) / 2.0)
-    return np.where(gt_keypoints[:, 2] > 0, ks, -1.0)
+    squared = ((xy - keypoints[..., :2]) ** 2).sum(axis=-1)  # (..., K)
+    ks = np.exp(-squared / (2.0 * sigmas) ** 2
+                / (np.asarray(area, np.float64)[..., None] + np.spacing(1)) / 2.0)
+    return np.where(keypoints[..., 2] > 0, ks, -1.0)
 
 
-def classify_keypoints(detection, truth, others, sigmas, flip_index) -> np.ndarray:
+def _classes(own, flipped, other, other_flipped, definitions):
+    """(M, K) class indices from the keypoint similarities against the matched person's
+    keypoint, its counterpart, and (the best over) the other persons' keypoint and
+    counterpart; -1 where the matched person does not label the keypoint. Also returns
+    the best similarity of each keypoint over all four (the reference's ``oks_max``)."""
+    index = KEYPOINT_CLASSES.index
+    best = np.maximum(np.maximum(own, other), np.maximum(flipped, other_flipped))
+    classes = np.full(own.shape, index("miss"), np.int64)
+    if definitions == "issue":
+        wrong = np.maximum(flipped, np.maximum(other, other_flipped))
+        wrong_person = wrong >= JITTER_KS
+        other_any = np.maximum(other, other_flipped)
+        classes[wrong_person & (other_any > flipped)] = index("swap")
+        classes[wrong_person & (flipped >= other_any)] = index("inversion")
+        classes[own >= JITTER_KS] = index("jitter")
+        classes[own >= GOOD_KS] = index("good")
+    else:  # coco-analyze: the argmax over [own, others, own flipped, others flipped]
+        on_own = own >= best
+        on_flipped = ~on_own & (other < best) & (flipped >= best)
+        on_other = ~on_own & ~on_flipped
+        reached = best >= JITTER_KS
+        classes[reached & on_other] = index("swap")
+        classes[reached & on_flipped] = index("inversion")
+        classes[reached & on_own] = index("jitter")
+        # the reference's good is ks > 0.85, and ks = 0.85 exactly falls into no class
+        # there; here it is good, as the issue's ks ≥ 0.85
+        classes[(best >= GOOD_KS) & on_own] = index("good")
+    classes[own < 0] = -1
+    return classes, best
+
+
+def classify_keypoints(detection, truth, others, sigmas, flip_index,
+                       definitions="issue") -> np.ndarray:
     """The class (index into ``KEYPOINT_CLASSES``) of each keypoint of one matched detection.
 
     As the reference, the counterpart of keypoint k is the ground truth's
     ``flip_index[k]`` (a centre keypoint is its own counterpart, so it is never an
     inversion), another person's keypoint is its k or its counterpart, each with that
     person's area and the sigma of k. Where the issue and the reference differ the issue
-    is followed: the reference takes the argmax over all persons (a keypoint with ks 0.6
-    but 0.9 against the counterpart is an inversion there) and calls ks > 0.85 good; here
-    a keypoint is good or jitter by its own ks first (good from ks ≥ 0.85), and only a
-    keypoint below 0.5 is an inversion or a swap, whichever similarity is higher (a tie
-    is an inversion).
+    is followed by default (``definitions="issue"``): the reference takes the argmax over
+    all persons (a keypoint with ks 0.6 but 0.9 against the counterpart is an inversion
+    there) and calls ks > 0.85 good; here a keypoint is good or jitter by its own ks first
+    (good from ks ≥ 0.85), and only a keypoint below 0.5 is an inversion or a swap,
+    whichever similarity is higher (a tie is an inversion). ``definitions="coco-analyze"``
+    follows the reference.
 
     Args:
         detection: (K, 3) detected x, y, score.
@@ -220,27 +271,26 @@ def classify_keypoints(detection, truth, others, sigmas, flip_index) -> np.ndarr
         others: list of ((K, 3) keypoints, area) of the other persons of the image.
         sigmas: (K,) OKS sigmas.
         flip_index: (K,) int, the left/right counterpart of each keypoint.
+        definitions: ``"issue"`` or ``"coco-analyze"`` (see above).
 
     Returns:
         int64 (K,): 0..4 for good, jitter, inversion, swap, miss; -1 where the ground
         truth does not label the keypoint.
     """
+    _check_definitions(definitions)
     keypoints, area = truth
-    xy = detection[:, :2]
-    own = _similarities(xy, keypoints, area, sigmas)
-    flipped = _similarities(xy, keypoints[flip_index], area, sigmas)
+    xy = np.asarray(detection, np.float64)[:, :2]
+    keypoints = np.asarray(keypoints, np.float64)
+    own = _ks(xy, keypoints, area, sigmas)
+    flipped = _ks(xy, keypoints[flip_index], area, sigmas)
     other = np.full(len(xy), -1.0)
+    other_flipped = np.full(len(xy), -1.0)
     for person, person_area in others:
-        other = np.maximum(other, _similarities(xy, person, person_area, sigmas))
-        other = np.maximum(other, _similarities(xy, person[flip_index], person_area, sigmas))
-    classes = np.full(len(xy), KEYPOINT_CLASSES.index("miss"), np.int64)
-    wrong_person = (np.maximum(flipped, other) >= JITTER_KS)
-    classes[wrong_person & (other > flipped)] = KEYPOINT_CLASSES.index("swap")
-    classes[wrong_person & (flipped >= other)] = KEYPOINT_CLASSES.index("inversion")
-    classes[own >= JITTER_KS] = KEYPOINT_CLASSES.index("jitter")
-    classes[own >= GOOD_KS] = KEYPOINT_CLASSES.index("good")
-    classes[own < 0] = -1
-    return classes
+        person = np.asarray(person, np.float64)
+        other = np.maximum(other, _ks(xy, person, person_area, sigmas))
+        other_flipped = np.maximum(other_flipped,
+                                   _ks(xy, person[flip_index], person_area, sigmas))
+    return _classes(own, flipped, other, other_flipped, definitions)[0]
 
 
 def _counts(classes) -> dict:
@@ -253,19 +303,22 @@ def _counts(classes) -> dict:
             "keypoints": int(flat.size)}
 
 
-def diagnose(coco, results, meta: DatasetMeta) -> dict:
+def diagnose(coco, results, meta: DatasetMeta, definitions: str = "issue") -> dict:
     """The error taxonomy of ``results`` against the annotations ``coco``.
 
     Args:
         coco: ``pycocotools.coco.COCO`` of the annotations.
         results: list of COCO keypoint result dicts (checked: ``load_results``).
         meta: ``DatasetMeta`` of the set (flip index, sigmas, keypoint names).
+        definitions: ``"issue"`` (default) or ``"coco-analyze"``: the reference's own
+            definitions where they differ (see the module's docstring); the stored
+            reference numbers of ``tests/data/coco_analyze`` are reproduced with it.
 
     As COCOeval, only the 20 best-scored detections of an image (``maxDets``) are
     matched, so the others are neither classified nor background errors. ``background``
-    counts the errors of the results as given; the ``background_fp``/``background_fn``
-    steps, as the reference, match the corrected and rescored results again at OKS 0.1
-    and leave out what is unmatched then (ignored: neither true nor false).
+    counts the errors of the results as given (at OKS 0.1). The AP of each step is what
+    pycocotools' COCOeval gives on the corrected results (computed by
+    :mod:`pose.evaluation.keypoint_eval`, which reproduces it exactly).
 
     Returns:
         JSON-ready dict: ``counts`` (over all matched keypoints), ``shares``,
@@ -273,13 +326,16 @@ def diagnose(coco, results, meta: DatasetMeta) -> dict:
         ``by_visible_keypoints``, ``matched_detections``, ``background`` (counts,
         0-based entries of the false positives in ``results``, annotation ids of the
         false negatives), ``ap_steps`` (AP, AP50, AP75 after each step of
-        ``CORRECTION_STEPS``), ``recall`` and ``pr_curves`` (COCOeval's precision at
-        OKS .5 on its 101 recall points, per step; -1 where there is no ground truth).
+        :func:`correction_steps`), ``recall`` and ``pr_curves`` (COCOeval's precision at
+        OKS .5 on its 101 recall points, per step; -1 where there is no ground truth),
+        ``definitions``.
     """
-    matching = _cocoeval(coco, results, meta.sigmas_array, oks_thresholds=[LOCALIZATION_OKS])
-    dt_to_gt, false_pos, false_neg = _matches_at_all_areas(matching)
-    classes = _classify_matches(coco, results, dt_to_gt, meta)
-    steps, curves = _correction_steps(coco, results, classes, dt_to_gt, meta)
+    _check_definitions(definitions)
+    prepared = _Prepared(coco, results, meta)
+    dt_to_gt, false_pos, false_neg = _localization_matches(prepared)
+    matched = _classify_matches(prepared, definitions)
+    classes = matched.by_entry()
+    steps, curves = _correction_steps(prepared, matched, definitions)
     return {
         **_counts(list(classes.values())),
         "per_keypoint": {name: _counts([c[j] for c in classes.values()])
@@ -293,20 +349,35 @@ def diagnose(coco, results, meta: DatasetMeta) -> dict:
                        "false_positive_entries": sorted(i - 1 for i in false_pos),
                        "false_negative_ids": sorted(false_neg)},
         "ap_steps": steps,
-        "recall": [float(r) for r in matching.params.recThrs],
+        "recall": [float(r) for r in RECALL_THRESHOLDS],
         "pr_curves": curves,
         "thresholds": {"localization_oks": LOCALIZATION_OKS, "good_ks": GOOD_KS,
                        "jitter_ks": JITTER_KS},
+        "definitions": definitions,
     }
 
 
-def match_and_classify(coco, results, meta: DatasetMeta):
+def match_and_classify(coco, results, meta: DatasetMeta, definitions: str = "issue"):
     """``(detection id → ground-truth id, {entry of results: (K,) classes})``: the matching
     at OKS 0.1 and the classes of the matched detections, computed once for
     :func:`class_counts_by_image` and :func:`corrected_results`."""
-    matching = _cocoeval(coco, results, meta.sigmas_array, oks_thresholds=[LOCALIZATION_OKS])
-    dt_to_gt, _, _ = _matches_at_all_areas(matching)
-    return dt_to_gt, _classify_matches(coco, results, dt_to_gt, meta)
+    _check_definitions(definitions)
+    prepared = _Prepared(coco, results, meta)
+    dt_to_gt, _, _ = _localization_matches(prepared)
+    matched = _classify_matches(prepared, definitions)
+    classes = matched.by_entry()
+    # what corrected_results needs to skip the matching again
+    classes = _Classified(classes, prepared=prepared, matched=matched,
+                          definitions=definitions)
+    return dt_to_gt, classes
+
+
+class _Classified(dict):
+    """``{entry: classes}`` that remembers how it was computed (for corrected_results)."""
+
+    def __init__(self, classes, prepared, matched, definitions):
+        super().__init__(classes)
+        self.prepared, self.matched, self.definitions = prepared, matched, definitions
 
 
 def class_counts_by_image(coco, results, meta: DatasetMeta, classified=None):
@@ -330,24 +401,97 @@ def class_counts_by_image(coco, results, meta: DatasetMeta, classified=None):
     return image_ids, counts
 
 
-def _classify_matches(coco, results, dt_to_gt, meta):
-    """{entry of ``results``: (K,) classes} of the detections matched to a ground truth
-    with keypoints (a crowd region or a person without keypoints has nothing to compare
-    with; COCOeval ignores them too)."""
-    k = meta.num_keypoints
-    classes = {}
-    for dt_id, gt_id in sorted(dt_to_gt.items()):
-        gt = coco.anns[gt_id]
-        if gt.get("iscrowd", 0) or not gt.get("num_keypoints", 0):
-            continue
-        image_anns = coco.loadAnns(coco.getAnnIds(imgIds=gt["image_id"]))
-        others = [(np.asarray(a["keypoints"], np.float64).reshape(k, 3), float(a["area"]))
-                  for a in image_anns if a["id"] != gt_id and a.get("keypoints")]
-        truth = (np.asarray(gt["keypoints"], np.float64).reshape(k, 3), float(gt["area"]))
-        detection = np.asarray(results[dt_id - 1]["keypoints"], np.float64).reshape(k, 3)
-        classes[dt_id - 1] = classify_keypoints(detection, truth, others, meta.sigmas_array,
-                                                meta.flip_index_array)
-    return classes
+@dataclasses.dataclass
+class _Matched:
+    """The classified detections: entries (M,) of the results, their people (M,) (rows
+    of the ``GroundTruth``), classes (M, K), and where each keypoint's correction puts it
+    (M, K, 2)."""
+
+    entries: np.ndarray
+    people: np.ndarray
+    classes: np.ndarray
+    targets: np.ndarray
+
+    def by_entry(self):
+        return {int(e): c for e, c in zip(self.entries, self.classes)}
+
+
+def _classify_matches(prepared, definitions) -> _Matched:
+    """Classify every detection matched at OKS 0.1 to a person with keypoints (a crowd
+    region or a person without keypoints has nothing to compare with; COCOeval ignores
+    them too): all pairs of matched detections and other persons of their image at once."""
+    gt, det, meta = prepared.gt, prepared.det, prepared.meta
+    m = prepared.localization
+    hit = (m.matched[0] >= 0) & ~gt.ignore[np.maximum(m.matched[0], 0)]
+    entries, people = m.detections[hit], m.matched[0][hit]
+    order = np.argsort(entries, kind="stable")  # entry order (detection ids ascending)
+    entries, people = entries[order], people[order]
+    sigmas, flip = meta.sigmas_array, meta.flip_index_array
+    xy = det.keypoints[entries, :, :2]  # (M, K, 2)
+    truth = gt.keypoints[people]  # (M, K, 3)
+    area = gt.area[people]
+    own = _ks(xy, truth, area, sigmas)
+    flipped = _ks(xy, truth[:, flip], area, sigmas)
+    # every other person with keypoints of the same image (any category, as the reference)
+    num_images = len(gt.image_ids)
+    image_of = gt.unit % num_images
+    has_keypoints = np.asarray([bool(a.get("keypoints")) for a in gt.anns], bool)
+    order, starts, counts = _image_groups(image_of, num_images)
+    pair_i, pair_h = _pairs_in_images(image_of[people], order, starts, counts)
+    keep = (pair_h != people[pair_i]) & has_keypoints[pair_h]
+    pair_i, pair_h = pair_i[keep], pair_h[keep]
+    other = np.full(own.shape, -1.0)
+    other_flipped = np.full(own.shape, -1.0)
+    np.maximum.at(other, pair_i, _ks(xy[pair_i], gt.keypoints[pair_h], gt.area[pair_h],
+                                     sigmas))
+    np.maximum.at(other_flipped, pair_i, _ks(xy[pair_i], gt.keypoints[pair_h][:, flip],
+                                             gt.area[pair_h], sigmas))
+    classes, best = _classes(own, flipped, other, other_flipped, definitions)
+    targets = truth[:, :, :2].copy()  # the issue: onto the ground truth
+    if definitions == "coco-analyze":
+        targets = _reference_targets(xy, truth, area, sigmas, classes, best)
+    return _Matched(entries, people, classes, targets)
+
+
+def _image_groups(image_of, num_images):
+    order = np.argsort(image_of, kind="stable")
+    counts = np.bincount(image_of, minlength=num_images)
+    starts = np.zeros(num_images, np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return order, starts, counts
+
+
+def _pairs_in_images(images, order, starts, counts):
+    """(i, person) for every person of the image ``images[i]``."""
+    n = counts[images]
+    pair_i = np.repeat(np.arange(len(images)), n)
+    first = np.zeros(len(images), np.int64)
+    np.cumsum(n[:-1], out=first[1:])
+    return pair_i, order[starts[images][pair_i] + np.arange(len(pair_i)) - first[pair_i]]
+
+
+def _reference_targets(xy, truth, area, sigmas, classes, best):
+    """Where coco-analyze moves a corrected keypoint: onto the ground truth's y, and its
+    x shifted by the distance "at" a ks (a jitter: 0.85, a miss: 0.5, an inversion or a
+    swap: the ks it had against the wrong keypoint), from ``d = sqrt(-log(ks) · 2 · area
+    · σ²)``. (That distance gives the similarity ks^(1/4), not ks, under COCOeval's
+    ``exp(-d² / (2 · area · (2σ)²))``: jitter is corrected to 0.96 and miss to 0.84.)
+    Good and unlabelled keypoints stay where they are."""
+    index = KEYPOINT_CLASSES.index
+    area = area[:, None]
+    low = np.sqrt(-np.log(JITTER_KS) * 2 * area * (sigmas ** 2))
+    high = np.sqrt(-np.log(GOOD_KS) * 2 * area * (sigmas ** 2))
+    best = np.where(best < 0, 0.0, best)
+    rounded = best + np.spacing(1) * (best == 0) - np.spacing(1) * (best == 1)
+    at_best = np.sqrt(-np.log(rounded) * 2 * area * (sigmas ** 2))
+    shift = np.select([classes == index("jitter"), classes == index("miss"),
+                       (classes == index("inversion")) | (classes == index("swap"))],
+                      [high, low, at_best], 0.0)
+    targets = xy.copy()
+    moved = (classes > index("good"))
+    targets[..., 0] = np.where(moved, truth[..., 0] + shift, xy[..., 0])
+    targets[..., 1] = np.where(moved, truth[..., 1], xy[..., 1])
+    return targets
 
 
 # The steps whose corrected results are a results set of their own (the background steps
@@ -355,86 +499,135 @@ def _classify_matches(coco, results, dt_to_gt, meta):
 RESULT_STEPS = ("original", *KEYPOINT_ERRORS, "score")
 
 
-def _corrected(coco, results, classes, dt_to_gt, meta):
-    """{step of ``RESULT_STEPS``: results}: the original results, then each keypoint error
-    corrected on top of the ones before, then every detection rescored by its best OKS."""
-    k = meta.num_keypoints
-    sets = {"original": results}
-    current = copy.deepcopy(results)
-    for error in KEYPOINT_ERRORS:
-        # The reference moves a corrected keypoint to the ks it had against the wrong
-        # target (miss: to ks 0.5, jitter: to 0.85); the issue asks for the ground truth.
-        wrong = {index: labels == KEYPOINT_CLASSES.index(error)
-                 for index, labels in classes.items()}
-        for index, moved in wrong.items():
-            truth = np.asarray(coco.anns[dt_to_gt[index + 1]]["keypoints"],
-                               np.float64).reshape(k, 3)
-            kpts = np.asarray(current[index]["keypoints"], np.float64).reshape(k, 3)
-            kpts[moved, :2] = truth[moved, :2]
-            current[index]["keypoints"] = [float(v) for v in kpts.reshape(-1)]  # (3K,)
-        sets[error] = copy.deepcopy(current)
-    sets["score"] = _rescore_by_best_oks(coco, current, meta.sigmas_array)
+def _corrected_keypoints(prepared, matched, definitions):
+    """{step: (N, K, 3) keypoints}: the original keypoints, then each keypoint error
+    corrected on top of the ones before (in :func:`correction_steps` order)."""
+    current = prepared.det.keypoints
+    sets = {"original": current}
+    for error in correction_steps(definitions)[1:-3]:
+        rows, columns = np.nonzero(matched.classes == KEYPOINT_CLASSES.index(error))
+        current = current.copy()
+        current[matched.entries[rows], columns, :2] = matched.targets[rows, columns]
+        sets[error] = current
     return sets
 
 
-def corrected_results(coco, results, meta: DatasetMeta, classified=None) -> dict:
+def _rescored(prepared, keypoints, definitions):
+    """Each detection's score becomes its best OKS with a counted ground truth (not
+    crowd, with keypoints) of its image, 0 without one; coco-analyze then decays those
+    scores by soft non-maximum suppression within each image."""
+    det = prepared.det.replace(keypoints=keypoints)
+    scores = best_oks(prepared.gt, det)
+    if definitions == "coco-analyze":
+        scores = _reference_soft_nms(prepared, keypoints, scores)
+    return scores
+
+
+def _reference_soft_nms(prepared, keypoints, scores):
+    """coco-analyze's ``_soft_nms``: per image, the detections in results order; take the
+    best-scored (stable), decay every remaining score by ``exp(-oks² / 0.5)`` with the
+    OKS between the two over all keypoints (the mean of their keypoint boxes' areas)."""
+    det, gt = prepared.det, prepared.gt
+    variances = gt.variances
+    x, y = keypoints[:, :, 0], keypoints[:, :, 1]
+    areas = (x.max(axis=1) - x.min(axis=1)) * (y.max(axis=1) - y.min(axis=1))
+    out = scores.copy()
+    valid = np.flatnonzero(det.unit >= 0)
+    for unit_rows in np.split(valid[np.argsort(det.unit[valid], kind="stable")],
+                              np.flatnonzero(np.diff(np.sort(det.unit[valid]))) + 1):
+        remaining = list(unit_rows)
+        while remaining:
+            remaining.sort(key=lambda i: -out[i])
+            best, remaining = remaining[0], remaining[1:]
+            if not remaining:
+                break
+            rest = np.asarray(remaining)
+            e = (((x[rest] - x[best]) ** 2 + (y[rest] - y[best]) ** 2) / variances
+                 / ((.5 * (areas[best] + areas[rest])) + np.spacing(1))[:, None] / 2)
+            oks = np.sum(np.exp(-e), axis=1) / e.shape[1]
+            out[rest] = out[rest] * np.exp(-((oks ** 2) / .5))
+    return out
+
+
+def _as_results(results, keypoints=None, scores=None):
+    """A copy of ``results`` with other keypoints (N, K, 3) and/or scores (N,)."""
+    out = []
+    for i, r in enumerate(results):
+        r = dict(r)
+        if keypoints is not None:
+            r["keypoints"] = keypoints[i].reshape(-1).tolist()
+        if scores is not None:
+            r["score"] = float(scores[i])
+        out.append(r)
+    return out
+
+
+def corrected_results(coco, results, meta: DatasetMeta, classified=None,
+                      definitions: str = "issue") -> dict:
     """{step of ``RESULT_STEPS``: results with the errors up to that step corrected}: what
     a comparison evaluates to put intervals on the AP after each fix. ``classified``: as
-    :func:`class_counts_by_image`."""
-    dt_to_gt, classes = classified or match_and_classify(coco, results, meta)
-    return _corrected(coco, results, classes, dt_to_gt, meta)
+    :func:`class_counts_by_image` (computed with the same ``definitions``)."""
+    _check_definitions(definitions)
+    if not isinstance(classified, tuple) or not isinstance(classified[1], _Classified):
+        classified = match_and_classify(coco, results, meta, definitions)
+    classes = classified[1]
+    prepared, matched = classes.prepared, classes.matched
+    keypoints = _corrected_keypoints(prepared, matched, classes.definitions)
+    sets = {"original": results}
+    for step in correction_steps(classes.definitions)[1:-3]:
+        sets[step] = _as_results(results, keypoints[step])
+    final = keypoints[correction_steps(classes.definitions)[-4]]
+    sets["score"] = _as_results(results, final,
+                                _rescored(prepared, final, classes.definitions))
+    return {step: sets[step] for step in (*sets.keys(),)}
 
 
-def _correction_steps(coco, results, classes, dt_to_gt, meta):
+def _evaluated(prepared, det, dt_ignore=None, gt_ignore=None, matching=None):
+    """(matching, {AP, AP50, AP75}, precision at OKS .5 over the recall points)."""
+    matching = matching or match(prepared.gt, det)
+    precision, _ = accumulate(prepared.gt, det, matching, dt_ignore, gt_ignore)
+    return matching, summary(precision), [float(p) for p in precision[0, :, 0]]
+
+
+def _correction_steps(prepared, matched, definitions):
     """({step: AP, AP50, AP75}, {step: precision at OKS .5}) of the original results and
-    after each correction of ``CORRECTION_STEPS``, each on top of the ones before."""
-    sigmas = meta.sigmas_array
+    after each correction of :func:`correction_steps`, each on top of the ones before."""
     steps, curves = {}, {}
-    sets = _corrected(coco, results, classes, dt_to_gt, meta)
-    for step in RESULT_STEPS[:-1]:
-        steps[step], curves[step] = _accumulate(_cocoeval(coco, sets[step], sigmas))
-    current = sets["score"]
-    final = _cocoeval(coco, current, sigmas)
-    steps["score"], curves["score"] = _accumulate(final)
-    _, false_pos, false_neg = _matches_at_all_areas(
-        _cocoeval(coco, current, sigmas, oks_thresholds=[LOCALIZATION_OKS]))
-    for e in filter(None, final.evalImgs):  # as the reference: ignored, neither true nor false
-        for column, dt_id in enumerate(e["dtIds"]):
-            if dt_id in false_pos:
-                e["dtIgnore"][:, column] = True
-    steps["background_fp"], curves["background_fp"] = _accumulate(final)
-    for e in filter(None, final.evalImgs):
-        for row, gt_id in enumerate(e["gtIds"]):
-            if gt_id in false_neg:
-                e["gtIgnore"][row] = 1
-    steps["background_fn"], curves["background_fn"] = _accumulate(final)
+    keypoints = _corrected_keypoints(prepared, matched, definitions)
+    for step, kpts in keypoints.items():
+        _, steps[step], curves[step] = _evaluated(prepared, prepared.det.replace(kpts))
+    final_keypoints = kpts
+    det = prepared.det.replace(final_keypoints, _rescored(prepared, final_keypoints,
+                                                          definitions))
+    final, steps["score"], curves["score"] = _evaluated(prepared, det)
+    gt = prepared.gt
+    if definitions == "issue":
+        # matched again at OKS 0.1; what is unmatched then is ignored at every threshold
+        _, false_pos, false_neg = _localization_matches(
+            prepared, match(gt, det, [LOCALIZATION_OKS]))
+        dt_fp = np.isin(final.detections + 1, list(false_pos))[None, :]
+        dt_ignore = final.dt_ignore | dt_fp
+        _, steps["background_fp"], curves["background_fp"] = _evaluated(
+            prepared, det, dt_ignore, matching=final)
+        gt_ignore = final.gt_ignore | np.isin(gt.ids, list(false_neg))
+        _, steps["background_fn"], curves["background_fn"] = _evaluated(
+            prepared, det, dt_ignore, gt_ignore, matching=final)
+        return steps, curves
+    # coco-analyze: at each OKS threshold, the detections and the people unmatched at
+    # that threshold (as its _summarize_bckgd_errors)
+    dt_ignore = final.dt_ignore | (final.matched < 0)
+    _, steps["background_fp"], curves["background_fp"] = _evaluated(
+        prepared, det, dt_ignore, matching=final)
+    gt_ignore = final.gt_ignore.copy()
+    rows = []
+    for t in range(len(OKS_THRESHOLDS)):  # the unmatched up to t (a subset of those at t)
+        gt_ignore |= ~final.gt_matched[t]
+        precision, _ = accumulate(gt, det, final, dt_ignore, gt_ignore)
+        rows.append(precision[t])
+    precision = np.stack(rows)
+    steps["background_fn"] = summary(precision)
+    curves["background_fn"] = [float(p) for p in precision[0, :, 0]]
     return steps, curves
-
-
-def _rescore_by_best_oks(coco, results, sigmas):
-    """Each detection's score becomes its best OKS with a counted ground truth (not
-    crowd, with keypoints) of its image, 0 without one. COCOeval computes the OKS, for
-    all detections of an image (``maxDets`` raised to the most of any image)."""
-    per_image = {}
-    for r in results:
-        per_image[r["image_id"]] = per_image.get(r["image_id"], 0) + 1
-    ev = _cocoeval(coco, results, sigmas, oks_thresholds=[LOCALIZATION_OKS],
-                   max_dets=max(per_image.values()))
-    best = {}
-    for (image_id, category_id), oks in ev.ious.items():
-        if len(oks) == 0:
-            continue
-        dts = ev._dts[image_id, category_id]
-        gts = ev._gts[image_id, category_id]
-        order = np.argsort([-d["score"] for d in dts], kind="mergesort")  # COCOeval's order
-        counted = np.asarray([not g["ignore"] for g in gts], bool)  # (G,)
-        oks = np.where(counted[None, :], np.asarray(oks), 0.0)  # (D, G)
-        for row, index in enumerate(order):
-            best[dts[index]["id"]] = float(oks[row].max())
-    rescored = copy.deepcopy(results)
-    for index, r in enumerate(rescored):
-        r["score"] = best.get(index + 1, 0.0)
-    return rescored
 
 
 def _size_label(gt):
