@@ -23,8 +23,11 @@ with its 95% interval over training seeds and validation images, and whether a
 difference is shown; then the PSA placement/mode/form of each variant, AP per seed, AP/AR
 as mean ± std over seeds, params, MACs, latency, and every pair's AP/AP50/AP75/APM/APL/AR
 difference with its interval), DIR/comparison.json and DIR/comparison.png (bars with error
-bars beside a forest plot of the differences). With one seed per variant the interval
-covers the choice of validation images only and no verdict is drawn.
+bars beside a forest plot of the differences) and DIR/report.html (all of it in one
+self-contained page with the keypoint error diagnosis per variant and a gallery of the
+validation images where the variants differ most, each keypoint coloured by its error
+class). With one seed per variant the interval covers the choice of validation images
+only and no verdict is drawn.
 
 ``--a-a`` adds each variant's A/A check (it needs at least 4 seeds of each): every pair
 of single seeds with the image-only interval, every split of the seeds into two halves

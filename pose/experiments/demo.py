@@ -4,7 +4,8 @@
 2. train the small HRNet without and with PSA on the same data, each with seeds 0..S-1
    (``DEFAULT_SEEDS``): one seed cannot tell PSA's effect from training noise;
 3. evaluate every run with pycocotools (detector boxes, the config's test settings) and
-   write the comparison table and chart (``pose.experiments.comparison``), whose verdict
+   write the comparison table, chart and ``report.html`` (``pose.experiments.comparison``,
+   ``comparison_html``), whose verdict
    line (every seed's AP, PSA − none with its interval over seeds and images) is printed
    last;
 4. draw seed 0's predictions of each variant on validation images (``pose.visualization``);
@@ -33,6 +34,7 @@ from pose.experiments.comparison import (
     run_comparison,
 )
 from pose.experiments.comparison_report import (
+    ap_difference_sources,
     comparison_markdown,
     keypoint_error_lines,
     verdict_lines,
@@ -198,13 +200,17 @@ def run_demo(config_path, workdir, num_train, num_val, seed=0, overrides=(),
                 "Outputs:", total / 60, reference_ms)
     logger.info("  data set (COCO format):   %s", data_root)
     logger.info("  comparison table / chart: %s  %s", paths["md"], paths["png"])
+    logger.info("  the report to browse:     %s (tables, figures, where the variants "
+                "differ most)", paths["html"])
     for variant in overlays:
         run_dir = os.path.join(comparison_dir, variant, "seed0")
         logger.info("  %8s PSA models:    %s/last.keras  (log.csv, training_curves.png, "
                     "tensorboard/, test/metrics.json; seed1.. beside it)", variant, run_dir)
         logger.info("  %8s PSA overlays:  %s (seed 0)", variant,
                     os.path.join(workdir, "overlays", variant))
-    for line in keypoint_error_lines(comparison):  # where the AP difference comes from
+    for line in keypoint_error_lines(comparison):  # where the keypoints go wrong
+        logger.info("\n%s", line)
+    for line in ap_difference_sources(comparison):  # where the AP difference comes from
         logger.info("\n%s", line)
     verdicts = verdict_lines(comparison)
     for line in verdicts:  # last, where the eye lands

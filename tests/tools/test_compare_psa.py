@@ -34,6 +34,12 @@ def test_repeated_checkpoint_labels_are_seeds_and_the_verdict_is_printed_last(
     assert [pair["seeds"] for pair in comparison["differences"]] == [[2, 2], [2, 1], [2, 1]]
     rows = {row["variant"]: row for row in comparison["variants"]}
     assert [len(rows[label]["AP_per_seed"]) for label in "abc"] == [2, 2, 1]
+    # report.html's gallery reads each label's first checkpoint's results, kept in --workdir
+    assert [(run["variant"], run["seed"]) for run in comparison["sources"]["runs"]] == [
+        ("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 0)]
+    assert all(run["results"].startswith(str(tmp_path / "out"))
+               for run in comparison["sources"]["runs"])
+    assert "b against a (seed 0 of each)" in (tmp_path / "out" / "report.html").read_text()
     markdown = (tmp_path / "out" / "comparison.md").read_text()
     assert markdown.splitlines()[2] == "- " + verdicts[0]
     # just before the verdicts: where the keypoints go wrong, each variant against a
