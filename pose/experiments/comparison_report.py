@@ -183,6 +183,36 @@ def keypoint_error_lines(comparison):
     return lines
 
 
+_STEP_WORDS = {"score": "scoring"}
+
+
+def ap_difference_sources(comparison):
+    """One line per variant against the first: where its AP difference comes from.
+
+    The AP after fixing each error (``ap_after_fixing``, each fix on top of the ones
+    before) gives, step by step, how much of the difference that fix removes: the
+    difference before it minus the difference after it. The parts and what is left after
+    the last fix add up to the difference itself; the line names the largest part. []
+    without a breakdown (or where a step's difference is undefined)."""
+    errors = comparison.get("keypoint_errors")
+    lines = []
+    for pair in (errors or {}).get("differences", []):
+        steps = pair.get("ap_after_fixing") or {}
+        values = [stat.get("difference") for stat in steps.values()]
+        if len(values) < 2 or any(v is None or not np.isfinite(v) for v in values):
+            continue
+        names = list(steps)
+        parts = {_STEP_WORDS.get(step, step): before - after
+                 for step, before, after in zip(names[1:], values[:-1], values[1:])}
+        largest = max(parts, key=lambda name: abs(parts[name]))
+        lines.append(
+            f"Where the AP difference {pair['variant']} − {pair['reference']} "
+            f"({_signed(values[0])}) comes from (the part each fix removes, fixed in this "
+            "order): " + ", ".join(f"{name} {_signed(v)}" for name, v in parts.items())
+            + f"; left after every fix {_signed(values[-1])}; most from {largest}")
+    return lines
+
+
 def _signed(value):
     return "n/a" if value is None or not np.isfinite(value) else f"{value:+.3f}"
 
