@@ -81,7 +81,8 @@ def test_the_video_benchmark_passes_its_options_on(tmp_path, monkeypatch):
         return str(tmp_path / "clip.mp4"), str(boxes), None
 
     def benchmark(estimator_, clip_, boxes_, workdir, **kwargs):
-        seen["run"] = dict(kwargs, boxes=type(boxes_).__name__)
+        seen["run"] = dict(kwargs, boxes=type(boxes_).__name__,
+                           box_file=getattr(boxes_, "path", None))
         raise _Reached()
 
     def make_detector(workdir, fmt):
@@ -124,6 +125,9 @@ def test_the_video_benchmark_passes_its_options_on(tmp_path, monkeypatch):
     made = run("--make-detector", "tflite")
     assert made["detector"] == "tflite" and made["run"]["boxes"] == "SimpleNamespace"
     assert "detector" not in base and base["run"]["boxes"] == "DetectionBoxes"
+    mine = tmp_path / "mine.json"
+    mine.write_text(boxes.read_text())
+    assert run("--boxes", mine)["run"]["box_file"] == str(mine) != base["run"]["box_file"]
 
 
 def test_the_startup_benchmark_builds_and_times_what_its_options_say(tmp_path, monkeypatch,

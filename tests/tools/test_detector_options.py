@@ -156,3 +156,21 @@ def test_quiet_silences_the_progress_and_keeps_the_boxes(planted, monkeypatch):
     quiet_boxes, quiet = run("--quiet")
     assert quiet_boxes == loud_boxes
     assert loud.startswith("\r") and quiet == ""  # one image: the line is erased at once
+
+
+def test_threads_reach_the_detectors_runtime(planted, monkeypatch):
+    import pose.apis.detector as detector_module
+
+    original = detector_module.detector_from_args
+    recorded = []
+
+    def recording(args, threads=None):
+        source = original(args, threads=threads)
+        recorded.append((threads, source))
+        return source
+
+    monkeypatch.setattr(detector_module, "detector_from_args", recording)
+    assert _detect(*planted, "--threads", 1)[0] == 0
+    assert _detect(*planted)[0] == 0
+    (given, _), (default, _) = recorded
+    assert given == 1 and default is None  # None: the runtime's own default, the core count

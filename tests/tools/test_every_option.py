@@ -503,3 +503,50 @@ def test_debug_lets_an_error_out_with_its_traceback(tool):
         assert code == 2 and err == "error: a planted mistake\n", (tool, err)
         with pytest.raises(UserError, match="a planted mistake"):
             _run_to_stop(tool, _argv(tool) + ["--debug"], work, stop=_user_mistake)
+
+
+TABLE_START = "<!-- every option and its test: start -->"
+TABLE_END = "<!-- every option and its test: end -->"
+
+
+def _testing_md_table():
+    """(tool, option) → "path::test" of the table in TESTING.md."""
+    text = (ROOT / "TESTING.md").read_text()
+    body = text[text.index(TABLE_START) + len(TABLE_START):text.index(TABLE_END)]
+    rows = {}
+    for line in body.strip().splitlines()[2:]:  # after the header and its rule
+        tool, option, test = (cell.strip().strip("`") for cell in line.strip("|").split("|"))
+        assert (tool, option) not in rows, f"TESTING.md lists {tool} {option} twice"
+        rows[tool, option] = test
+    return rows
+
+
+def _test_source(reference):
+    """The source of the test ``path::name`` with its decorators (its parametrize list)."""
+    import ast
+
+    path, name = reference.split("::")
+    source = (ROOT / path).read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            first = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            return "\n".join(source.splitlines()[first - 1:node.end_lineno])
+    raise AssertionError(f"TESTING.md names {reference}, which does not exist")
+
+
+def test_testing_md_names_a_test_for_every_option_of_every_tool():
+    """The table of TESTING.md has one row per option of every tool's parser (an option
+    without a row fails, so does a row of an option that is gone), and each row names a test
+    that exists and passes that option (the tool's own test, or one of the two tests above
+    that take every tool's --overwrite and --debug)."""
+    rows = _testing_md_table()
+    missing = sorted(set(CASES) - set(rows))
+    gone = sorted(set(rows) - set(CASES))
+    assert not missing, f"options without a row in TESTING.md: {missing}"
+    assert not gone, f"rows of TESTING.md for options no tool has: {gone}"
+    for (tool, option), reference in rows.items():
+        source = _test_source(reference)
+        if reference.startswith("tests/tools/test_every_option.py::"):
+            assert option in ("--overwrite", "--debug"), (tool, option, reference)
+        elif option.startswith("-"):
+            assert option in source, f"{reference} does not pass {option} ({tool})"

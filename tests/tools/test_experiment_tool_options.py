@@ -69,6 +69,7 @@ def test_psa_insertion_measures_the_checkpoint_and_references_asked(tmp_path, mo
     (["--seeds", 4], "training_seeds", 4),
     (["--set", "train.lr=0.5"], "overrides", ["train.lr=0.5"]),
     (["--config", "other.yaml"], "config_path", "other.yaml"),
+    (["--workdir", "elsewhere"], "workdir", "elsewhere"),
 ])
 def test_demo_hands_each_option_to_the_demo(tmp_path, monkeypatch, options, key, value):
     seen = {}
