@@ -21,7 +21,8 @@ on the model without PSA. Every measurement runs in a fresh process.
 
 ``eval-scale``: at COCO val2017 size (5k images, ~100k detector boxes, annotation-only
 generated data), the time and peak memory of everything evaluation does after the
-network: heatmap decoding and un-warping, rescoring + OKS-NMS, pycocotools COCOeval.
+network: heatmap decoding and un-warping, rescoring + OKS-NMS, pycocotools COCOeval; and
+the keypoint error diagnosis of the same results, as a multiple of COCOeval's time.
 
 ``bootstrap``: on the same kind of set, two simulated variants matched once each by
 COCOeval, then the paired bootstrap intervals of their differences from ``--resamples``
@@ -159,6 +160,8 @@ def benchmark_eval_scale(args):
           f"{result['boxes']:,} boxes -> {result['results']:,} results after OKS-NMS "
           f"(simulated AP {result['AP_of_simulated_predictions']:.3f}), {_cpu_name()}")
     print(format_table(rows, [("step", "step", "{}"), ("seconds", "seconds", "{:.2f}")]))
+    print(f"keypoint error diagnosis: {result['diagnosis_over_cocoeval']:.2f}x COCOeval's "
+          f"time (target: at most 2x); counts {result['diagnosis_counts']}")
     print(f"peak RSS: {result['peak_memory_mib']:.0f} MiB")
     write_json(result, args.out)
     print(f"wrote {args.out}")

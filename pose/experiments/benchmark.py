@@ -221,11 +221,14 @@ def benchmark_evaluation_scale(out_dir, num_images=5000, batch_size=512, seed=0)
     evaluation path after the network: loading the boxes, decoding one heatmap batch per
     ``batch_size`` boxes (heatmaps from the codec, so the work is the real decode) and
     mapping to the image, rescoring + OKS-NMS per image, and pycocotools COCOeval on
-    predictions simulated around the ground truth. Returns a JSON-ready dict.
+    predictions simulated around the ground truth; then the keypoint error diagnosis
+    (``pose.evaluation.diagnosis.diagnose``) of the same results, and its time over
+    COCOeval's. Returns a JSON-ready dict.
     """
     from datasets.coco import load_eval_records
     from datasets.metadata import DatasetMeta
     from pose.codec import HeatmapCodec
+    from pose.evaluation.diagnosis import diagnose
     from pose.evaluation.metrics import evaluate_coco_keypoints, postprocess_predictions
     from pose.evaluation.predictor import crop_to_image
 
@@ -261,10 +264,16 @@ def benchmark_evaluation_scale(out_dir, num_images=5000, batch_size=512, seed=0)
     timings["post_processing_and_cocoeval_s"] = (
         timings["decode_and_unwarp_s"] + timings["rescore_and_oks_nms_s"]
         + timings["cocoeval_s"])
+    # the keypoint error diagnosis of the same results (issue 27: at most 2x COCOeval)
+    report = _timed(timings, "error_diagnosis_s", diagnose, coco, results, meta)
+    if report["ap_steps"]["original"]["AP"] != stats["AP"]:  # the same COCOeval AP
+        raise RuntimeError(f"the diagnosis' AP {report['ap_steps']['original']['AP']} is "
+                             f"not COCOeval's {stats['AP']}")
     return {"images": summary["images"], "people_with_keypoints":
             summary["people_with_keypoints"], "boxes": len(records), "results": len(results),
             "AP_of_simulated_predictions": stats["AP"], **timings,
-            "peak_memory_mib": peak_memory_mib()}
+            "diagnosis_over_cocoeval": timings["error_diagnosis_s"] / timings["cocoeval_s"],
+            "diagnosis_counts": report["counts"], "peak_memory_mib": peak_memory_mib()}
 
 
 def benchmark_bootstrap(out_dir, num_images=5000, num_resamples=1000, seed=0,
