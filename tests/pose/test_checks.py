@@ -246,3 +246,102 @@ def test_output_names_that_cannot_exist_are_refused_before_writing(tmp_path):
             check("")
         check(str(tmp_path / ("x" * 255)))  # the longest name a file system here allows
     assert os.listdir(tmp_path) == []
+
+
+# Paths as users type them (issue 30): each claim refuses an input, a user's file and a
+# read-only place however the path is spelt.
+SPELLINGS = {
+    "relative": lambda root, rel: rel,
+    "dot-dot": lambda root, rel: os.path.join("sub", "..", rel),
+    "absolute": lambda root, rel: str(root / rel),
+    "symlink": lambda root, rel: _link(root, rel),
+}
+
+
+def _link(root, rel):
+    """A symlink in ``root/links`` to ``rel`` (a file, or a folder)."""
+    (root / "links").mkdir(exist_ok=True)
+    link = root / "links" / ("to_" + rel.replace(os.sep, "_"))
+    if not link.exists():
+        link.symlink_to(root / rel)
+    return os.path.relpath(link, root)
+
+
+def _claims(path, inputs, overwrite=False):
+    from pose.checks import claim_output_file, claim_run_folder
+
+    return {
+        "file": lambda: claim_output_file(path, "tools/t.py", inputs, overwrite),
+        "files": lambda: claim_output_files([path], "tools/t.py", inputs, overwrite),
+        "folder": lambda: claim_output_folder(path, "tools/t.py", inputs, overwrite),
+        "run folder": lambda: claim_run_folder(path, "tools/t.py", ["a"], inputs, overwrite),
+    }
+
+
+@pytest.fixture
+def user_tree(tmp_path, monkeypatch):
+    """A user's files: photos/a.jpg (an input), notes.txt, and an empty sub/ for ``..``."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"a photo")
+    (tmp_path / "notes.txt").write_text("a user's notes")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _snapshot(root):
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+            for p in sorted(root.rglob("*")) if "links" not in p.parts}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("claim", ["file", "files", "folder", "run folder"])
+def test_an_input_is_never_an_output_however_it_is_spelt(user_tree, spelling, claim):
+    """Refused even with --overwrite (which lets a tool replace a user's file, never its
+    own input)."""
+    target = "photos/a.jpg" if claim in ("file", "files") else "photos"
+    path = SPELLINGS[spelling](user_tree, target)
+    before = _snapshot(user_tree)
+    with pytest.raises(OutputError, match="input"):
+        _claims(path, [str(user_tree / "photos" / "a.jpg")], overwrite=True)[claim]()
+    assert _snapshot(user_tree) == before
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("claim", ["file", "files", "folder", "run folder"])
+def test_a_users_file_or_folder_is_refused_however_it_is_spelt(user_tree, spelling, claim):
+    """An existing file (for a file output) or a folder holding a user's file (for a
+    folder output) is refused without --overwrite, and left as it was."""
+    target = "notes.txt" if claim in ("file", "files") else "photos"
+    path = SPELLINGS[spelling](user_tree, target)
+    before = _snapshot(user_tree)
+    with pytest.raises(OutputError, match="overwrite"):
+        _claims(path, [])[claim]()
+    assert _snapshot(user_tree) == before
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("claim", ["file", "files", "folder", "run folder"])
+def test_a_read_only_place_is_refused_however_it_is_spelt(user_tree, spelling, claim,
+                                                          monkeypatch):
+    """A folder on a read-only file system (faked: statvfs says ST_RDONLY for it, as a
+    read-only mount does; root ignores permission bits, so those cannot show it) is
+    refused before anything is written below it."""
+    locked = user_tree / "locked"
+    locked.mkdir()
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, result):
+            self.f_flag = result.f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly(real_statvfs(p)) if os.path.realpath(
+        p).startswith(str(locked)) else real_statvfs(p))
+    target = os.path.join("locked", "new", "out.json" if claim in ("file", "files") else "o")
+    if spelling == "symlink":  # a link to the locked folder, then the path below it
+        path = os.path.join(_link(user_tree, "locked"), "new", os.path.basename(target))
+    else:
+        path = SPELLINGS[spelling](user_tree, target)
+    with pytest.raises(OutputError, match="read-only"):
+        _claims(path, [])[claim]()
+    assert list(locked.iterdir()) == []
