@@ -1,7 +1,8 @@
 """Diagnose the keypoint errors of a COCO results file (Ronchi & Perona, ICCV 2017).
 
     python tools/analyze.py --annotations ANN.json --results RES.json --out DIR
-                            [--dataset PRESET|META.yaml] [--overwrite]
+                            [--dataset PRESET|META.yaml] [--definitions coco-analyze]
+                            [--overwrite]
 
 Matches the results to the annotations at OKS 0.1 (pycocotools' COCOeval), classifies
 every labelled keypoint of a matched detection as good, jitter, inversion, swap or miss,
@@ -9,8 +10,11 @@ counts background false positives and false negatives, and measures the AP after
 error is corrected in turn. Writes diagnosis.json, diagnosis.md and two figures
 (diagnosis_errors.png: error shares per keypoint; diagnosis_pr.png: precision-recall at
 OKS .5 with each error fixed). --dataset gives the sigmas and flip pairs of a non-COCO
-keypoint set (default: the file's category with COCO's sigmas). Bad input ends in one
-line ``error: ...`` and exit code 2 (--debug shows the traceback).
+keypoint set (default: the file's category with COCO's sigmas). --definitions
+coco-analyze follows the authors' code (matteorr/coco-analyze) where it differs from the
+issue's definitions (the default), e.g. to compare with numbers it published
+(tests/data/coco_analyze/README.md lists the differences). Bad input ends in one line
+``error: ...`` and exit code 2 (--debug shows the traceback).
 """
 
 import sys
@@ -23,7 +27,7 @@ if __name__ == "__main__":  # first: native start-up lines must not reach stderr
 
 from pose.checks import claim_output_folder
 from pose.errors import run_tool
-from pose.evaluation.diagnosis import DIAGNOSIS_OUTPUTS, diagnose_files
+from pose.evaluation.diagnosis import DEFINITIONS, DIAGNOSIS_OUTPUTS, diagnose_files
 
 
 def main(argv=None):
@@ -32,6 +36,9 @@ def main(argv=None):
     parser.add_argument("--results", required=True, help="COCO keypoint results JSON")
     parser.add_argument("--dataset", metavar="PRESET|YAML",
                         help="dataset metadata (sigmas, flip pairs) for a non-COCO set")
+    parser.add_argument("--definitions", choices=DEFINITIONS, default="issue",
+                        help="the issue's definitions of the classes, corrections and "
+                             "background steps (default), or coco-analyze's own")
     parser.add_argument("--out", required=True, output="folder",
                         help="folder for diagnosis.json, diagnosis.md and the figures")
     parser.add_argument("--overwrite", action="store_true",
@@ -43,7 +50,8 @@ def main(argv=None):
 
     outputs = claim_output_folder(args.out, "tools/analyze.py",
                                   [args.annotations, args.results], overwrite=args.overwrite)
-    report = diagnose_files(args.annotations, args.results, args.out, dataset=args.dataset)
+    report = diagnose_files(args.annotations, args.results, args.out, dataset=args.dataset,
+                            definitions=args.definitions)
     outputs.record(*DIAGNOSIS_OUTPUTS)
     counts = ", ".join(f"{name} {n}" for name, n in report["counts"].items())
     print(f"keypoints: {counts}; AP {report['ap_steps']['original']['AP']:.3f}")

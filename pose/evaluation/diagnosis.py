@@ -658,6 +658,9 @@ def format_diagnosis(report: dict, source: str = "") -> str:
     lines = ["# Keypoint error diagnosis (Ronchi & Perona, ICCV 2017)", ""]
     if source:
         lines += [source, ""]
+    if report.get("definitions", "issue") != "issue":
+        lines += [f"Definitions: {report['definitions']}'s own (classes, corrections, "
+                  "rescoring and background steps as its code has them)", ""]
 
     def header(first):
         return "| " + " | ".join([first, *KEYPOINT_CLASSES, "keypoints"]) + " |"
@@ -758,7 +761,8 @@ def write_diagnosis(report: dict, out_dir, source: str = "") -> tuple:
     return DIAGNOSIS_OUTPUTS
 
 
-def diagnose_files(annotations, results, out_dir, meta=None, dataset=None) -> dict:
+def diagnose_files(annotations, results, out_dir, meta=None, dataset=None,
+                   definitions: str = "issue") -> dict:
     """Diagnose a results file against an annotation file; write the outputs.
 
     Args:
@@ -769,6 +773,7 @@ def diagnose_files(annotations, results, out_dir, meta=None, dataset=None) -> di
             and flip pairs of ``dataset`` (a preset name or metadata YAML) when given,
             else COCO's sigmas.
         dataset: str or None, see ``meta``.
+        definitions: as :func:`diagnose`.
 
     Returns:
         the report of :func:`diagnose`.
@@ -777,7 +782,8 @@ def diagnose_files(annotations, results, out_dir, meta=None, dataset=None) -> di
     if meta is None:
         meta = DatasetMeta.from_coco(
             coco, data=SimpleNamespace(dataset=dataset) if dataset else None)
-    report = diagnose(coco, load_results(results, coco, meta.num_keypoints), meta)
+    report = diagnose(coco, load_results(results, coco, meta.num_keypoints), meta,
+                      definitions=definitions)
     write_diagnosis(report, out_dir, source=f"{os.fspath(results)} against "
                     f"{getattr(coco, 'annotation_file', 'the annotations')}")
     return report

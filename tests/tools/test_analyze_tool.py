@@ -3,6 +3,7 @@ written and recorded as the tool's; each kind of bad results file is one ``error
 and leaves nothing behind."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,23 @@ def test_analyze_reads_the_sigmas_and_flip_pairs_of_a_dataset_preset(tmp_path, c
     assert run_tool(analyze.main, [*argv, "--out", str(out), "--dataset", "crowdpose"]) == 0
     report = json.loads((out / "diagnosis.json").read_text())
     assert report["counts"] == {"good": 2, "jitter": 0, "inversion": 12, "swap": 0, "miss": 0}
+
+
+def test_analyze_definitions_reach_the_diagnosis(tmp_path):
+    """--definitions coco-analyze gives coco-analyze's own numbers on its stored reference
+    set (tests/data/coco_analyze); without it, the issue's definitions (other counts)."""
+    data = Path(__file__).resolve().parents[1] / "data" / "coco_analyze"
+    reference = json.loads((data / "reference.json").read_text())
+    reports = {}
+    for extra in ([], ["--definitions", "coco-analyze"]):
+        out = tmp_path / f"diag{len(extra)}"
+        argv = ["--annotations", str(data / "annotations.json"),
+                "--results", str(data / "results.json"), "--out", str(out), *extra]
+        assert run_tool(analyze.main, argv) == 0
+        reports[len(extra)] = json.loads((out / "diagnosis.json").read_text())
+    assert reports[2]["definitions"] == "coco-analyze"
+    assert reports[2]["counts"] == reference["counts"]
+    assert list(reports[2]["ap_steps"])[1] == "miss"  # coco-analyze's order
+    assert reports[0]["definitions"] == "issue"
+    assert reports[0]["counts"] != reference["counts"]
+    assert list(reports[0]["ap_steps"])[1] == "jitter"
