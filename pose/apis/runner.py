@@ -105,12 +105,15 @@ class InferenceReport:
                 "predictions_file": self.predictions_file,
                 "videos": [list(v) for v in self.videos]}
 
-    def boxes_of(self, box_source, image, **where):
-        """``box_source(image, **where)`` timed (``box_seconds``), then ``checked_boxes``."""
+    def boxes_of(self, box_source, image, file_name=None, image_id=None):
+        """``person_boxes`` timed (``box_seconds``, with the clipping), counting what the
+        clipping drops."""
         start = time.perf_counter()
-        found = box_source(image, **where)
+        boxes, scores, dropped = person_boxes(box_source, image, file_name=file_name,
+                                              image_id=image_id)
         self.box_seconds += time.perf_counter() - start
-        return self.checked_boxes(image, *found)
+        self._count_dropped(dropped)
+        return boxes, scores
 
     def strict_records(self, records):
         """``records`` with non-finite numbers as null (strict JSON), counting the people
@@ -126,9 +129,58 @@ class InferenceReport:
         """``clip_boxes`` on ``image``, counting what it drops."""
         h, w = image.shape[:2]
         boxes, scores, dropped = clip_boxes(boxes, scores, w, h)
+        self._count_dropped(dropped)
+        return boxes, scores
+
+    def _count_dropped(self, dropped):
         for reason, count in dropped.items():
             self.dropped_boxes[reason] = self.dropped_boxes.get(reason, 0) + count
-        return boxes, scores
+
+
+# The steps of one image or frame that every inference path takes in this order (this
+# module's run, and the Ray Data stages of ``pose.batch``): read, person boxes, then
+# ``PoseEstimator.iter_frames``. Shared, so that the paths give the same numbers.
+
+
+def read_input_image(path, exif_orientation=True):
+    """``(image RGB uint8, None)`` of an image file, or ``(None, reason)`` when it cannot
+    be read (missing, unreadable, not an image): the run skips it and reports why."""
+    try:
+        return read_image_rgb(path, exif_orientation=exif_orientation), None
+    except (OSError, ImageDecodeError) as exc:
+        return None, str(exc).replace(os.fspath(path) + ": ", "")
+
+
+def person_boxes(box_source, image, file_name=None, image_id=None):
+    """The person boxes of ``image``: ``box_source(image, file_name, image_id)``, then
+    ``clip_boxes`` against the image. Returns ``(boxes (M, 4) xywh, scores (M,),
+    dropped)``, ``dropped`` the counts by reason of the boxes the clipping removed."""
+    found = box_source(image, file_name=file_name, image_id=image_id)
+    h, w = image.shape[:2]
+    return clip_boxes(*found, w, h)
+
+
+def video_frames(cap, start=0, stop=None):
+    """``(index, RGB frame)`` of an open ``cv2.VideoCapture`` from frame ``start`` (a seek
+    first, when > 0) up to ``stop`` (excluded; None: to the end).
+
+    Raises:
+        InputError: the seek to ``start`` did not land on that frame (a container or
+            codec that OpenCV cannot seek in frame-exactly).
+    """
+    if start > 0:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        where = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+        if where != start:
+            raise InputError(f"cannot seek to frame {start} (the video reader is at frame "
+                             f"{where})")
+    index = start
+    while stop is None or index < stop:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        index += 1
 
 
 class _Names:
@@ -258,13 +310,14 @@ def run_inference(estimator, inputs, out_dir, box_source, threshold=0.3, box_thr
     return report
 
 
-def _image_id(box_source, item, position):
-    """The detection entry's id by file name, a COCO-style name's number, or the position."""
+def input_image_id(box_source, path, position):
+    """The image id an input file asks for: the detection entry's id by file name, a
+    COCO-style name's number, or its 1-based ``position`` among the inputs."""
     image_id = None
     if hasattr(box_source, "image_id_for"):
-        image_id = box_source.image_id_for(item.path)
+        image_id = box_source.image_id_for(path)
     if image_id is None:
-        image_id = image_id_from_name(item.path)
+        image_id = image_id_from_name(path)
     return position if image_id is None else image_id
 
 
@@ -277,13 +330,12 @@ def _run_images(estimator, images, out_dir, names, box_source, draw, report, pro
 
     def image_frames():
         for position, item in enumerate(images, start=1):
-            try:
-                image = read_image_rgb(item.path, exif_orientation=exif_orientation)
-            except (OSError, ImageDecodeError) as exc:
-                report.skipped.append((item.path, str(exc).replace(item.path + ": ", "")))
+            image, reason = read_input_image(item.path, exif_orientation)
+            if image is None:
+                report.skipped.append((item.path, reason))
                 progress.add()
                 continue
-            image_id = ids.assign(_image_id(box_source, item, position), item.path)
+            image_id = ids.assign(input_image_id(box_source, item.path, position), item.path)
             boxes, scores = report.boxes_of(box_source, image, file_name=item.path,
                                             image_id=image_id)
             if len(boxes) == 0:
@@ -323,19 +375,10 @@ def _run_video(estimator, item, names, box_source, draw, report, progress, mark_
         tmp_lines = stack.enter_context(atomic_path(lines_path))
         lines = stack.enter_context(open(tmp_lines, "w"))
 
-        def images():
-            index = 0
-            while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                index += 1
-
         def timed_boxes(image, file_name=None, image_id=None):  # timed, clipped, counted
             return report.boxes_of(box_source, image, file_name=file_name, image_id=image_id)
 
-        for frame, people in track_video(estimator, images(), timed_boxes, tracker,
+        for frame, people in track_video(estimator, video_frames(cap), timed_boxes, tracker,
                                          check_boxes=lambda image, boxes, scores: (boxes,
                                                                                    scores)):
             overlay = draw(frame.image, people)

@@ -1,0 +1,376 @@
+"""tools/extract.py (issue 25): batch pose extraction on Ray Data against tools/infer.py.
+
+A tiny HRNet exported to ONNX and a planted ONNX detector, generated photos, a broken
+photo, a video and an input list with a missing file. Ray runs as clusters that the tests
+start themselves (``ray start --block`` in a process group of their own, stopped through
+that group in a finalizer; unique temp dirs and ports, 100 MB object stores, no
+dashboard), and once as the tool's own local Ray.
+"""
+
+import json
+import os
+import runpy
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from pose.errors import run_tool
+from tests.pose.apis.detector_files import onnx_detector
+
+ROOT = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+STORE = "100000000"
+PHOTOS = 6
+
+
+def _tool(name):
+    return runpy.run_path(str(ROOT / "tools" / name), run_name="tool")["main"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, tiny_hrnet):
+    """Photos (COCO-style names), a broken photo, a 12-frame video, a list naming two
+    photos, a missing file and the video, the tiny model's .onnx and a planted detector."""
+    from pose.apis.export import export_model
+    from pose.config import Config, ModelConfig, TestConfig, config_path_for, save_config
+    from pose.engine.checkpoint import build_model
+    from tests.conftest import randomize_weights
+
+    folder = tmp_path_factory.mktemp("extract")
+    config = Config(model=ModelConfig(psa_placement="branch", **tiny_hrnet),
+                    test=TestConfig(batch_size=4))
+    model = build_model(config.model)
+    randomize_weights(model, seed=3)
+    weights = export_model(model, folder / "tiny.onnx", "onnx")
+    save_config(config, config_path_for(weights))
+    rng = np.random.default_rng(0)
+    photos = folder / "photos"
+    photos.mkdir()
+    for i in range(1, PHOTOS + 1):
+        image = cv2.GaussianBlur(rng.integers(0, 255, (90 + 7 * i, 120, 3), np.uint8), (9, 9), 3)
+        cv2.imwrite(str(photos / f"{i:012d}.jpg"), image)
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    clips = folder / "clips"
+    clips.mkdir()
+    writer = cv2.VideoWriter(str(clips / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10,
+                             (96, 64))
+    for _ in range(12):
+        writer.write(cv2.GaussianBlur(rng.integers(0, 255, (64, 96, 3), np.uint8), (9, 9), 3))
+    writer.release()
+    (folder / "corpus.txt").write_text(
+        "# two photos again, a missing one and the video\nphotos/000000000001.jpg\n\n"
+        "photos/000000000002.jpg\nphotos/gone.jpg\nclips/clip.mp4\n")
+    dets = [[100.0, 90.0, 300.0, 520.0, 0.9], [260.0, 60.0, 520.0, 600.0, 0.8]]
+    onnx_detector(folder / "det.onnx", {"dets": np.array([dets], np.float32),
+                                        "labels": np.array([[0, 0]], np.int64)},
+                  input_shape=(1, 3, 640, 640), input_name="input")
+    return folder
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """Ray nodes on loopback, each a ``ray start --block`` in its own process group."""
+
+    def __init__(self):
+        self.temp = tempfile.mkdtemp(prefix="rx", dir="/tmp")  # short: socket paths
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.nodes = []
+        self.env = dict(os.environ, RAY_AUTH_MODE="disabled",
+                        RAY_health_check_period_ms="500",
+                        RAY_health_check_failure_threshold="4",
+                        RAY_health_check_initial_delay_ms="500")
+        self.env.pop("RAY_ADDRESS", None)
+
+    def start(self, head, cpus=1):
+        where = (["--head", "--port", str(self.port), "--temp-dir", self.temp,
+                  "--include-dashboard=false"] if head else ["--address", self.address])
+        where += ["--node-ip-address", "127.0.0.1"]  # loopback only
+        node = subprocess.Popen(
+            [RAY, "start", *where, "--num-cpus", str(cpus), "--object-store-memory", STORE,
+             "--block", "--disable-usage-stats"], env=self.env, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.nodes.append(node)
+        for line in node.stdout:  # "Ray runtime started." once the node is up
+            if "Ray runtime started" in line:
+                return node
+        raise AssertionError(f"ray start failed: exit {node.wait()}")
+
+    def raylet_of(self, node):
+        """The pid of ``node``'s raylet (a process of its group)."""
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"raylet/raylet" in cmd and os.getpgid(int(pid)) == node.pid:
+                    return int(pid)
+            except OSError:
+                continue
+        raise AssertionError("no raylet found")
+
+    def stop(self):
+        for node in reversed(self.nodes):
+            for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(node.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    node.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            try:  # what the group still holds (workers that outlived ray start)
+                os.killpg(node.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ray_environment():
+    """The test clusters run without Ray's token authentication (loopback only); the
+    drivers of this process must match them."""
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ.pop("RAY_ADDRESS", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def head():
+    cluster = Cluster()
+    try:
+        cluster.start(head=True, cpus=2)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _people(out):
+    """{(file name, frame or None): sorted [(17, 2) keypoints rounded to 1e-3]} of an
+    extraction."""
+    table = pads.dataset(out / "poses").to_table()
+    found = {}
+    for row in table.to_pylist():
+        key = (os.path.basename(row["source"]), row["frame"])
+        found.setdefault(key, []).append(
+            np.round(np.stack([row["keypoints_x"], row["keypoints_y"]], 1), 3))
+    return {k: sorted(v, key=lambda a: a.tobytes()) for k, v in found.items()}
+
+
+def _infer_people(data, out, *options):
+    """The same dict from tools/infer.py on the photos and the video."""
+    code = run_tool(_tool("infer.py"), [str(data / "photos"), str(data / "clips" / "clip.mp4"),
+                                        "--weights", str(data / "tiny.onnx"), "--out",
+                                        str(out), "--quiet", "--threads", "1", *options])
+    assert code == 0
+    found = {}
+    for p in json.loads((out / "predictions.json").read_text()):
+        found.setdefault((p["file_name"], None), []).append(
+            np.round(np.asarray(p["keypoints"]).reshape(-1, 3)[:, :2], 3))
+    for line in (out / "clip.jsonl").read_text().splitlines():
+        frame = json.loads(line)
+        for p in frame["people"]:
+            found.setdefault(("clip.mp4", frame["frame"]), []).append(
+                np.round(np.asarray(p["keypoints"]).reshape(-1, 3)[:, :2], 3))
+    return {k: sorted(v, key=lambda a: a.tobytes()) for k, v in found.items()}
+
+
+def _same(found, reference, listed_twice=()):
+    """Every image and frame has exactly the reference's people (once; the photos that the
+    list names again, twice)."""
+    assert set(found) == set(reference)
+    for key, people in reference.items():
+        copies = 2 if key[0] in listed_twice else 1
+        want = sorted(people * copies, key=lambda a: a.tobytes())
+        assert len(found[key]) == len(want), key
+        for a, b in zip(found[key], want):
+            np.testing.assert_allclose(a, b, atol=1.5e-3, err_msg=str(key))
+
+
+def _extract(data, out, *options, address=None):
+    args = [str(data / "photos"), "--list", str(data / "corpus.txt"), "--weights",
+            str(data / "tiny.onnx"), "--out", str(out), "--quiet", *map(str, options)]
+    if address:
+        args += ["--address", address]
+    return run_tool(_tool("extract.py"), args)
+
+
+DETECTOR_RUN = ("--detector", "det.onnx", "--shard-size", "3", "--frames-per-task", "5",
+                "--images-per-task", "2")
+
+
+def _detector_run(data):
+    return [str(data / v) if v == "det.onnx" else v for v in DETECTOR_RUN]
+
+
+@pytest.fixture(scope="module")
+def detector_run(data, head, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = _extract(data, out, *_detector_run(data), "--coco-results", out.parent / "coco.json",
+                    address=head.address)
+    assert code == 0
+    return out
+
+
+def test_keypoints_are_infers_and_the_outputs_are_complete(data, detector_run, tmp_path,
+                                                           capsys):
+    out = detector_run
+    reference = _infer_people(data, tmp_path / "infer", "--detector", str(data / "det.onnx"))
+    # the photos, the two listed again, and every frame of the video spread over 3 ranges
+    _same(_people(out), reference, listed_twice=("000000000001.jpg", "000000000002.jpg"))
+    inputs = (out / "inputs.txt").read_text().splitlines()
+    assert len(inputs) == PHOTOS + 1 + 4 and inputs[-2:] == [
+        str(data / "photos" / "gone.jpg"), str(data / "clips" / "clip.mp4")]
+    errors = pq.read_table(out / "errors.parquet").to_pylist()
+    assert [(e["input"], os.path.basename(e["source"]), e["frame_start"]) for e in errors] == [
+        (PHOTOS, "broken.jpg", None), (PHOTOS + 3, "gone.jpg", None)]
+    assert "cannot decode" in errors[0]["reason"] and "No such file" in errors[1]["reason"]
+    shards = sorted(p.name for p in (out / "poses").iterdir())
+    assert shards == [f"part-{i:06d}.parquet" for i in range(4)]  # 11 inputs, 3 per shard
+    schema = pq.read_schema(out / "poses" / shards[0])
+    assert json.loads(schema.metadata[b"keypoint_names"])[:2] == ["nose", "left_eye"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"images": PHOTOS + 2, "frames": 12, "errors": 2,
+                                  "people": sum(map(len, _people(out).values())),
+                                  "dropped_boxes": 0}
+    assert manifest["identity"]["model"]["weights_digest"].startswith("sha256:")
+    assert manifest["packages"]["ray"] and manifest["complete"] is True
+    # the COCO results are infer.py's predictions.json for the same photos
+    coco = json.loads((out.parent / "coco.json").read_text())
+    predictions = json.loads((tmp_path / "infer" / "predictions.json").read_text())
+    mine = {(c["image_id"], tuple(c["box"])): c["keypoints"] for c in coco}
+    for p in predictions:
+        np.testing.assert_allclose(mine[p["image_id"], tuple(p["box"])], p["keypoints"],
+                                   atol=1.5e-3)
+    assert len(coco) == len(predictions) + 2 * 2  # the listed photos' people again
+
+
+def test_rerun_keeps_the_shards_and_other_flags_are_refused(data, detector_run, head, capsys):
+    out = detector_run
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "poses").iterdir()}
+    assert _extract(data, out, *_detector_run(data), address=head.address) == 0
+    assert "0 written now, 4 kept from an earlier run" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "poses").iterdir()} == stamps
+    for extra, difference in [
+            (["--no-flip"], "model.flip: null then, false now"),
+            (["--detector-threshold", "0.5"], "boxes.threshold: 0.3 then, 0.5 now"),
+            (["--shard-size", "4"], "shard_size: 3 then, 4 now")]:
+        options = [*_detector_run(data), *extra]
+        if extra[0] == "--shard-size":
+            options = [o for o in options if o != "3"]
+            options.remove("--shard-size")
+        assert _extract(data, out, *options, address=head.address) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {out} was made by another extraction ({difference}")
+    # other inputs: the first differing input is named
+    args = [str(data / "photos" / "000000000002.jpg"), "--list", str(data / "corpus.txt"),
+            "--weights", str(data / "tiny.onnx"), "--out", str(out), *_detector_run(data)]
+    assert run_tool(_tool("extract.py"), args) == 2
+    err = capsys.readouterr().err
+    assert "input #1: " + str(data / "photos" / "000000000001.jpg") + " then, " in err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "poses").iterdir()} == stamps
+
+
+def test_a_killed_driver_resumes_on_a_local_ray_exactly_once(data, head, tmp_path, capsys,
+                                                             monkeypatch):
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "tools" / "extract.py"), str(data / "photos"),
+               "--list", str(data / "corpus.txt"), "--weights", str(data / "tiny.onnx"),
+               "--out", str(out), "--shard-size", "1", "--images-per-task", "1",
+               "--frames-per-task", "3", "--address", head.address, "--quiet"]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list((out / "poses").glob("part-*.parquet")):
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        driver.kill()
+    finally:
+        driver.kill()
+        driver.wait()
+    kept = {p.name: p.stat().st_mtime_ns for p in (out / "poses").glob("part-*.parquet")}
+    assert 0 < len(kept) < PHOTOS + 5, "the driver was killed mid-job"
+    # the same command, resumed on a local Ray of the tool's own
+    monkeypatch.setenv("RAY_TMPDIR", tempfile.mkdtemp(prefix="rl", dir="/tmp"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code = run_tool(_tool("extract.py"), command[2:-3] + ["--quiet", "--num-cpus", "1",
+                                                          "--object-store-memory", STORE])
+    shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)
+    assert code == 0
+    assert "kept from an earlier run" in capsys.readouterr().out
+    assert {n: (out / "poses" / n).stat().st_mtime_ns for n in kept} == kept
+    reference = _infer_people(data, tmp_path / "infer")
+    _same(_people(out), reference, listed_twice=("000000000001.jpg", "000000000002.jpg"))
+    assert len(list((out / "poses").glob("part-*.parquet"))) == PHOTOS + 5
+
+
+def test_a_killed_worker_node_costs_only_retried_tasks(data, tmp_path):
+    cluster = Cluster()
+    try:
+        cluster.start(head=True)
+        worker = cluster.start(head=False)
+        out = tmp_path / "out"
+        job = subprocess.Popen(
+            [sys.executable, str(ROOT / "tools" / "extract.py"), str(data / "photos"),
+             "--list", str(data / "corpus.txt"), "--weights", str(data / "tiny.onnx"),
+             "--out", str(out), "--shard-size", "1", "--images-per-task", "1",
+             "--frames-per-task", "2", "--address", cluster.address, "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
+        deadline = time.monotonic() + 60
+        while not list((out / "poses").glob("part-*.parquet")):
+            assert job.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(cluster.raylet_of(worker), signal.SIGKILL)
+        stdout, stderr = job.communicate(timeout=120)
+        assert job.returncode == 0, stderr[-3000:]
+    finally:
+        cluster.stop()
+    reference = _infer_people(data, tmp_path / "infer")
+    _same(_people(out), reference, listed_twice=("000000000001.jpg", "000000000002.jpg"))
+
+
+def test_bad_input_is_one_line_and_nothing_is_written(data, tmp_path, capsys):
+    out = tmp_path / "out"
+    (tmp_path / "nowhere.txt").write_text("a/missing.jpg\nb/missing.jpg\n")
+    with socket.socket() as s:  # a port nobody answers at
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    base = ["--weights", str(data / "tiny.onnx"), "--out", str(out)]
+    cases = [
+        ([str(data / "photos"), "--weights", str(tmp_path / "gone.onnx"), "--out", str(out)],
+         "model not found"),
+        ([str(data / "photos"), *base, "--address", dead], f"no Ray cluster answers at {dead}"),
+        (["--list", str(tmp_path / "nowhere.txt"), *base],
+         "none of its 2 path(s) exists (the first: " + str(tmp_path / "a" / "missing.jpg")),
+        (["--list", str(data / "corpus.txt"), "--strict", *base],
+         "1 listed input(s) do not exist (the first: " + str(data / "photos" / "gone.jpg")),
+    ]
+    for args, message in cases:
+        start = time.monotonic()
+        assert run_tool(_tool("extract.py"), args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+        assert time.monotonic() - start < 30
+        assert not out.exists()
