@@ -157,6 +157,13 @@ OPTION_RANGES = {
     "benchmark model --intra": Range(0, max_threads),  # 0: TensorFlow's default
     "benchmark model --inter": Range(0, max_threads),
     "benchmark detector-input --size": Range(32, MAX_INPUT_SIDE),
+    # batch extraction on Ray (tools/extract.py)
+    "extract --actors": Range(1, 100_000),  # per actor pool, over a whole cluster
+    "extract --num-cpus": Range(1, max_threads),  # of the local Ray
+    "extract --object-store-memory": Range(78_643_200, 2 ** 50),  # bytes; Ray's least: 75 MiB
+    "extract --shard-size": Range(1, MAX_COUNT),
+    "extract --frames-per-task": Range(1, MAX_COUNT),
+    "extract --images-per-task": Range(1, MAX_BATCH),
 }
 
 # The documented range of every numeric config value: key → Range, checked with the types
