@@ -197,6 +197,7 @@ async function startWebcam() {
   };
   socket.onopen = send;
   socket.onmessage = (event) => {
+    if (!webcam || webcam.socket !== socket) return;  // stopped: draw nothing more
     const answer = JSON.parse(event.data);
     if (answer.stream !== undefined) return;  // the greeting
     if (answer.error) {
