@@ -20,6 +20,7 @@ image's boxes to a fixed batch costs more compute than the real crops; see BENCH
 """
 
 import dataclasses
+import logging
 import os
 import threading
 
@@ -33,6 +34,8 @@ from pose.config import TestConfig
 from pose.errors import CheckpointError
 from pose.evaluation.metrics import rescore_and_nms
 from pose.evaluation.predictor import Predictor
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -147,6 +150,32 @@ class DynamicBatchModel:
         return self._call(np.asarray(x, np.float32)).numpy()
 
 
+def set_tensorflow_threads(intra_op, inter_op):
+    """Size TensorFlow's thread pools; safe to call again.
+
+    TensorFlow fixes its pools when it first runs anything and raises ``RuntimeError`` on
+    any later change, so a second model loaded in one process (a test, a server, a notebook
+    that built a model first) would crash here. A repeated call with the sizes already in
+    force does nothing; other sizes once the pools are running are logged and left as they
+    are (they apply to a fresh process).
+    """
+    import tensorflow as tf
+
+    pools = tf.config.threading
+    wanted = (intra_op, inter_op)
+    current = (pools.get_intra_op_parallelism_threads(),
+               pools.get_inter_op_parallelism_threads())
+    if current == wanted:
+        return
+    try:
+        pools.set_intra_op_parallelism_threads(intra_op)
+        pools.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:
+        logger.warning("TensorFlow is already running with %s intra-op and %s inter-op "
+                       "threads (0: its default); %s and %s apply to a fresh process only",
+                       current[0], current[1], intra_op, inter_op)
+
+
 def load_network(path, runtime="auto", threads=None, input_size=None, optimize_graph=True,
                  trace_ahead=False):
     """A network for ``PoseEstimator`` and its config: a ``.keras`` checkpoint, a PyTorch
@@ -190,10 +219,7 @@ def load_network(path, runtime="auto", threads=None, input_size=None, optimize_g
     path = os.fspath(path)
     chosen = choose_runtime(path, runtime)
     if chosen == "keras" and threads is not None:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        set_tensorflow_threads(int(threads), int(threads))
     if chosen == "keras" and not optimize_graph:
         import tensorflow as tf
 

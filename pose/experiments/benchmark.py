@@ -32,11 +32,11 @@ class LatencyResult:
 
 
 def configure_threads(intra_op, inter_op):
-    """Set TensorFlow's thread pools; must run before TensorFlow executes anything."""
-    import tensorflow as tf
+    """Set TensorFlow's thread pools (``set_tensorflow_threads``: they take effect only
+    before TensorFlow executes anything)."""
+    from pose.apis.estimator import set_tensorflow_threads
 
-    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    set_tensorflow_threads(intra_op, inter_op)
 
 
 def make_forward(model, runner):
