@@ -490,3 +490,22 @@ def test_the_ultralytics_input_is_ultralytics_own_pre_processing(shape):
     result = time_detector_input(image, 640, repeats=1)
     assert result["max_abs_difference"] <= 1e-7
     assert result["project_ms"] > 0 and result["ultralytics_ms"] > 0
+
+
+@pytest.mark.parametrize("layout", ["yolov5", "yolox_decoded"])
+@pytest.mark.parametrize("threshold, kept", [(np.nextafter(0.375, 0.0), True), (0.375, True),
+                                             (np.nextafter(0.375, 1.0), False), (0.5, False)])
+def test_the_score_of_a_layout_with_objectness_is_the_product_of_the_two(tmp_path, layout,
+                                                                         threshold, kept):
+    """YOLOv5 and YOLOX score a box by objectness × class score (0.5 × 0.75 = 0.375,
+    exact in float32): the box is kept at a threshold of exactly that product, dropped
+    just above it, and dropped at 0.5, which the class score alone would pass."""
+    mapping = centred if layout == "yolov5" else top_left
+    rows = yolo_rows([mapping(PERSON_A)], [0], [0.75], 80, CELLS, objectness=[0.5])
+    path = onnx_detector(tmp_path / f"{layout}.onnx", {"output0" if layout == "yolov5"
+                                                        else "output": rows[None]})
+    source = DetectorBoxes(path, threshold=float(threshold))
+    boxes, scores = source(IMAGE, "photo.jpg", 1)
+    assert len(boxes) == int(kept)
+    if kept:
+        assert scores[0] == pytest.approx(0.375, abs=1e-7)
