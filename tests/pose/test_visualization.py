@@ -63,6 +63,21 @@ def test_draw_pose_marks_confident_keypoints_only():
     assert (out[:, :20] == GREY).all() and (out[:, -20:] == GREY).all()
 
 
+@pytest.mark.parametrize("score, drawn", [(np.nextafter(0.3, 0.0), False), (0.3, False),
+                                           (np.nextafter(0.3, 1.0), True)])
+def test_a_joint_scoring_exactly_the_threshold_is_not_drawn(score, drawn):
+    """A joint is drawn when its score *exceeds* the threshold (as the README and
+    ``--threshold`` say)."""
+    image = np.full((200, 200, 3), GREY, np.uint8)
+    kpts = _person()[None]
+    scores = np.full((1, 17), 0.9)
+    wrist = META.keypoint_names.index("right_wrist")
+    scores[0, wrist] = score
+    out = draw_pose(image, kpts, scores, META, threshold=0.3)
+    r, c = _xy(kpts[0], "right_wrist")
+    assert (tuple(out[r, c]) == SIDE_COLORS["right"]) == drawn
+
+
 def test_limbs_get_their_side_colours_over_a_halo():
     image = np.full((400, 400, 3), GREY, np.uint8)
     kpts = _person(cx=200, top=20, height=360)[None]
