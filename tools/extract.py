@@ -155,23 +155,32 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     from datasets.metadata import DatasetMeta
     from pose.batch import extraction, plan
-    from pose.checks import claim_output_file, claim_run_folder
+    from pose.checks import (
+        OutputManifest,
+        check_output_file,
+        check_output_folder,
+        claim_output_file,
+        claim_run_folder,
+    )
 
     start = time.perf_counter()
     # Model-free and cluster-free checks first: a typo costs no Ray start-up.
     corpus = plan.collect_corpus(args.inputs, args.lists, recursive=args.recursive,
                                  strict=args.strict)
-    config, config_file = _model_config(args)
-    meta = DatasetMeta.from_config(config.data, num_keypoints=config.model.num_keypoints)
+    from pose.apis.boxes import WholeImageBoxes
+    from pose.apis.runtimes import RuntimeChoiceError
+    from pose.batch.stages import make_box_source
+    from pose.errors import UserError, one_line
+
     box_spec = _box_spec(args)
-    if box_spec["kind"] != "whole":  # the file is read here once: its mistakes are one line
-        from pose.batch.stages import make_box_source
-
-        source = make_box_source(box_spec)
-    else:
-        from pose.apis.boxes import WholeImageBoxes
-
-        source = WholeImageBoxes()
+    try:
+        config, config_file = _model_config(args)
+        # the box file is read here once: its mistakes are one line before Ray starts
+        source = (make_box_source(box_spec) if box_spec["kind"] != "whole"
+                  else WholeImageBoxes())
+    except (RuntimeChoiceError, ValueError) as exc:  # as tools/infer.py: the user's choice
+        raise UserError(one_line(exc)) from None
+    meta = DatasetMeta.from_config(config.data, num_keypoints=config.model.num_keypoints)
     digests = {"weights": plan.file_digest(args.weights)}
     if config_file:
         digests["config"] = plan.file_digest(config_file)
@@ -187,9 +196,16 @@ def main(argv=None):
         exif_orientation=not args.ignore_exif, shard_size=args.shard_size,
         frames_per_task=args.frames_per_task, images_per_task=args.images_per_task,
         threads=args.threads, actors=args.actors, digests=digests)
-    extraction.check_resume(args.out, settings, corpus)
     named = [*args.inputs, *args.lists, args.weights, args.config, args.boxes,
              args.detector]
+    # the output checks before Ray starts (they write nothing; the claims come after it)
+    check_output_folder(args.out, named)
+    OutputManifest(args.out, TOOL).check_folder(False, "--out")
+    if args.coco_results:
+        check_output_file(args.coco_results, named, "--coco-results")
+        OutputManifest(os.path.dirname(os.path.abspath(args.coco_results)), TOOL).check_file(
+            os.path.basename(args.coco_results), False, "--coco-results")
+    extraction.check_resume(args.out, settings, corpus)
     local = extraction.connect(args.address, args.num_cpus, args.object_store_memory)
     try:
         claim_run_folder(args.out, TOOL, extraction.OUTPUT_NAMES, inputs=named)

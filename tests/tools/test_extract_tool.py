@@ -374,3 +374,122 @@ def test_bad_input_is_one_line_and_nothing_is_written(data, tmp_path, capsys):
         assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
         assert time.monotonic() - start < 30
         assert not out.exists()
+
+
+class _Handed(BaseException):
+    """The tool handed its work to ``run_extraction``: the call is captured."""
+
+
+@pytest.fixture
+def handed(data, tmp_path, monkeypatch):
+    """``handed(*options)``: what tools/extract.py passes on (the ``Settings``, corpus,
+    connection and run arguments) for those options, without Ray."""
+    import pose.batch.extraction as extraction
+
+    calls = {}
+
+    def connect(address, num_cpus, object_store_memory):
+        calls["connect"] = dict(address=address, num_cpus=num_cpus,
+                                object_store_memory=object_store_memory)
+        return False
+
+    def run_extraction(settings, corpus, out, **kwargs):
+        calls.update(settings=settings, corpus=corpus, out=out, **kwargs)
+        raise _Handed()
+
+    monkeypatch.setattr(extraction, "connect", connect)
+    monkeypatch.setattr(extraction, "run_extraction", run_extraction)
+    monkeypatch.setattr("ray.shutdown", lambda: None)
+    (tmp_path / "boxes.json").write_text(json.dumps(
+        [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.9}]))
+    (tmp_path / "sub").mkdir()
+    shutil.copy(data / "photos" / "000000000001.jpg", tmp_path / "sub" / "deep.jpg")
+    shutil.copy(data / "tiny.yaml", tmp_path / "other.yaml")
+    main = _tool("extract.py")
+
+    def run(*options, inputs=(str(data / "photos"),)):
+        calls.clear()
+        out = tmp_path / f"out{abs(hash(options))}"
+        try:
+            code = run_tool(main, [*inputs, "--weights", str(data / "tiny.onnx"),
+                                   "--out", str(out), *map(str, options)])
+        except _Handed:
+            return calls
+        raise AssertionError(f"{options}: exit {code} before run_extraction")
+
+    return run
+
+
+def _names(corpus):
+    return [os.path.basename(p) for p in corpus.paths]
+
+
+@pytest.mark.parametrize("options, get, value", [
+    (["--threads", 3], lambda c: (c["settings"].threads, c["settings"].pose["threads"]),
+     (3, 3)),
+    (["--actors", 4], lambda c: c["settings"].actors, 4),
+    (["--runtime", "onnx"], lambda c: c["settings"].pose["runtime"], "onnx"),
+    (["--input-size", 96, 128], lambda c: c["settings"].pose["input_size"], [96, 128]),
+    (["--no-flip"], lambda c: c["settings"].pose["flip"], False),
+    (["--batch-size", 7], lambda c: c["settings"].pose["batch_size"], 7),
+    (["--batching", "padded"], lambda c: c["settings"].pose["batching"], "padded"),
+    (["--set", "test.flip_test=false"], lambda c: c["settings"].pose["overrides"],
+     ["test.flip_test=false"]),
+    (["--ignore-exif"], lambda c: c["settings"].exif_orientation, False),
+    (["--shard-size", 5], lambda c: c["settings"].shard_size, 5),
+    (["--frames-per-task", 9], lambda c: c["settings"].frames_per_task, 9),
+    (["--images-per-task", 3], lambda c: c["settings"].images_per_task, 3),
+    (["--address", "127.0.0.1:1"], lambda c: c["connect"]["address"], "127.0.0.1:1"),
+    (["--num-cpus", 2], lambda c: c["connect"]["num_cpus"], 2),
+    (["--object-store-memory", 90000000], lambda c: c["connect"]["object_store_memory"],
+     90000000),
+    (["--quiet"], lambda c: c["progress"], None),
+    (["--detector-format", "end2end"], lambda c: c["settings"].boxes["layout"], "end2end"),
+    (["--detector-preset", "yolox"], lambda c: c["settings"].boxes["preset"], "yolox"),
+    (["--detector-size", 640, 640], lambda c: c["settings"].boxes["size"], [640, 640]),
+    (["--detector-mean", 1, 2, 3], lambda c: c["settings"].boxes["mean"], [1.0, 2.0, 3.0]),
+    (["--detector-std", 4, 5, 6], lambda c: c["settings"].boxes["std"], [4.0, 5.0, 6.0]),
+    (["--detector-threshold", 0.6], lambda c: c["settings"].boxes["threshold"], 0.6),
+    (["--person-class", 0], lambda c: c["settings"].boxes["person_class"], 0),
+    (["--detector-nms-iou", 0.7], lambda c: c["settings"].boxes["nms_iou"], 0.7),
+    (["--detector-nms-classes", "all"], lambda c: c["settings"].boxes["nms_classes"], "all"),
+    (["--max-people", 3], lambda c: c["settings"].boxes["max_people"], 3),
+])
+def test_each_option_reaches_what_it_configures(handed, data, options, get, value):
+    # the detector options with the planted detector; --person-class 0 against class 1
+    base = (["--detector", str(data / "det.onnx")]
+            if options[0].startswith(("--detector-", "--person", "--max-people")) else [])
+    if options[0] == "--person-class":
+        assert get(handed(*base, "--person-class", 1)) == 1
+    with_option = get(handed(*base, *options))
+    without = get(handed(*base)) if options[0] != "--person-class" else 1
+    assert with_option == value != without, (options, without)
+
+
+def test_the_inputs_boxes_config_and_outputs_reach_their_calls(handed, data, tmp_path):
+    assert _names(handed()["corpus"])[:2] == ["000000000001.jpg", "000000000002.jpg"]
+    listed = handed("--list", data / "corpus.txt")["corpus"]
+    assert _names(listed)[-4:] == ["000000000001.jpg", "000000000002.jpg", "gone.jpg",
+                                   "clip.mp4"] and listed.listed == 4
+    assert "deep.jpg" in _names(handed("--recursive", inputs=[str(tmp_path)])["corpus"])
+    assert "deep.jpg" not in _names(handed(inputs=[str(tmp_path / "*")])["corpus"])
+    strict = handed("--strict", inputs=[str(data / "photos" / "000000000001.jpg")])
+    assert strict["corpus"].missing == 0
+    boxes = handed("--boxes", tmp_path / "boxes.json")["settings"]
+    assert boxes.boxes == {"kind": "boxes", "file": str(tmp_path / "boxes.json")}
+    assert boxes.digests["boxes"].startswith("sha256:")
+    # --whole-image says what the default is: one box, the whole image
+    assert handed("--whole-image")["settings"].boxes == {"kind": "whole"}
+    detector = handed("--detector", data / "det.onnx")["settings"].boxes
+    assert detector["kind"] == "detector" and detector["file"] == str(data / "det.onnx")
+    config = handed("--config", tmp_path / "other.yaml")["settings"]
+    assert config.pose["config"] == str(tmp_path / "other.yaml")
+    assert handed()["settings"].pose["config"] is None
+    weights = handed()["settings"]
+    assert weights.pose["weights"] == str(data / "tiny.onnx")
+    assert weights.digests["weights"] == "sha256:" + __import__("hashlib").sha256(
+        (data / "tiny.onnx").read_bytes()).hexdigest()
+    run = handed("--coco-results", tmp_path / "c.json")
+    assert run["coco_results"] == str(tmp_path / "c.json") and run["out"].endswith(
+        str(abs(hash(("--coco-results", tmp_path / "c.json")))))
+    assert handed()["coco_results"] is None and handed()["progress"] is not None
