@@ -52,6 +52,8 @@ BASE_COMMANDS = {
                   "--boxes": "boxes.json", "--out": "eval"}),
     "infer": (["images"], {"--weights": "model.keras", "--out": "out", "--quiet": None}),
     "serve": ([], {"--weights": "model.keras", "--access-log": "access.jsonl"}),
+    "extract": (["images"], {"--weights": "model.keras", "--config": "tiny.yaml",
+                             "--out": "ext", "--quiet": None}),
     "analyze": ([], {"--annotations": "ann.json", "--results": "results.json", "--out": "diag"}),
     "detect": ([], {"--detector": "det.onnx", "--images": ["images"], "--out": "dets.json",
                     "--quiet": None}),
@@ -73,6 +75,7 @@ BASE_COMMANDS = {
                                 "--out": "br.json"}),
     "benchmark video": ([], {"--weights": "model.keras", "--workdir": "bv", "--out": "bv.json"}),
     "benchmark detector-input": ([], {"--images": ["images/a.jpg"], "--out": "bd.json"}),
+    "benchmark serve": ([], {"--weights": "model.keras", "--out": "bs.json"}),
 }
 
 # Where each tool's work starts: "module:function", replaced by a stop.
@@ -81,6 +84,7 @@ STOPS = {
     "test": ["tools.test:load_network"],
     "infer": ["pose.apis.estimator:load_network"],
     "serve": ["pose.apis.estimator:load_network", "pose.serving.app:serve"],
+    "extract": ["pose.apis.estimator:load_network", "pose.batch.extraction:connect"],
     "analyze": ["tools.analyze:diagnose_files"],
     "detect": ["pose.apis.detector:detector_from_args"],
     "export": ["pose.engine.pretrained:load_any_checkpoint"],
@@ -98,7 +102,8 @@ STOPS = {
                   "tools.benchmark:benchmark_bootstrap_intervals",
                   "tools.benchmark:benchmark_runtimes",
                   "tools.benchmark:benchmark_video_inference",
-                  "tools.benchmark:benchmark_detector_input"],
+                  "tools.benchmark:benchmark_detector_input",
+                  "pose.experiments.serve_benchmark:benchmark_serving"],
 }
 
 # Paths of the inputs folder, as a user would type them.
