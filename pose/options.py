@@ -157,6 +157,8 @@ OPTION_RANGES = {
     "benchmark model --intra": Range(0, max_threads),  # 0: TensorFlow's default
     "benchmark model --inter": Range(0, max_threads),
     "benchmark detector-input --size": Range(32, MAX_INPUT_SIDE),
+    "benchmark serve --clients": Range(1, 1024),
+    "benchmark serve --seconds": Range(0.0, 3600.0, False),
     # batch extraction on Ray (tools/extract.py)
     "extract --actors": Range(1, 100_000),  # per actor pool, over a whole cluster
     "extract --num-cpus": Range(1, max_threads),  # of the local Ray

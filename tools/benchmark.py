@@ -10,6 +10,8 @@
     python tools/benchmark.py video --weights W32.tflite [--frames 40] [--size 1280x720]
                                     [--boxes DET.json | --detector FILE | --make-detector FMT]
                                     [--max-people 4] [--rounds 2] [--workdir DIR] [--out FILE]
+    python tools/benchmark.py serve --weights W32.tflite [--clients 1 4 32] [--seconds 10]
+                                    [--frames 40] [--threads N] [--out FILE]
 
 ``model``: trainable parameters, conv MACs, forward latency at batch 1 and 8 (median of
 ``--repeats`` calls after a warm-up), first-call (tracing) time and peak memory, for every
@@ -33,6 +35,11 @@ dynamic, int8 exports): file size and forward latency at batch 1 and 8 of the
 ``--latency-config`` model (random weights, W32 by default), each variant in a fresh
 process, in one run; and the COCO AP of the same exports of the trained ``--weights``
 on its config's validation set next to the float32 AP (``pose.experiments.runtime_benchmark``).
+
+``serve``: the pose server (``tools/serve.py`` in its own process, clients on loopback)
+against calling the same runtime in-process: requests per second and p50 / p95 latency at
+each ``--clients`` count (one 640x480 photo, one person), and webcam frames per second
+over the WebSocket at 320x240 and 640x480 (``pose.experiments.serve_benchmark``).
 
 ``video``: frames per second of ``tools/infer.py``'s video path on a generated clip with
 four people (720p by default): person boxes on every frame vs ``--detect-every 5``, each
@@ -376,6 +383,23 @@ def benchmark_video_inference(args):
     print(f"\nwrote {args.out}")
 
 
+def benchmark_serve(args):
+    from pose.apis.cpu_features import cpu_flags
+    from pose.experiments.serve_benchmark import COLUMNS, benchmark_serving
+
+    report = benchmark_serving(args.weights, clients=args.clients, seconds=args.seconds,
+                               frames=args.frames, threads=args.threads)
+    print()
+    print(f"{args.weights}: {report['runtime']}; {_cpu_name()}, flags "
+          f"{' '.join(cpu_flags())}, {os.cpu_count()} cores")
+    print(format_table(report["rows"], COLUMNS))
+    report["machine"] = {"cpu": _cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(),
+                         "python": platform.python_version(),
+                         "load_average": os.getloadavg()}
+    write_json(report, args.out)
+    print(f"\nwrote {args.out}")
+
+
 def _choices(allowed):
     """An argparse type: a comma-separated list of names from ``allowed``."""
     def parse(text):
@@ -466,7 +490,17 @@ def main(argv=None):
     video.add_argument("--threads", type=int, default=None)
     video.add_argument("--workdir", output="folder", default="work/video_benchmark")
     video.add_argument("--out", output="file", default="benchmark_video.json")
-    for subparser in (model, scale, intervals, runtimes, video, detector_input):
+    serve = sub.add_parser("serve", help="the pose server against the runtime in-process: "
+                                         "req/s, p50/p95 at N clients, webcam fps")
+    serve.add_argument("--weights", required=True, help="the pose model (.tflite, .onnx, "
+                                                        ".keras) with its .yaml beside it")
+    serve.add_argument("--clients", type=int, nargs="+", default=[1, 4, 32])
+    serve.add_argument("--seconds", type=float, default=10.0,
+                       help="seconds per API setting (default 10)")
+    serve.add_argument("--frames", type=int, default=40, help="webcam frames per size")
+    serve.add_argument("--threads", type=int, default=None)
+    serve.add_argument("--out", output="file", default="benchmark_serve.json")
+    for subparser in (model, scale, intervals, runtimes, video, detector_input, serve):
         subparser.add_argument("--overwrite", action="store_true",
                                help="replace --out even when this tool did not write it")
     args = parser.parse_args(argv)
@@ -490,6 +524,8 @@ def main(argv=None):
         benchmark_video_inference(args)
     elif args.benchmark == "detector-input":
         benchmark_detector_input(args)
+    elif args.benchmark == "serve":
+        benchmark_serve(args)
     else:
         benchmark_runtimes(args)
     outputs.record(os.path.basename(args.out))
