@@ -103,8 +103,11 @@ def measure_in_process(service, jpeg, clients, seconds):
 
 def measure_http(url, jpeg, clients, seconds):
     """``clients`` threads posting ``jpeg`` to ``url``v1/pose (one connection each)."""
+    import logging
+
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request
     local = threading.local()
 
     def call():
