@@ -7,7 +7,9 @@ the WebSocket (``tools/benchmark.py serve``).
   requests per second and p50 / p95 latency. The in-process rows do the same work without
   HTTP: the same number of threads hand ``PoseService.estimate`` (decode, box, pose,
   rescoring: what the server's worker runs) to the same single-worker ``WorkQueue``. The
-  ratio HTTP / in-process is the cost of HTTP, JSON and the event loop.
+  ratio HTTP / in-process is the cost of HTTP, JSON and the event loop, plus the model's
+  run-to-run spread on a busy machine; the paired rows take that spread out: each
+  request's latency at the client minus the server's own queue + decode + pose time.
 - Webcam rows: one WebSocket client sends the frames of a generated clip as the page does
   (a frame, its answer, the next frame) at each size; frames per second and latency.
 
@@ -102,24 +104,39 @@ def measure_in_process(service, jpeg, clients, seconds):
 
 
 def measure_http(url, jpeg, clients, seconds):
-    """``clients`` threads posting ``jpeg`` to ``url``v1/pose (one connection each)."""
+    """``clients`` threads posting ``jpeg`` to ``url``v1/pose (one connection each). Also
+    the paired overhead of each answered request: its latency at the client minus the
+    server's own time for it in the queue and the worker (``timing_ms``: queue, decode,
+    pose): what HTTP, JSON and the event loop cost, free of the model's run-to-run spread
+    and of the waiting that any single-worker service has."""
     import logging
 
     import httpx
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request
     local = threading.local()
+    overheads, shares, lock = [], [], threading.Lock()
 
     def call():
         if not hasattr(local, "client"):
             local.client = httpx.Client(timeout=120)
+        t0 = time.perf_counter()
         response = local.client.post(url + "v1/pose", content=jpeg,
                                      headers={"Content-Type": "image/jpeg"})
         if response.status_code == 200:
-            response.json()
+            timing = response.json()["timing_ms"]
+            total = 1e3 * (time.perf_counter() - t0)
+            with lock:
+                overheads.append(total - timing["queue"] - timing["decode"] - timing["pose"])
+                shares.append(overheads[-1] / total)
         return response.status_code
 
-    return _run_clients(clients, seconds, call)
+    result = _run_clients(clients, seconds, call)
+    if overheads:
+        result["overhead_p50_ms"] = float(np.percentile(overheads, 50))
+        result["overhead_p95_ms"] = float(np.percentile(overheads, 95))
+        result["overhead_share_p50"] = float(np.percentile(shares, 50))
+    return result
 
 
 def measure_stream(url, frames, rounds=1):
@@ -214,6 +231,12 @@ def benchmark_serving(weights, clients=(1, 4, 32), seconds=10.0, sizes=((320, 24
             rows.append({"label": "HTTP", "clients": n, **served,
                          "ratio": f"{ratio:.3f} req/s, {served['p50_ms'] / local['p50_ms']:.3f}"
                                   " p50"})
+            if "overhead_p50_ms" in served:
+                rows.append({"label": "HTTP overhead (paired)", "clients": n,
+                             "rps": float("nan"), "p50_ms": served["overhead_p50_ms"],
+                             "p95_ms": served["overhead_p95_ms"],
+                             "ratio": f"{100 * served['overhead_share_p50']:.2f}% of latency",
+                             "requests": served["requests"]})
         for w, h in sizes:
             clip = person_frames((w, h), frames)
             stream = measure_stream(url, clip)

@@ -210,13 +210,16 @@ def create_app(service, access_log=None):
             raise
 
         def job():
+            started = time.perf_counter()
             result = service.estimate(data, name, boxes, scores, exif_orientation=upright)
-            return result, (service.overlay_png(result) if overlay else None)
+            return result, (service.overlay_png(result) if overlay else None), started
 
+        submitted = time.perf_counter()
         future = service.work.submit(ticket, job)
-        left = service.timeout - (time.perf_counter() - start)
+        left = service.timeout - (submitted - start)
         try:
-            result, png = await asyncio.wait_for(asyncio.wrap_future(future), max(left, 0.0))
+            result, png, started = await asyncio.wait_for(asyncio.wrap_future(future),
+                                                          max(left, 0.0))
         except asyncio.TimeoutError:
             future.cancel()
             return error(503, f"the request took longer than this server's time limit of "
@@ -225,7 +228,8 @@ def create_app(service, access_log=None):
             return error(getattr(exc, "status", 400), str(exc))
         if png is not None:
             return Response(png, media_type="image/png")
-        return JSONResponse(service.answer(result, 1e3 * (time.perf_counter() - start)))
+        return JSONResponse(service.answer(result, 1e3 * (time.perf_counter() - start),
+                                           queue_ms=1e3 * (started - submitted)))
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket):
@@ -260,8 +264,8 @@ def create_app(service, access_log=None):
                 except UserError as exc:
                     answer = {"error": str(exc)}
                 await websocket.send_json(answer)
-        except WebSocketDisconnect:
-            pass
+        except (WebSocketDisconnect, OSError):  # OSError: uvicorn's ClientDisconnected,
+            pass                                # the tab closed while its frame ran
         finally:
             session.close()
 

@@ -129,20 +129,23 @@ class WorkQueue:
     def _work(self):
         while True:
             ticket, future, fn, args = self._jobs.get()
-            try:
-                if not future.set_running_or_notify_cancel():
-                    self.skipped += 1
-                    continue
-                try:
-                    result = fn(*args)
-                except BaseException as exc:  # noqa: BLE001 (handed to the waiting request)
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
-                self.completed += 1
-            finally:
+            if not future.set_running_or_notify_cancel():
+                self.skipped += 1
                 ticket.release()
-                del ticket, future, fn, args  # drop the image before waiting for the next
+                continue
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:  # noqa: BLE001 (handed to the waiting request)
+                result, error = None, exc
+            # the slot is free before the waiting request hears of the result (a client
+            # that got its answer finds the queue as it left it)
+            ticket.release()
+            self.completed += 1
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+            del ticket, future, fn, args, result, error  # drop the image before waiting
 
     def stats(self):
         return {"capacity": self.capacity, "admitted": self._admitted,
@@ -307,10 +310,14 @@ class PoseService:
             out.append(record)
         return out
 
-    def answer(self, result, total_ms=None):
-        """The JSON answer of ``POST /v1/pose``."""
+    def answer(self, result, total_ms=None, queue_ms=None):
+        """The JSON answer of ``POST /v1/pose``; ``timing_ms``: ``decode`` and ``pose`` (the
+        worker's job), ``queue`` (waiting for the worker) and ``total`` (from the request's
+        arrival to the answer) when given."""
         h, w = result.image.shape[:2]
         timing = {"decode": round(result.decode_ms, 2), "pose": round(result.pose_ms, 2)}
+        if queue_ms is not None:
+            timing["queue"] = round(queue_ms, 2)
         if total_ms is not None:
             timing["total"] = round(total_ms, 2)
         return {"image": {"width": int(w), "height": int(h),

@@ -82,6 +82,9 @@ def test_the_same_keypoints_as_infer_whole_image_and_given_boxes(server, service
     assert answer["image"] == {"width": 640, "height": 425, "exif_orientation": "applied"}
     assert answer["keypoint_names"][0] == "nose" and len(answer["keypoint_names"]) == 17
     assert [5, 6] in answer["skeleton"] and answer["box_source"] == "whole image"
+    timing = answer["timing_ms"]
+    assert set(timing) == {"queue", "decode", "pose", "total"}
+    assert 0 <= timing["queue"] and timing["decode"] + timing["pose"] <= timing["total"]
 
     # several people: infer --boxes DET.json against the same boxes given with the request
     # (one reaches past the image: both clip it)
