@@ -308,3 +308,16 @@ def test_stream_tracks_and_smooths_per_connection_like_a_reference_tracker(serve
         answer = json.loads(second.recv(timeout=60))
         assert answer["people"] == expected[0]  # its own tracker: a first frame, id 0
     assert _wait_for_streams(server, 0) == 0  # closed: the connections' state is freed
+
+
+def test_the_server_imports_no_tensorflow(repo_root):
+    """The server's modules (and the tool's) load without TensorFlow or Keras, so that a
+    .tflite/.onnx model is served on LiteRT/ONNX Runtime alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pose.serving.app, pose.serving.service, tools.serve; "
+            "print([m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
