@@ -493,6 +493,10 @@ def test_the_inputs_boxes_config_and_outputs_reach_their_calls(handed, data, tmp
     assert handed()["settings"].pose["config"] is None
     weights = handed()["settings"]
     assert weights.pose["weights"] == str(data / "tiny.onnx")
+    shutil.copy(data / "tiny.onnx", tmp_path / "other.onnx")
+    assert handed("--weights", tmp_path / "other.onnx")["settings"].pose["weights"] == str(
+        tmp_path / "other.onnx")
+    assert str(handed("--out", tmp_path / "mine")["out"]) == str(tmp_path / "mine")
     assert weights.digests["weights"] == "sha256:" + __import__("hashlib").sha256(
         (data / "tiny.onnx").read_bytes()).hexdigest()
     run = handed("--coco-results", tmp_path / "c.json")
