@@ -32,7 +32,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 # Longer fuzzing runs (Hypothesis): the PyTorch checkpoint reader (FUZZ_EXAMPLES=N examples
 # per test, default 1500; CI runs a seeded few hundred in make test) and every option of

@@ -196,3 +196,17 @@ def chromium():
                                              args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+# Test modules whose module- or package-scoped fixtures are expensive (a served model, a
+# Ray cluster with an exported model) run on one xdist worker each (``--dist loadgroup``
+# in ``make test``), so that the fixture is built once, not once per worker.
+XDIST_GROUPS = {"tests/pose/serving/": "serving", "tests/tools/test_extract_tool.py": "ray"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(REPO_ROOT).as_posix()
+        for prefix, group in XDIST_GROUPS.items():
+            if path.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
