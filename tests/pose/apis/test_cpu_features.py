@@ -36,3 +36,26 @@ def test_quantized_exports_are_flagged_only_without_int8_dot_products():
     assert quantized_speed_note("float16", avx2) is None
     assert quantized_speed_note(None, avx2) is None
     assert quantized_speed_note("dynamic", []) is None  # unknown CPU: no advice
+
+
+def test_flags_are_whole_words_not_parts_of_longer_ones(tmp_path):
+    """``avx512fp16`` holds ``avx512f`` and ``avx_vnni_int8`` holds ``avx_vnni`` as text: neither
+    is that flag (a substring match would call this CPU VNNI-capable)."""
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512fp16 avx_vnni_int8\n")
+    assert cpu_flags(path) == ["avx2"]
+    assert quantized_speed_note("dynamic", cpu_flags(path)) is not None
+
+
+def test_the_default_is_this_machines_cpuinfo():
+    import os
+
+    if not os.path.isfile("/proc/cpuinfo"):
+        pytest.skip("no /proc/cpuinfo (not Linux)")
+    from pose.apis.cpu_features import ARM_FLAGS, X86_FLAGS
+
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        lines = [line.split(":", 1) for line in f if ":" in line]
+    words = next((value.split() for key, value in lines
+                  if key.strip() in ("flags", "Features")), [])
+    assert cpu_flags() == [flag for flag in X86_FLAGS + ARM_FLAGS if flag in words]
