@@ -11,7 +11,7 @@ import pytest
 from datasets.metadata import DatasetMeta
 from pose.apis.estimator import People
 from pose.apis.smoothing import OneEuroFilter, OneEuroParams
-from pose.apis.tracking import PoseTracker, TrackingParams, keypoint_box
+from pose.apis.tracking import PoseTracker, TrackingParams, keypoint_box, track_video
 
 COCO = DatasetMeta.coco()
 BELOW, ABOVE = np.nextafter(0.5, 0.0), np.nextafter(0.5, 1.0)
@@ -124,3 +124,56 @@ def test_the_frame_rate_must_be_positive(fps, ok):
     else:
         with pytest.raises(ValueError):
             PoseTracker(COCO.sigmas_array, fps)
+
+
+@pytest.mark.parametrize("keypoint_threshold, same_person", [(0.3, False), (0.5, True),
+                                                             (0.6, True)])
+def test_the_keypoint_threshold_decides_which_keypoints_the_oks_match_counts(
+        keypoint_threshold, same_person):
+    """Nine keypoints scoring 0.9 stay put; eight scoring 0.5 jump 200 pixels. Counted (a
+    threshold below 0.5), they bring the OKS near 9/17, under a match threshold of 0.9: a
+    new id. Not counted (a threshold of 0.5, which they do not exceed, or above), the OKS
+    is 1: the same id."""
+    scores = np.r_[np.full(9, 0.9), np.full(8, 0.5)]
+    box = np.array([[0.0, 0.0, 40.0, 80.0]])
+
+    def person(jump):
+        keypoints = np.full((1, 17, 2), 20.0)
+        keypoints[0, 9:] += jump
+        return People(keypoints, scores[None], np.ones(1), box, np.ones(1))
+
+    params = TrackingParams(metric="oks", match_threshold=0.9,
+                            keypoint_threshold=keypoint_threshold)
+    ids = _ids(params, [(0, person(0.0)), (1, person(200.0))])
+    assert ids[1] == ([0] if same_person else [1])
+
+
+class _ScoredEstimator:
+    """In each box one person: 17 keypoints along the box's diagonal, each scoring
+    ``score``."""
+
+    def __init__(self, score):
+        self.score = score
+
+    def iter_frames(self, frames):
+        for frame in frames:
+            boxes = np.asarray(frame.boxes, np.float64).reshape(-1, 4)
+            n, t = len(boxes), np.linspace(0.2, 0.8, 17)[:, None]
+            keypoints = boxes[:, None, :2] + boxes[:, None, 2:] * t[None]
+            yield frame, People(keypoints, np.full((n, 17), self.score),
+                                np.full(n, self.score), boxes, np.ones(n))
+
+
+@pytest.mark.parametrize("min_score, kept", [(BELOW, True), (0.5, True), (ABOVE, False)])
+def test_a_person_in_a_propagated_box_scoring_exactly_the_min_score_is_kept(min_score, kept):
+    """With detection every 2nd frame, frame 1's person is found in the box propagated
+    from frame 0; its mean keypoint score is exactly 0.5 (17 x 0.5 / 17 in float64)."""
+    def boxes(image, file_name=None, image_id=None):
+        return np.array([[10.0, 10.0, 40.0, 80.0]]), np.array([0.9])
+
+    tracker = PoseTracker(COCO.sigmas_array, 25.0,
+                          TrackingParams(detect_every=2, min_score=min_score))
+    images = ((i, np.zeros((120, 100, 3), np.uint8)) for i in range(3))
+    people = [p for _, p in track_video(_ScoredEstimator(0.5), images, boxes, tracker)]
+    assert [len(p) for p in people] == [1, 1 if kept else 0, 1]
+    assert people[1].track_ids.tolist() == ([0] if kept else [])
