@@ -337,10 +337,31 @@ def bound_port(server):
     return None
 
 
+def check_address(host, port):
+    """``UserError`` naming the problem unless a server can listen on ``host``:``port``
+    (bound and released here, as uvicorn binds it: ``SO_REUSEADDR``), so that a port in
+    use is one clear line instead of uvicorn's log and exit."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UserError(f"--host {host!r} is not an address of this machine "
+                        f"({getattr(exc, 'strerror', None) or exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(app, host="127.0.0.1", port=8000, max_bytes=20 << 20, on_started=None):
     """Run ``app`` on uvicorn until Ctrl-C or SIGTERM (a normal end); ``on_started(url)``
     once it listens. Returns the signals that stopped it. A port that cannot be bound
     is an ``OSError`` (uvicorn logs it and exits; here it is raised)."""
+    check_address(host, port)
     server = _uvicorn_server(app, host, port, max_bytes, on_started)
     try:
         server.run()

@@ -321,3 +321,20 @@ def test_the_server_imports_no_tensorflow(repo_root):
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_port_in_use_or_a_host_of_no_machine_is_one_clear_error():
+    import socket
+
+    from pose.errors import UserError
+    from pose.serving.app import check_address
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}: "):
+            check_address("127.0.0.1", port)
+    check_address("127.0.0.1", port)  # free again
+    with pytest.raises(UserError, match="'nosuch.invalid' is not an address"):
+        check_address("nosuch.invalid", 8000)
