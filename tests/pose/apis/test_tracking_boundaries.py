@@ -177,3 +177,35 @@ def test_a_person_in_a_propagated_box_scoring_exactly_the_min_score_is_kept(min_
     people = [p for _, p in track_video(_ScoredEstimator(0.5), images, boxes, tracker)]
     assert [len(p) for p in people] == [1, 1 if kept else 0, 1]
     assert people[1].track_ids.tolist() == ([0] if kept else [])
+
+
+def test_only_the_people_of_the_last_frame_get_a_propagated_box():
+    """A track missed in the last frame (still alive within max age) gets no box: between
+    detector frames only the people just seen are followed."""
+    tracker = PoseTracker(COCO.sigmas_array, 25.0, TrackingParams(metric="iou"))
+    tracker.update(_people([0, 0, 10, 10], [50, 50, 10, 10]), 0)
+    tracker.update(_people([0, 0, 10, 10]), 1)
+    assert len(tracker.tracks) == 2
+    boxes, scores, ids = tracker.propagated_boxes()
+    assert ids.tolist() == [0] and boxes.tolist() == [[4.0, 4.0, 2.0, 2.0]]
+
+
+def test_a_filtered_value_is_the_callers_to_change():
+    """Changing what the filter returned (a caller rounding or shifting keypoints in place)
+    leaves the filter's state alone: its next value equals that of an untouched filter."""
+    x0, x1, x2 = np.zeros((17, 2)), np.full((17, 2), 4.0), np.full((17, 2), 6.0)
+    touched, untouched = OneEuroFilter(x0), OneEuroFilter(x0)
+    first = touched(x1, 0.04)
+    np.testing.assert_array_equal(first, untouched(x1, 0.04))
+    first += 100.0
+    np.testing.assert_array_equal(touched(x2, 0.04), untouched(x2, 0.04))
+
+
+@pytest.mark.parametrize("dt", [0.0, -0.04, float("nan")])
+def test_a_step_of_no_time_is_refused_and_leaves_the_filter_as_it_was(dt):
+    """Two samples at one instant would divide by zero: refused; the filter's next value
+    is that of a filter that never saw the refused sample."""
+    refused, fresh = OneEuroFilter(np.zeros((17, 2))), OneEuroFilter(np.zeros((17, 2)))
+    with pytest.raises(ValueError, match="dt must be > 0"):
+        refused(np.ones((17, 2)), dt)
+    np.testing.assert_array_equal(refused(np.ones((17, 2)), 0.04), fresh(np.ones((17, 2)), 0.04))
