@@ -201,7 +201,8 @@ class DetectorBoxes:
 
     def _run(self, image, preprocess, size=None):
         size = size or self.input_size_for(image)
-        canvas, placement = fit_image(image, size, preprocess, keep_rgb=True)
+        canvas, placement = fit_image(image, size, preprocess, keep_rgb=True,
+                                      scale_size=self.size if self.rect else None)
         x = make_input(canvas, self._input, preprocess, self.channels_first, from_rgb=True)
         outputs = self.network.run_outputs(x)
         outputs = [dequantize(o, info) for o, info in zip(outputs, self.network.outputs)]
@@ -230,7 +231,8 @@ class DetectorBoxes:
 
     def detect(self, image):
         """Every person box of ``image`` (RGB uint8): ``(xyxy (M, 4) image pixels, scores
-        (M,))``, best first, after threshold, NMS and the cap."""
+        (M,))``, best first, after threshold, NMS and the cap; cut to the image where the
+        preset's exporter cuts them (``Preprocess.clip``: Ultralytics, after its NMS)."""
         self.calls += 1
         outputs, placement, size = self._run(image, self.preprocess)
         xyxy, scores, classes = decode(self.layout, self.roles, outputs, size)
@@ -253,7 +255,7 @@ class DetectorBoxes:
                                                 self.nms_iou), np.int64).reshape(-1)  # best first
             order = order[classes[order] == self.person_class]  # after class-agnostic NMS
         order = order[:self.max_people]
-        return xyxy[order], scores[order]
+        return placement.clip(xyxy[order]), scores[order]
 
     def __call__(self, image, file_name=None, image_id=None):
         xyxy, scores = self.detect(image)

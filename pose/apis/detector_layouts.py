@@ -71,9 +71,13 @@ class Preprocess:
             ``int(w * r)``), ``half_up`` (mmcv's ``imrescale``: ``int(w * r + 0.5)``) or
             ``half_even`` (Ultralytics' ``LetterBox``: Python's ``round``).
         box_scale: how boxes go back to the image: ``ratio`` (one factor ``r`` for both
-            axes: YOLOX's ``bboxes /= ratio``, Ultralytics' ``scale_boxes`` gain) or
-            ``per_axis`` (the actual ``new_w / w`` and ``new_h / h``: mmdet's
-            ``scale_factor``, and a plain resize).
+            axes: YOLOX's ``bboxes /= ratio``), ``per_axis`` (the actual ``new_w / w`` and
+            ``new_h / h``: mmdet's ``scale_factor``, and a plain resize) or
+            ``scale_boxes`` (Ultralytics' ``ops.scale_boxes``: per-axis gains and padding
+            worked out again from the input and image sizes, see ``scale_boxes_placement``).
+        clip: boxes are clipped to the image after mapping back (Ultralytics'
+            ``scale_boxes`` ends with ``clip_boxes``); a box wholly outside becomes a line
+            on the border, as there.
     """
 
     placement: str
@@ -83,6 +87,7 @@ class Preprocess:
     std: tuple = (1.0, 1.0, 1.0)
     rounding: str = "half_even"
     box_scale: str = "per_axis"
+    clip: bool = False
 
     def describe(self):
         if self.mean == (0.0,) * 3 and self.std == (255.0,) * 3:
@@ -105,7 +110,7 @@ PRESETS = {
                          (57.375, 57.12, 58.395), rounding="half_up", box_scale="per_axis"),
     "yolox": Preprocess("top-left", 114.0, "BGR", rounding="truncate", box_scale="ratio"),
     "ultralytics": Preprocess("centre", 114.0, "RGB", std=(255.0,) * 3,
-                              rounding="half_even", box_scale="ratio"),
+                              rounding="half_even", box_scale="scale_boxes", clip=True),
     "ssd": Preprocess("stretch", 0.0, "RGB", (127.5,) * 3, (127.5,) * 3),
 }
 ROUNDINGS = {"truncate": lambda v: int(v), "half_up": lambda v: int(v + 0.5),
@@ -116,12 +121,15 @@ DEFAULT_PRESET = {"end2end": "rtmdet", "yolov5": "ultralytics", "yolov8": "ultra
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-    """Where the image went in the model input: ``u = x * sx + ox``, ``v = y * sy + oy``."""
+    """Where the image went in the model input: ``u = x * sx + ox``, ``v = y * sy + oy``;
+    ``bounds`` ``(w, h)``: ``clip`` cuts boxes to ``[0, w] x [0, h]`` (after NMS, as
+    Ultralytics does: its NMS sees the boxes as the network gave them)."""
 
     sx: float
     sy: float
     ox: float = 0.0
     oy: float = 0.0
+    bounds: tuple = None
 
     def to_image(self, xyxy):
         """Boxes ``x1, y1, x2, y2`` in input pixels → image pixels."""
@@ -130,11 +138,44 @@ class Placement:
         out[:, 1::2] = (out[:, 1::2] - self.oy) / self.sy
         return out
 
+    def clip(self, xyxy):
+        """Boxes ``x1, y1, x2, y2`` in image pixels cut to ``bounds`` (a copy); as they
+        are without ``bounds``."""
+        out = np.asarray(xyxy, np.float64).copy()  # (N, 4)
+        if self.bounds is not None:
+            w, h = self.bounds
+            out[:, 0::2] = np.clip(out[:, 0::2], 0.0, w)
+            out[:, 1::2] = np.clip(out[:, 1::2], 0.0, h)
+        return out
 
-def fit_image(image, size, preprocess, keep_rgb=False):
+
+def scale_boxes_placement(size, w, h):
+    """How Ultralytics' ``ops.scale_boxes`` (8.4) takes boxes from an input of ``size =
+    (in_w, in_h)`` back to a ``w x h`` image: ``gain = min(in_h / h, in_w / w)``, sides
+    ``max(round(h * gain), 1)``, ``max(round(w * gain), 1)`` (as ``LetterBox`` rounds
+    them), per-axis gains ``new_w / w`` and ``new_h / h``, padding ``round((in - new) / 2
+    - 0.1)``; then ``clip_boxes`` to the image.
+
+    On a fixed-size input these are exactly the letterbox's own sides and offsets. With
+    the rect letterbox of a dynamic file they are worked out again from the padded input,
+    as there: where a side rounded down already lies on a multiple of 32 (an 897x1280
+    photo: 448.5 → 448 columns, input 448x640), ``gain`` is ``448 / 897``, not the ``0.5``
+    that the image was resized by, and rows go back by ``639 / 1280``.
+    """
+    in_w, in_h = size
+    gain = min(in_h / h, in_w / w)
+    new_h, new_w = max(round(h * gain), 1), max(round(w * gain), 1)
+    return Placement(new_w / w, new_h / h, float(round((in_w - new_w) / 2 - 0.1)),
+                     float(round((in_h - new_h) / 2 - 0.1)), bounds=(w, h))
+
+
+def fit_image(image, size, preprocess, keep_rgb=False, scale_size=None):
     """``image`` (H, W, 3) uint8 RGB → ``(canvas (h, w, 3) uint8 in the preset's channel
     order, Placement)`` for a model input of ``size = (w, h)``; with ``keep_rgb`` the canvas
     stays RGB (``make_input(..., from_rgb=True)`` then swaps the channels in its one pass).
+    ``scale_size``: the ``(w, h)`` that the image is scaled to fit, where it is not the
+    canvas (Ultralytics' rect letterbox scales to ``imgsz`` 640x640, then pads to the
+    rectangle ``size``: ``pose.apis.detector.rect_letterbox_size``); default ``size``.
 
     Resized sides are rounded to whole pixels the way the preset's exporter rounds them
     (``Preprocess.rounding``), and boxes go back with its factors (``box_scale``): the
@@ -145,9 +186,10 @@ def fit_image(image, size, preprocess, keep_rgb=False):
     h, w = image.shape[:2]
     if preprocess.placement == "stretch":
         canvas = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-        placement = Placement(in_w / w, in_h / h)
+        placement = Placement(in_w / w, in_h / h, bounds=(w, h) if preprocess.clip else None)
     else:
-        ratio = min(in_w / w, in_h / h)
+        fit_w, fit_h = scale_size or size
+        ratio = min(fit_h / h, fit_w / w)  # LetterBox's r = min(new_h / h, new_w / w)
         rounded = ROUNDINGS[preprocess.rounding]
         new_w = max(1, min(in_w, rounded(w * ratio)))
         new_h = max(1, min(in_h, rounded(h * ratio)))
@@ -158,8 +200,13 @@ def fit_image(image, size, preprocess, keep_rgb=False):
         canvas = np.full((in_h, in_w, 3), int(round(preprocess.pad_value)), np.uint8)
         canvas[top:top + new_h, left:left + new_w] = cv2.resize(
             image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        sx, sy = (ratio, ratio) if preprocess.box_scale == "ratio" else (new_w / w, new_h / h)
-        placement = Placement(sx, sy, float(left), float(top))
+        if preprocess.box_scale == "scale_boxes":
+            placement = scale_boxes_placement(size, w, h)
+        else:
+            sx, sy = ((ratio, ratio) if preprocess.box_scale == "ratio"
+                      else (new_w / w, new_h / h))
+            placement = Placement(sx, sy, float(left), float(top),
+                                  bounds=(w, h) if preprocess.clip else None)
     if preprocess.channels == "BGR" and not keep_rgb:
         canvas = canvas[..., ::-1]
     return np.ascontiguousarray(canvas), placement

@@ -287,7 +287,7 @@ def _yolox_preproc(w, h, size):
     """YOLOX ``yolox/data/data_augment.py preproc`` (rtmlib's YOLOX likewise): the image
     resized to ``int(w * r)`` x ``int(h * r)`` at the top-left; boxes back by ``/ r``."""
     r = min(size[1] / h, size[0] / w)
-    return (int(w * r), int(h * r)), (0, 0), (r, r)
+    return (int(w * r), int(h * r)), (0, 0), (r, r), None
 
 
 def _mmdet_resize(w, h, size):
@@ -296,17 +296,19 @@ def _mmdet_resize(w, h, size):
     ``scale_factor = (new_w / w, new_h / h)``."""
     s = min(max(size) / max(h, w), min(size) / min(h, w))
     new_w, new_h = int(w * s + 0.5), int(h * s + 0.5)
-    return (new_w, new_h), (0, 0), (new_w / w, new_h / h)
+    return (new_w, new_h), (0, 0), (new_w / w, new_h / h), None
 
 
 def _ultralytics_letterbox(w, h, size):
     """Ultralytics ``LetterBox`` (auto=False): ``new_unpad = round(w * r), round(h * r)``
-    (Python's round), centred with ``round(dw - 0.1)``; ``scale_boxes`` takes boxes back by
-    the one gain ``r`` after removing the padding."""
+    (Python's round), centred with ``round(dw - 0.1)``; ``scale_boxes`` (8.4) takes boxes
+    back by the per-axis gains of the rounded sides, ``new_w / w`` and ``new_h / h``, after
+    removing the padding, then ``clip_boxes`` cuts them to the image."""
     r = min(size[1] / h, size[0] / w)
     new_w, new_h = int(round(w * r)), int(round(h * r))
     dw, dh = (size[0] - new_w) / 2, (size[1] - new_h) / 2
-    return (new_w, new_h), (int(round(dw - 0.1)), int(round(dh - 0.1))), (r, r)
+    return ((new_w, new_h), (int(round(dw - 0.1)), int(round(dh - 0.1))),
+            (new_w / w, new_h / h), (w, h))
 
 
 @pytest.mark.parametrize("w, h, size", [(640, 429, (416, 416)), (640, 392, (416, 416)),
@@ -320,14 +322,14 @@ def test_each_preset_resizes_and_maps_boxes_back_as_its_exporter(w, h, size, pre
     at 416: 278.85 rows; 640x392: 254.8; 1280x853 at 640: 426.5, where half-up and
     half-to-even differ): the image's rows and columns in the canvas, its offset, and a
     box mapped back, all as the exporter's own code computes them."""
-    (new_w, new_h), (left, top), (sx, sy) = reference(w, h, size)
+    (new_w, new_h), (left, top), (sx, sy), bounds = reference(w, h, size)
     image = np.full((h, w, 3), 200, np.uint8)
     canvas, placement = fit_image(image, size, PRESETS[preset])
     pad = PRESETS[preset].pad_value
     filled = np.argwhere(canvas[..., 0] != pad)  # the image's pixels in the canvas
     assert filled.min(axis=0).tolist() == [top, left]
     assert filled.max(axis=0).tolist() == [top + new_h - 1, left + new_w - 1]
-    assert placement == Placement(sx, sy, float(left), float(top))
+    assert placement == Placement(sx, sy, float(left), float(top), bounds)
     box = np.array([[left + 10.0, top + 20.0, left + 110.0, top + 220.0]])
     expected = [[10 / sx, 20 / sy, 110 / sx, 220 / sy]]
     np.testing.assert_allclose(placement.to_image(box), expected, rtol=1e-12)
@@ -341,6 +343,54 @@ def test_the_odd_sizes_do_tell_the_roundings_apart():
     assert _mmdet_resize(1280, 853, (640, 640))[0] == (640, 427)  # 426.5 half up
     assert _ultralytics_letterbox(1280, 853, (640, 640))[0] == (640, 426)  # to even
     assert _yolox_preproc(1280, 853, (640, 640))[0] == (640, 426)
+
+
+def test_ultralytics_rect_input_and_boxes_back_as_letterbox_and_scale_boxes_do(tmp_path,
+                                                                               monkeypatch):
+    """A 897x1280 photo on a dynamic Ultralytics file (8.4's ``LetterBox(auto=True)``, then
+    ``scale_boxes``). LetterBox: r = min(640/1280, 640/897) = 0.5, sides round(448.5) = 448
+    (to even) and 640; 640 - 448 = 192 is a multiple of 32, so the input is 448x640 with no
+    padding. scale_boxes works the gain out again from that input: min(640/1280, 448/897)
+    = 448/897, sides round(1280 * 448/897) = round(639.29) = 639 and 448, pads round(0.5 -
+    0.1) = 0 and 0: x back by 448/897, y by 639/1280 (not 0.5), cut to 897x1280."""
+    from pose.apis.detector import rect_letterbox_size
+
+    w, h = 897, 1280
+    assert rect_letterbox_size(w, h) == (448, 640)
+    image = np.full((h, w, 3), 200, np.uint8)
+    canvas, placement = fit_image(image, (448, 640), PRESETS["ultralytics"],
+                                  scale_size=(640, 640))
+    assert (canvas == 200).all()  # the image resized to 448x640 fills the input
+    assert placement == Placement(448 / 897, 639 / 1280, 0.0, 0.0, (897, 1280))
+    np.testing.assert_allclose(placement.to_image(np.array([[0.0, 0.0, 448.0, 639.0]])),
+                               [[0.0, 0.0, 897.0, 1280.0]], rtol=1e-12)
+    # DetectorBoxes feeds a dynamic file that input (no row of padding at the bottom).
+    path = onnx_detector(tmp_path / "yolov8_dynamic.onnx",
+                         {"output0": _yolo(centred, False).T[None]},
+                         input_shape=(1, 3, None, None))
+    source = DetectorBoxes(path)
+    seen = []
+    run = source.network.run_outputs
+    monkeypatch.setattr(source.network, "run_outputs", lambda x: seen.append(x) or run(x))
+    source.detect(image)
+    assert seen[0].shape == (1, 3, 640, 448)
+    np.testing.assert_array_equal(seen[0], np.float32(200) / np.float32(255))
+
+
+def test_ultralytics_boxes_are_cut_to_the_image_after_nms(tmp_path):
+    """Ultralytics' NMS sees the boxes as the network gave them; ``scale_boxes`` then cuts
+    them to the image (``clip_boxes``). WIDE reaches 100 px left of the image: IoU with
+    INSIDE 5400 / 14400 = 0.375 < 0.45, both kept, and WIDE comes back as INSIDE's box.
+    OUTSIDE lies wholly right of the 256-px image: kept as the line x = 256 (as
+    Ultralytics returns it; the tools' ``clip_boxes`` then drops it as outside_image)."""
+    wide, inside, outside = [-100.0, 10.0, 60.0, 100.0], [0.0, 10.0, 60.0, 100.0], \
+        [300.0, 20.0, 340.0, 60.0]
+    planted = [(wide, 0, 0.9), (inside, 0, 0.8), (outside, 0, 0.7)]
+    path = onnx_detector(tmp_path / "yolov8.onnx",
+                         {"output0": _yolo(centred, False, planted=planted).T[None]})
+    xyxy, scores = DetectorBoxes(path).detect(IMAGE)
+    np.testing.assert_allclose(xyxy, [inside, inside, [256.0, 20.0, 256.0, 60.0]], atol=1e-4)
+    np.testing.assert_allclose(scores, [0.9, 0.8, 0.7], atol=1e-6)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -384,7 +434,7 @@ def test_fit_image_and_input_by_hand():
     image[..., 0], image[..., 1], image[..., 2] = 200, 100, 50  # R, G, B
     # Ultralytics: centred, rows 24..103 hold the image, RGB / 255, NCHW.
     canvas, placement = fit_image(image, (128, 128), PRESETS["ultralytics"])
-    assert placement == Placement(0.5, 0.5, 0.0, 24.0)
+    assert placement == Placement(0.5, 0.5, 0.0, 24.0, bounds=(256, 160))
     x = make_input(canvas, TensorInfo("images", (1, 3, 128, 128), np.dtype(np.float32)),
                    PRESETS["ultralytics"], channels_first=True)
     assert x.shape == (1, 3, 128, 128) and x.dtype == np.float32
