@@ -212,7 +212,7 @@ def main(argv=None):
         coco_claim = (claim_output_file(args.coco_results, TOOL, inputs=named,
                                         option="--coco-results")
                       if args.coco_results else None)
-        print(f"{len(corpus.paths)} input(s); person boxes: {source.name}; "
+        print(f"{corpus.count} input(s); person boxes: {source.name}; "
               f"Ray: {'local' if local else extraction._address_text(args.address)}",
               flush=True)
         report = extraction.run_extraction(

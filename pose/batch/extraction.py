@@ -82,7 +82,7 @@ class Settings:
         if "file" in boxes:
             boxes["file"] = os.path.abspath(boxes["file"])
             boxes["file_digest"] = self.digests.get("boxes")
-        return {"inputs": {"count": len(corpus.paths), "sha256": corpus.digest()},
+        return {"inputs": {"count": corpus.count, "sha256": corpus.digest()},
                 "model": pose, "boxes": boxes, "exif_orientation": self.exif_orientation,
                 "shard_size": self.shard_size, "frames_per_task": self.frames_per_task}
 
@@ -114,12 +114,23 @@ class ExtractionReport:
     stage_seconds: dict = dataclasses.field(default_factory=dict)  # this run, summed
     seconds: float = 0.0
     pipeline_seconds: float = 0.0
+    first_result_seconds: float = None  # pipeline start → the first result batch
+    steady_images: int = 0  # images/frames that came in after the first result batch
     coco_results: str = None
 
     @property
     def images_per_second(self):
         done = self.run_counts.images + self.run_counts.frames
         return done / self.pipeline_seconds if self.pipeline_seconds > 0 else 0.0
+
+    @property
+    def steady_images_per_second(self):
+        """The rate after the first result batch: Ray's start-up (workers, actors, the
+        model loads) left out."""
+        if self.first_result_seconds is None:
+            return 0.0
+        seconds = self.pipeline_seconds - self.first_result_seconds
+        return self.steady_images / seconds if seconds > 0 else 0.0
 
     def summary(self):
         c = self.counts
@@ -129,7 +140,9 @@ class ExtractionReport:
         if self.shards_written:
             lines.append(f"this run: {self.run_counts.images + self.run_counts.frames} "
                          f"images/frames in {self.pipeline_seconds:.1f} s "
-                         f"({self.images_per_second:.2f}/s); stage seconds summed over "
+                         f"({self.images_per_second:.2f}/s); after the first result "
+                         f"({self.first_result_seconds or 0:.1f} s) "
+                         f"{self.steady_images_per_second:.2f}/s; stage seconds summed over "
                          "workers: " + ", ".join(f"{k} {v:.1f}"
                                                  for k, v in self.stage_seconds.items()))
         if c.errors:
@@ -255,12 +268,16 @@ class ShardWriter:
         self.out_dir = out_dir
         self.keypoint_names = keypoint_names
         self.expected = dict(expected_parts)  # shard → number of parts
+        # per shard, dropped once it is written: the driver's state does not grow with
+        # the number of inputs, only with the shards in flight
         self.parts = {}  # (input, range) → [part_rows, markers seen]
         self.done_parts = {}  # shard → parts complete
-        self.finished_parts = set()  # (input, range) complete: later copies are ignored
+        self.finished = {}  # shard → {(input, range) complete}: later copies are ignored
+        self.written_shards = set()  # and every copy of a part of these
         self.people = {}  # shard → [tables]
         self.markers = {}  # shard → [marker tables]
         self.written = 0
+        self.seen = 0
         self.counts = Counts()
         self.stage_seconds = {"read": 0.0, "boxes": 0.0, "pose": 0.0}
 
@@ -270,11 +287,13 @@ class ShardWriter:
             return
         table = table.cast(stages.RESULT_SCHEMA)
         keys = list(zip(table.column("input").to_pylist(), table.column("range").to_pylist()))
-        fresh = [key not in self.finished_parts for key in keys]  # a late copy: ignored
+        shard_col = table.column("shard").to_pylist()
+        fresh = [shard not in self.written_shards and key not in self.finished.get(shard, ())
+                 for shard, key in zip(shard_col, keys)]  # a late copy: ignored
         if not all(fresh):
             table = table.filter(pa.array(fresh, pa.bool_()))
             keys = [key for key, keep in zip(keys, fresh) if keep]
-        shard_col = table.column("shard").to_pylist()
+            shard_col = [shard for shard, keep in zip(shard_col, fresh) if keep]
         is_marker = table.column("marker")
         for shard in set(shard_col):
             part = table.filter(pa.array([s == shard for s in shard_col], pa.bool_()))
@@ -282,20 +301,27 @@ class ShardWriter:
             self.markers.setdefault(shard, []).append(part.filter(part["marker"]))
         part_rows = table.column("part_rows").to_pylist()
         frames = table.column("frame").to_pylist()
+        read = [e is None and w is not None for e, w in
+                zip(table.column("error").to_pylist(), table.column("width").to_pylist())]
         completed = []
         for row, marker in enumerate(is_marker.to_pylist()):
             if not marker:
                 continue
             state = self.parts.setdefault(keys[row], [part_rows[row], set()])
+            if frames[row] not in state[1]:
+                self.seen += read[row]  # images/frames in so far (progress, rates)
             state[1].add(frames[row])  # a frame seen twice (a retried task) counts once
-            if len(state[1]) >= state[0] and keys[row] not in self.finished_parts:
-                self.finished_parts.add(keys[row])
+            finished = self.finished.setdefault(shard_col[row], set())
+            if len(state[1]) >= state[0] and keys[row] not in finished:
+                finished.add(keys[row])
                 del self.parts[keys[row]]
                 completed.append(shard_col[row])
         for shard in completed:
             self.done_parts[shard] = self.done_parts.get(shard, 0) + 1
             if self.done_parts[shard] == self.expected[shard]:
                 self._write(shard)
+                del self.finished[shard], self.done_parts[shard], self.expected[shard]
+                self.written_shards.add(shard)
 
     def _write(self, shard):
         people = _dedup(pa.concat_tables(self.people.pop(shard)),
@@ -422,12 +448,8 @@ def _versions():
 
 def _write_inputs(out_dir, corpus):
     path = os.path.join(out_dir, INPUTS)
-    if os.path.exists(path):
-        return
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-            for p in corpus.paths:
-                f.write(p + "\n")
+    if not os.path.exists(path):  # else the same inputs (check_resume compared digests)
+        plan.write_inputs(corpus, path)
 
 
 def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
@@ -449,7 +471,7 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
     os.makedirs(os.path.join(out_dir, POSES), exist_ok=True)
     os.makedirs(os.path.join(out_dir, ERRORS), exist_ok=True)
     _write_inputs(out_dir, corpus)
-    total = plan.shard_count(len(corpus.paths), settings.shard_size)
+    total = plan.shard_count(corpus.count, settings.shard_size)
     for folder in (POSES, ERRORS):  # what a killed run was writing
         for name in os.listdir(os.path.join(out_dir, folder)):
             if name.startswith(".tmp-"):
@@ -458,7 +480,7 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
             if name.startswith("part-") and name.endswith(".parquet")}
     manifest = read_manifest(out_dir) or {"runs": []}
     manifest.update(tool="tools/extract.py", identity=settings.identity(corpus),
-                    inputs={"named": corpus.sources, "count": len(corpus.paths),
+                    inputs={"named": corpus.sources, "count": corpus.count,
                             "listed": corpus.listed, "file": INPUTS},
                     shards={"count": total, "size": settings.shard_size},
                     packages=_versions())
@@ -467,33 +489,38 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
     import ray
 
     blocks, expected = [], {}
-    for shard in range(total):
-        if shard in done:
-            continue
-        parts = plan.shard_parts(corpus, shard, settings.shard_size,
-                                 settings.frames_per_task)
+    # the shards' paths, one shard at a time from inputs.txt: what the driver keeps is
+    # per shard and per task (the object references of the blocks), not per input
+    for shard, first, paths in plan.iter_shards(os.path.join(out_dir, INPUTS),
+                                                settings.shard_size, skip=done):
+        parts = plan.shard_parts(paths, shard, first, settings.frames_per_task)
         expected[shard] = len(parts)
         for block in plan.blocks_of(parts, settings.images_per_task):
             blocks.append(ray.put(_block_table(block)))
     writer = ShardWriter(out_dir, settings.keypoint_names, expected)
     pipeline_start = time.perf_counter()
+    first_result = first_seen = None
     if blocks:
         ds = build_dataset(settings, blocks)
         last = time.perf_counter()
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow",
                                      prefetch_batches=1):
             writer.add(table)
+            if first_result is None:
+                first_result, first_seen = time.perf_counter() - pipeline_start, writer.seen
             if progress and time.perf_counter() - last > 5:
                 last = time.perf_counter()
                 progress(f"shards {len(done) + writer.written}/{total}, "
                          f"{writer.counts.images + writer.counts.frames} images/frames, "
                          f"{writer.counts.people} people")
-        missing = sorted(set(expected) - {s for s in expected if s in writer.done_parts
-                                          and writer.done_parts[s] == expected[s]})
+        missing = sorted(set(expected) - writer.written_shards)
         if missing:
             raise RuntimeError(f"the pipeline ended with shards {missing[:5]} incomplete")
-    report = ExtractionReport(out_dir, len(corpus.paths), total, writer.written, len(done))
+    report = ExtractionReport(out_dir, corpus.count, total, writer.written, len(done))
     report.pipeline_seconds = time.perf_counter() - pipeline_start
+    if first_result is not None:
+        report.first_result_seconds = first_result
+        report.steady_images = writer.seen - first_seen
     report.run_counts = writer.counts
     report.stage_seconds = {k: round(v, 3) for k, v in writer.stage_seconds.items()}
     for shard in range(total):
@@ -508,6 +535,9 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
         "%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - report.seconds)),
         "wall_seconds": round(report.seconds, 3),
         "pipeline_seconds": round(report.pipeline_seconds, 3),
+        "first_result_seconds": (round(report.first_result_seconds, 3)
+                                 if report.first_result_seconds is not None else None),
+        "steady_images_per_second": round(report.steady_images_per_second, 3),
         "shards_written": report.shards_written, "shards_kept": report.shards_kept,
         "stage_seconds": report.stage_seconds, "counts": dataclasses.asdict(writer.counts)})
     manifest.update(counts=dataclasses.asdict(report.counts),
@@ -518,13 +548,16 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
 
 
 def _merge_errors(out_dir):
+    """``errors.parquet``: the shards' error files in shard order (each sorted), one
+    shard at a time: inputs are numbered in shard order, so the whole file is sorted."""
     folder = os.path.join(out_dir, ERRORS)
-    tables = [pq.read_table(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
-              if name.endswith(".parquet")]
-    table = (pa.concat_tables(tables).cast(stages.ERROR_SCHEMA) if tables
-             else stages.ERROR_SCHEMA.empty_table())
-    _write_parquet(table.sort_by([("input", "ascending"), ("frame_start", "ascending")]),
-                   os.path.join(out_dir, ERRORS_FILE))
+    with atomic_path(os.path.join(out_dir, ERRORS_FILE)) as tmp:
+        with pq.ParquetWriter(tmp, stages.ERROR_SCHEMA) as f:
+            for name in sorted(os.listdir(folder)):
+                if name.endswith(".parquet"):
+                    table = pq.read_table(os.path.join(folder, name)).cast(stages.ERROR_SCHEMA)
+                    f.write_table(table.sort_by([("input", "ascending"),
+                                                 ("frame_start", "ascending")]))
 
 
 def write_coco_results(out_dir, path):

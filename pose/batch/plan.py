@@ -23,6 +23,7 @@ import os
 from pose.apis.inputs import VIDEO_EXTENSIONS, InputError, collect_inputs, open_video
 from pose.checks import check_input_file
 from pose.errors import UserError
+from pose.fileio import atomic_path
 
 SHARD_NAME = "part-{:06d}.parquet"
 
@@ -53,19 +54,35 @@ def list_file_paths(path):
 
 @dataclasses.dataclass
 class Corpus:
-    """The ordered inputs of a run (absolute paths) and where they came from."""
+    """The ordered inputs of a run (absolute paths) and where they came from.
 
-    paths: list
+    The paths are not held: ``iter_paths`` streams them again from what the command named
+    (the positional inputs, expanded once, then each input list read line by line), so
+    that a run's memory does not grow with the length of its lists; ``count`` and
+    ``sha256`` (of the ordered paths, one per line) are those of the one pass of
+    ``collect_corpus``.
+    """
+
+    inputs: list  # the positional inputs, expanded (absolute paths)
+    lists: list  # the input lists, in order
     sources: list  # what the command named: inputs and lists
-    listed: int = 0  # of ``paths``, the ones from input lists
+    count: int = 0
+    sha256: str = ""
+    listed: int = 0  # of the inputs, the ones from input lists
     missing: int = 0  # listed paths found missing (counted only when checked: strict)
+
+    def iter_paths(self):
+        yield from self.inputs
+        for list_path in self.lists:
+            yield from list_file_paths(list_path)
 
     def digest(self):
         """SHA-256 of the ordered paths: the identity of the input list."""
-        h = hashlib.sha256()
-        for path in self.paths:
-            h.update(path.encode("utf-8", "surrogateescape") + b"\n")
-        return h.hexdigest()
+        return self.sha256
+
+
+def _path_line(path):
+    return path.encode("utf-8", "surrogateescape") + b"\n"
 
 
 def collect_corpus(inputs=(), lists=(), recursive=False, strict=False):
@@ -74,10 +91,17 @@ def collect_corpus(inputs=(), lists=(), recursive=False, strict=False):
     A list that names no existing file is an ``InputError`` (a list of another machine's
     paths, a wrong root); otherwise its missing files become errors of the run (the
     read stage records them). With ``strict`` every listed path is checked here and any
-    missing one is an ``InputError`` naming how many and the first.
+    missing one is an ``InputError`` naming how many and the first. The lists are read as
+    a stream (one line at a time): only their count and digest are kept.
     """
     paths = [os.path.abspath(item.path) for item in collect_inputs(inputs, recursive)] \
         if inputs else []
+    h = hashlib.sha256()
+    for path in paths:
+        if "\n" in path:  # inputs.txt holds one path per line
+            raise InputError(f"input {path!r}: a file name with a line break cannot be "
+                             "listed; rename it")
+        h.update(_path_line(path))
     listed = missing = 0
     first_missing = None
     for list_path in lists:
@@ -85,7 +109,7 @@ def collect_corpus(inputs=(), lists=(), recursive=False, strict=False):
         count = 0
         for path in list_file_paths(list_path):
             count += 1
-            paths.append(path)
+            h.update(_path_line(path))
             if strict or not found:
                 exists = os.path.isfile(path)
                 found = found or exists
@@ -103,10 +127,48 @@ def collect_corpus(inputs=(), lists=(), recursive=False, strict=False):
         raise InputError(f"{missing} listed input(s) do not exist (the first: "
                          f"{first_missing}); without --strict they are recorded in "
                          "errors.parquet and the run goes on")
-    if not paths:
+    if not paths and not listed:
         raise InputError("no input: name image or video files, folders or patterns, or "
                          "--list FILE")
-    return Corpus(paths, [*map(os.fspath, inputs), *map(os.fspath, lists)], listed, missing)
+    return Corpus(paths, [os.fspath(p) for p in lists],
+                  [*map(os.fspath, inputs), *map(os.fspath, lists)], len(paths) + listed,
+                  h.hexdigest(), listed, missing)
+
+
+def write_inputs(corpus, path):
+    """Write the corpus's paths to ``path``, one per line, as a stream; a list that
+    changed since ``collect_corpus`` read it (another count or digest) is a
+    ``UserError``, and nothing is left at ``path``."""
+    h = hashlib.sha256()
+    count = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            for p in corpus.iter_paths():
+                line = _path_line(p)
+                h.update(line)
+                f.write(line)
+                count += 1
+        if (count, h.hexdigest()) != (corpus.count, corpus.sha256):
+            raise UserError(f"the input lists changed while this run read them ({count} "
+                            f"path(s) now, {corpus.count} before): "
+                            + ", ".join(map(str, corpus.lists)))
+
+
+def iter_shards(inputs_file, shard_size, skip=()):
+    """``(shard, first input, [paths])`` of each shard of an inputs file (one path per
+    line, as ``write_inputs`` writes it), read as a stream; shards in ``skip`` are read
+    past without keeping their paths."""
+    shard, paths = 0, []
+    with open(inputs_file, "rb") as f:
+        for number, raw in enumerate(f):
+            if number // shard_size != shard:
+                if paths:
+                    yield shard, shard * shard_size, paths
+                shard, paths = number // shard_size, []
+            if shard not in skip:
+                paths.append(raw.rstrip(b"\n").decode("utf-8", "surrogateescape"))
+    if paths:
+        yield shard, shard * shard_size, paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,14 +189,14 @@ def shard_count(num_inputs, shard_size):
     return (num_inputs + shard_size - 1) // shard_size
 
 
-def shard_parts(corpus, shard, shard_size, frames_per_task, frame_count=None):
-    """The ``Part`` list of one shard. A video is opened for its frame count
-    (``frame_count(path)``, default ``open_video``'s); one that cannot be opened, or
-    gives no count, is one range to its end (the read stage says what is wrong)."""
+def shard_parts(paths, shard, first, frames_per_task, frame_count=None):
+    """The ``Part`` list of one shard: its ``paths``, inputs ``first``, ``first + 1``, ...
+    A video is opened for its frame count (``frame_count(path)``, default
+    ``open_video``'s); one that cannot be opened, or gives no count, is one range to its
+    end (the read stage says what is wrong)."""
     frame_count = frame_count or _frame_count
     parts = []
-    first = shard * shard_size
-    for i, path in enumerate(corpus.paths[first:first + shard_size], start=first):
+    for i, path in enumerate(paths, start=first):
         if not is_video(path):
             parts.append(Part(shard, i, 0, path, False))
             continue
@@ -216,11 +278,12 @@ def _short(value):
 
 def first_input_difference(inputs_file, corpus):
     """Where the listed inputs of an earlier run (``inputs_file``: one path per line)
-    first differ from ``corpus``'s, as text; None when they are the same."""
+    first differ from ``corpus``'s, as text; None when they are the same. Both are
+    read as streams."""
     try:
         with open(inputs_file, encoding="utf-8", errors="surrogateescape") as f:
             for i, (line, path) in enumerate(itertools.zip_longest(
-                    (line.rstrip("\n") for line in f), corpus.paths)):
+                    (line.rstrip("\n") for line in f), corpus.iter_paths())):
                 if line != path:
                     return (f"input #{i + 1}: {line if line is not None else 'none'} then, "
                             f"{path if path is not None else 'none'} now")

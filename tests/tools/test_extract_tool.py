@@ -422,7 +422,7 @@ def handed(data, tmp_path, monkeypatch):
 
 
 def _names(corpus):
-    return [os.path.basename(p) for p in corpus.paths]
+    return [os.path.basename(p) for p in corpus.iter_paths()]
 
 
 _BASELINES = {}

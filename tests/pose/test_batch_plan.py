@@ -1,0 +1,92 @@
+"""The extraction driver's bookkeeping (issue 25), without Ray: the input lists are read as
+streams and the driver keeps per-shard state only, so that its memory does not grow with
+the number of listed inputs; what a resumed run relies on stays exact."""
+
+import hashlib
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pose.batch import plan, stages
+from pose.batch.extraction import ShardWriter
+from pose.errors import UserError
+
+
+@pytest.fixture
+def listed(tmp_path):
+    """A list of 1000 relative paths (none exists but the first) and the expected paths."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "0.jpg").write_bytes(b"x")
+    names = [f"a/{i}.jpg" for i in range(1000)]
+    (tmp_path / "list.txt").write_text("# a comment\n" + "\n".join(names) + "\n\n")
+    return tmp_path / "list.txt", [str(tmp_path / n) for n in names]
+
+
+def test_the_corpus_streams_its_lists_and_the_shards_come_from_the_inputs_file(listed,
+                                                                               tmp_path):
+    list_file, paths = listed
+    corpus = plan.collect_corpus(lists=[list_file])
+    assert corpus.inputs == [] and corpus.count == corpus.listed == 1000  # no path held
+    assert list(corpus.iter_paths()) == paths
+    want = hashlib.sha256("".join(p + "\n" for p in paths).encode()).hexdigest()
+    assert corpus.digest() == want
+    plan.write_inputs(corpus, tmp_path / "inputs.txt")
+    assert (tmp_path / "inputs.txt").read_text().splitlines() == paths
+    shards = list(plan.iter_shards(tmp_path / "inputs.txt", 256, skip={1}))
+    assert [(s, first, len(p)) for s, first, p in shards] == [(0, 0, 256), (2, 512, 256),
+                                                              (3, 768, 232)]
+    assert shards[1][2] == paths[512:768] and shards[2][2][-1] == paths[-1]
+    assert [s for s, _, _ in plan.iter_shards(tmp_path / "inputs.txt", 1000)] == [0]
+    assert plan.first_input_difference(tmp_path / "inputs.txt", corpus) is None
+
+
+def test_a_list_that_changed_since_it_was_read_is_refused(listed, tmp_path):
+    list_file, paths = listed
+    corpus = plan.collect_corpus(lists=[list_file])
+    with open(list_file, "a") as f:
+        f.write("a/late.jpg\n")
+    with pytest.raises(UserError, match="changed while this run read them .1001 path"):
+        plan.write_inputs(corpus, tmp_path / "inputs.txt")
+    assert not (tmp_path / "inputs.txt").exists()
+    assert plan.first_input_difference(list_file, corpus) is not None
+
+
+def _rows(shard, input, people=1):
+    """The pose stage's rows of one image part: its marker and ``people`` persons."""
+    common = dict(shard=shard, input=input, range=0, part_rows=1, source=f"/x/{input}.jpg",
+                  image_id=input, width=8, height=6, frame_start=0, frame_stop=-1)
+    rows = [dict(common, marker=True, dropped_boxes=0, read_s=0.0, box_s=0.0, pose_s=0.0)]
+    rows += [dict(common, marker=False, person=p, box=[0.0, 0.0, 8.0, 6.0], box_score=1.0,
+                  score=0.5, keypoints_x=[1.0], keypoints_y=[2.0], keypoints_score=[0.5])
+             for p in range(people)]
+    return rows
+
+
+def test_the_writer_drops_a_shards_state_once_written_and_ignores_late_copies(tmp_path):
+    for folder in ("poses", "errors"):
+        (tmp_path / folder).mkdir()
+    writer = ShardWriter(str(tmp_path), ["nose"], {0: 2, 1: 2})
+
+    def add(*rows):
+        writer.add(pa.Table.from_pylist([r for part in rows for r in part],
+                                        schema=stages.RESULT_SCHEMA))
+
+    add(_rows(0, 0), _rows(1, 2))
+    add(_rows(0, 0))  # a retried task's copy while its shard is in flight: counted once
+    assert writer.written == 0 and set(writer.finished) == {0, 1}
+    add(_rows(0, 1, people=2))
+    assert writer.written == 1 and writer.written_shards == {0}
+    assert 0 not in writer.finished and 0 not in writer.done_parts and 0 not in writer.expected
+    shard0 = tmp_path / "poses" / plan.SHARD_NAME.format(0)
+    stamp = shard0.stat().st_mtime_ns
+    add(_rows(0, 1, people=2), _rows(1, 3))  # a late copy of a written shard's part
+    assert writer.written == 2 and shard0.stat().st_mtime_ns == stamp
+    # nothing per input or per part is left once every shard is written
+    assert writer.parts == {} and writer.finished == {} and writer.done_parts == {}
+    assert writer.people == {} and writer.markers == {} and writer.expected == {}
+    assert pq.read_table(shard0).column("input").to_pylist() == [0, 1, 1]
+    assert writer.counts.images == 4 and writer.counts.people == 5
+    assert sorted(os.listdir(tmp_path / "poses")) == [plan.SHARD_NAME.format(i)
+                                                      for i in (0, 1)]
