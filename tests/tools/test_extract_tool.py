@@ -326,27 +326,27 @@ def test_a_killed_driver_resumes_on_a_local_ray_exactly_once(data, head, tmp_pat
     assert len(list((out / "poses").glob("part-*.parquet"))) == PHOTOS + 5
 
 
-def test_a_killed_worker_node_costs_only_retried_tasks(data, tmp_path):
-    cluster = Cluster()
+def test_a_killed_worker_node_costs_only_retried_tasks(data, head, tmp_path):
+    # a second node joins the module's head (its start is the only one this test pays)
+    worker = head.start(head=False)
+    out = tmp_path / "out"
+    job = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "extract.py"), str(data / "photos"),
+         "--list", str(data / "corpus.txt"), "--weights", str(data / "tiny.onnx"),
+         "--out", str(out), "--shard-size", "1", "--images-per-task", "1",
+         "--frames-per-task", "2", "--address", head.address, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=head.env)
     try:
-        cluster.start(head=True)
-        worker = cluster.start(head=False)
-        out = tmp_path / "out"
-        job = subprocess.Popen(
-            [sys.executable, str(ROOT / "tools" / "extract.py"), str(data / "photos"),
-             "--list", str(data / "corpus.txt"), "--weights", str(data / "tiny.onnx"),
-             "--out", str(out), "--shard-size", "1", "--images-per-task", "1",
-             "--frames-per-task", "2", "--address", cluster.address, "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
         deadline = time.monotonic() + 60
         while not list((out / "poses").glob("part-*.parquet")):
             assert job.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        os.kill(cluster.raylet_of(worker), signal.SIGKILL)
+        os.kill(head.raylet_of(worker), signal.SIGKILL)
         stdout, stderr = job.communicate(timeout=120)
         assert job.returncode == 0, stderr[-3000:]
     finally:
-        cluster.stop()
+        job.kill()
+        job.wait()
     reference = _infer_people(data, tmp_path / "infer")
     _same(_people(out), reference, listed_twice=("000000000001.jpg", "000000000002.jpg"))
 
