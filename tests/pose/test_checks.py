@@ -345,3 +345,16 @@ def test_a_read_only_place_is_refused_however_it_is_spelt(user_tree, spelling, c
     with pytest.raises(OutputError, match="read-only"):
         _claims(path, [])[claim]()
     assert list(locked.iterdir()) == []
+
+
+def test_a_symlink_at_the_output_is_the_users_even_when_it_points_nowhere(tmp_path):
+    """A link whose target is gone is still the user's entry: replaced only with
+    --overwrite, like a file."""
+    from pose.checks import claim_output_file
+
+    link = tmp_path / "dets.json"
+    link.symlink_to(tmp_path / "gone.json")
+    with pytest.raises(OutputError, match="exists and this tool did not write it"):
+        claim_output_file(link, "tools/detect.py")
+    assert link.is_symlink()
+    claim_output_file(link, "tools/detect.py", overwrite=True)

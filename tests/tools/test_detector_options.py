@@ -174,3 +174,32 @@ def test_threads_reach_the_detectors_runtime(planted, monkeypatch):
     assert _detect(*planted)[0] == 0
     (given, _), (default, _) = recorded
     assert given == 1 and default is None  # None: the runtime's own default, the core count
+
+
+def test_annotations_give_the_image_ids(planted, capsys):
+    """With --annotations the entries take the id that the annotation file gives the photo's
+    name (42, nothing a file name yields); without, the stable id of the name; a photo the
+    file does not list is left out (here: the only one, so nothing is written)."""
+    from pose.apis.detection_results import stable_image_id
+
+    folder, detector = planted
+    main = runpy.run_path(str(ROOT / "tools" / "detect.py"), run_name="tool")["main"]
+
+    def ids(name, *options):
+        out = folder / name
+        code = run_tool(main, ["--detector", str(detector), "--images", str(folder / "photos"),
+                               "--out", str(out), "--quiet", *options])
+        return code, (sorted({d["image_id"] for d in json.loads(out.read_text())})
+                      if code == 0 else None)
+
+    def annotations(name, file_name):
+        path = folder / name
+        path.write_text(json.dumps({
+            "images": [{"id": 42, "file_name": file_name, "width": 256, "height": 160}],
+            "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
+        return str(path)
+
+    assert ids("ids_without.json") == (0, [stable_image_id("black.png")])
+    assert ids("ids_with.json", "--annotations", annotations("a.json", "black.png")) == (0, [42])
+    assert ids("ids_other.json", "--annotations", annotations("b.json", "white.png")) == (2, None)
+    assert "no image was processed (1 not in the annotation file" in capsys.readouterr().err

@@ -177,3 +177,19 @@ def test_the_inputs_are_the_files_given(infer, tmp_path):
     assert infer()["run"]["inputs"] == ["a.png"]
     assert infer(inputs=("photos/sub/b.png",))["run"]["inputs"] == ["b.png"]
     assert infer(inputs=("photos/a.png", "photos/sub"))["run"]["inputs"] == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("option, name", [("--detector", "det.onnx"), ("--boxes", "dets.json")])
+def test_out_may_not_hold_the_detector_or_the_box_file(infer, tmp_path, capsys, option, name):
+    """The detector file and the box file are inputs too: a --out folder holding one is
+    refused (with --overwrite as well), as it is for a photo; elsewhere they are taken."""
+    assert infer(option, str(tmp_path / name))["run"]
+    out = tmp_path / "held"
+    out.mkdir()
+    (out / name).write_bytes((tmp_path / name).read_bytes())
+    main = runpy.run_path(str(ROOT / "tools" / "infer.py"), run_name="tool")["main"]
+    code = run_tool(main, [str(tmp_path / "photos"), "--weights", str(tmp_path / "m.onnx"),
+                           option, str(out / name), "--out", str(out), "--overwrite"])
+    assert code == 2
+    assert f"--out {out} holds the input {out / name}" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [name]
