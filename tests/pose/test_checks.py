@@ -358,3 +358,16 @@ def test_a_symlink_at_the_output_is_the_users_even_when_it_points_nowhere(tmp_pa
         claim_output_file(link, "tools/detect.py")
     assert link.is_symlink()
     claim_output_file(link, "tools/detect.py", overwrite=True)
+
+
+def test_record_keeps_what_another_run_recorded_since(tmp_path):
+    """Two runs sharing an output folder, each holding the manifest it read at its start:
+    the later record() adds to what the other wrote meanwhile, it does not write over it."""
+    first = OutputManifest(tmp_path, "tools/detect.py")
+    second = OutputManifest(tmp_path, "tools/infer.py")
+    second.record("overlays")
+    first.record("dets.json")
+    first.record("dets2.json")  # and again: record() twice in one run
+    files = json.loads((tmp_path / MANIFEST_NAME).read_text())["files"]
+    assert files == {"dets.json": "tools/detect.py", "dets2.json": "tools/detect.py",
+                     "overlays": "tools/infer.py"}

@@ -218,3 +218,32 @@ def test_each_train_option_reaches_the_trainer(tmp_path, monkeypatch, options, k
         return dict(seen)
 
     assert run(*options)[key] == value != run()[key]
+
+
+@pytest.mark.parametrize("rms, code", [(0.25, 0), (float.fromhex("0x1.0000000000001p-2"), 1)])
+def test_a_quantized_export_at_exactly_its_tolerance_passes(tmp_path, monkeypatch, capsys,
+                                                            rms, code):
+    """--tolerance is the largest relative RMS that passes: an export at exactly 0.25 is
+    OK (exit 0), one a float step above it FAILED (exit 1). The export and its parity are
+    captured; the verdict is the tool's."""
+    import pose.apis.export as export_module
+    import pose.engine.pretrained as pretrained
+
+    network = SimpleNamespace(input_shape=(None, 64, 32, 3), output_shape=(None, 16, 8, 17))
+    monkeypatch.setattr(pretrained, "load_any_checkpoint",
+                        lambda path, input_size=None: (network, None))
+    monkeypatch.setattr(export_module, "check_export", lambda fmt, quantize: None)
+
+    def export_model(model, out, fmt, **kwargs):
+        Path(out).write_bytes(b"exported")
+        return str(out)
+
+    monkeypatch.setattr(export_module, "export_model", export_model)
+    monkeypatch.setattr(export_module, "parity", lambda *args, **kwargs: {
+        "relative_rms": rms, "max_abs_diff": 0.1, "max_abs_output": 1.0})
+    monkeypatch.setattr("pose.apis.cpu_features.cpu_flags", lambda: ["avx512_vnni"])
+    (tmp_path / "a.keras").write_text("captured")
+    assert run_tool(_main("export"), [
+        "--weights", str(tmp_path / "a.keras"), "--format", "tflite", "--quantize", "dynamic",
+        "--out", str(tmp_path / "m.tflite"), "--tolerance", "0.25"]) == code
+    assert f"(tolerance 0.25: {'OK' if code == 0 else 'FAILED'})" in capsys.readouterr().out
