@@ -1,10 +1,10 @@
 """tools/extract.py (issue 25): batch pose extraction on Ray Data against tools/infer.py.
 
-A tiny HRNet exported to ONNX and a planted ONNX detector, generated photos, a broken
-photo, a video and an input list with a missing file. Ray runs as clusters that the tests
-start themselves (``ray start --block`` in a process group of their own, stopped through
-that group in a finalizer; unique temp dirs and ports, 100 MB object stores, no
-dashboard), and once as the tool's own local Ray.
+A tiny pose model as an ONNX file (made without TensorFlow) and a planted ONNX detector,
+generated photos, a broken photo, a video and an input list with a missing file. Ray runs
+as clusters that the tests start themselves (``ray start --block`` in a process group of
+their own, stopped through that group in a finalizer; unique temp dirs and ports, 100 MB
+object stores, no dashboard), and once as the tool's own local Ray.
 """
 
 import json
@@ -38,21 +38,44 @@ def _tool(name):
     return runpy.run_path(str(ROOT / "tools" / name), run_name="tool")["main"]
 
 
+def tiny_pose_onnx(path, input_size, keypoints, seed=3):
+    """A pose model as an ONNX file, made without TensorFlow (building and exporting the
+    tiny HRNet costs this module 10-25 s; what is tested here is the pipeline around the
+    model, not the export, which tests/pose/apis/test_export.py covers): NHWC crops →
+    a 4×4 stride-4 convolution with random weights → NHWC heatmaps at 1/4 of the input,
+    as an exported HRNet takes and gives them."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w, h = input_size
+    kernel = np.random.default_rng(seed).normal(0, 1, (keypoints, 3, 4, 4)).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["nchw", "kernel"], ["maps"], strides=[4, 4]),
+             helper.make_node("Transpose", ["maps"], ["heatmaps"], perm=[0, 2, 3, 1])]
+    graph = helper.make_graph(
+        nodes, "tiny_pose",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", h, w, 3])],
+        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT,
+                                       ["batch", h // 4, w // 4, keypoints])],
+        [numpy_helper.from_array(kernel, "kernel")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, tiny_hrnet):
     """Photos (COCO-style names), a broken photo, a 12-frame video, a list naming two
-    photos, a missing file and the video, the tiny model's .onnx and a planted detector."""
-    from pose.apis.export import export_model
+    photos, a missing file and the video, a tiny pose model's .onnx and a planted
+    detector."""
     from pose.config import Config, ModelConfig, TestConfig, config_path_for, save_config
-    from pose.engine.checkpoint import build_model
-    from tests.conftest import randomize_weights
 
     folder = tmp_path_factory.mktemp("extract")
     config = Config(model=ModelConfig(psa_placement="branch", **tiny_hrnet),
                     test=TestConfig(batch_size=4))
-    model = build_model(config.model)
-    randomize_weights(model, seed=3)
-    weights = export_model(model, folder / "tiny.onnx", "onnx")
+    weights = tiny_pose_onnx(folder / "tiny.onnx", config.model.input_size,
+                             config.model.num_keypoints)
     save_config(config, config_path_for(weights))
     rng = np.random.default_rng(0)
     photos = folder / "photos"
