@@ -371,3 +371,20 @@ def test_record_keeps_what_another_run_recorded_since(tmp_path):
     files = json.loads((tmp_path / MANIFEST_NAME).read_text())["files"]
     assert files == {"dets.json": "tools/detect.py", "dets2.json": "tools/detect.py",
                      "overlays": "tools/infer.py"}
+
+
+def test_a_failed_run_removes_each_of_its_claimed_outputs(tmp_path):
+    """A run that claims a folder and then a file and fails removes both (each claim after
+    the first adds to the run's list; it does not start a new one)."""
+    from pose.checks import claim_output_file
+    from pose.errors import run_tool
+    from pose.fileio import write_text
+
+    def write_two():
+        claim_output_folder(tmp_path / "overlays", "tools/a.py")
+        write_text("o", tmp_path / "overlays" / "a.png")
+        claim_output_file(tmp_path / "dets.json", "tools/a.py")
+        write_text("[]", tmp_path / "dets.json")
+
+    assert run_tool(_failing_tool(write_two)) == 2
+    assert sorted(os.listdir(tmp_path)) == []

@@ -185,3 +185,22 @@ def test_an_interrupt_under_debug_keeps_its_traceback_and_the_handler_is_restore
     with pytest.raises(KeyboardInterrupt):
         run_tool(main, ["--debug"])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_failure_hook_registered_twice_runs_once():
+    """``on_failure`` says whether the hook is new (a run's first claim) and keeps one copy:
+    a failed run calls it once."""
+    from pose.errors import on_failure
+
+    calls = []
+
+    def hook():
+        calls.append(1)
+
+    def main(argv):
+        assert on_failure(hook) is True
+        assert on_failure(hook) is False
+        return 1
+
+    assert run_tool(main, []) == 1
+    assert calls == [1]
