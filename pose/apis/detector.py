@@ -40,6 +40,7 @@ from pose.apis.detector_layouts import (
     dequantize,
     fit_image,
     make_input,
+    nms_plus_one,
     recognise_layout,
 )
 from pose.apis.runtimes import RuntimeChoiceError, open_network
@@ -246,6 +247,9 @@ class DetectorBoxes:
             return np.zeros((0, 4)), np.zeros(0)
         if HAS_NMS[self.layout]:
             order = np.argsort(-scores, kind="stable")
+        elif self.preprocess.nms == "plus_one":  # YOLOX's demo / rtmlib: their NumPy NMS
+            order = nms_plus_one(xyxy, scores, self.nms_iou)
+            order = order[classes[order] == self.person_class]  # after class-agnostic NMS
         else:
             xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
             # The threshold is applied above (a score equal to it is kept). NMSBoxes' own
@@ -269,9 +273,10 @@ def add_detector_arguments(parser):
     group.add_argument("--detector-format", choices=["auto", *LAYOUTS], default="auto",
                        help="the file's layout (default: recognised from its outputs)")
     group.add_argument("--detector-preset", choices=list(PRESETS),
-                       help="pre-processing: rtmdet (mmdeploy RTMDet: BGR, mean/std), yolox "
-                            "(BGR 0-255), ultralytics (RGB 0-1, centred), ssd; default: the "
-                            "layout's (end2end: rtmdet)")
+                       help="pre-processing: rtmdet (mmdeploy RTMDet: BGR, mean/std), rtmlib "
+                            "(rtmlib's RTMDet: as rtmdet, truncated resize, one ratio back), "
+                            "yolox (BGR 0-255), ultralytics (RGB 0-1, centred), ssd; default: "
+                            "the layout's (end2end: rtmdet)")
     group.add_argument("--detector-size", type=int, nargs=2, metavar=("W", "H"),
                        help="input size of a file whose input is dynamic (default 640 640)")
     group.add_argument("--detector-mean", type=float, nargs=3, metavar="V",

@@ -78,6 +78,10 @@ class Preprocess:
         clip: boxes are clipped to the image after mapping back (Ultralytics'
             ``scale_boxes`` ends with ``clip_boxes``); a box wholly outside becomes a line
             on the border, as there.
+        nms: the overlap of NMS (files without NMS inside): ``opencv`` (``cv2.dnn.NMSBoxes``
+            on the boxes as they are: Ultralytics' ``torchvision.ops.nms`` measure) or
+            ``plus_one`` (YOLOX's demo and rtmlib: their NumPy ``nms`` counts a box's sides
+            as ``x2 - x1 + 1`` pixels, ``nms_plus_one``).
     """
 
     placement: str
@@ -88,6 +92,7 @@ class Preprocess:
     rounding: str = "half_even"
     box_scale: str = "per_axis"
     clip: bool = False
+    nms: str = "opencv"
 
     def describe(self):
         if self.mean == (0.0,) * 3 and self.std == (255.0,) * 3:
@@ -108,7 +113,13 @@ class Preprocess:
 PRESETS = {
     "rtmdet": Preprocess("top-left", 114.0, "BGR", (103.53, 116.28, 123.675),
                          (57.375, 57.12, 58.395), rounding="half_up", box_scale="per_axis"),
-    "yolox": Preprocess("top-left", 114.0, "BGR", rounding="truncate", box_scale="ratio"),
+    "yolox": Preprocess("top-left", 114.0, "BGR", rounding="truncate", box_scale="ratio",
+                        nms="plus_one"),
+    # rtmlib's RTMDet (mmpose's onnxruntime inference): RTMDet's mean/std, but YOLOX's
+    # truncated resize and one ratio back (rtmdet above is mmdet/mmdeploy's own pipeline)
+    "rtmlib": Preprocess("top-left", 114.0, "BGR", (103.53, 116.28, 123.675),
+                         (57.375, 57.12, 58.395), rounding="truncate", box_scale="ratio",
+                         nms="plus_one"),
     "ultralytics": Preprocess("centre", 114.0, "RGB", std=(255.0,) * 3,
                               rounding="half_even", box_scale="scale_boxes", clip=True),
     "ssd": Preprocess("stretch", 0.0, "RGB", (127.5,) * 3, (127.5,) * 3),
@@ -329,6 +340,25 @@ def ssd_roles(shapes, lower_names, postprocess_order=None):
     if len(roles) == 4:
         return roles
     return {"boxes": boxes[0], "count": count[0], "pair": tuple(pairs)}
+
+
+def nms_plus_one(xyxy, scores, iou):
+    """YOLOX's demo / rtmlib NMS (``yolox/utils/demo_utils.py`` ``nms``): in the order of
+    ``scores.argsort()[::-1]``, keep a box and drop every later one whose overlap with it
+    exceeds ``iou``, areas and intersections counting ``x2 - x1 + 1`` by ``y2 - y1 + 1``
+    pixels. ``xyxy`` (N, 4), ``scores`` (N,) → kept indices (K,) int64, best first."""
+    x1, y1, x2, y2 = (np.asarray(xyxy, np.float64)[:, i] for i in range(4))
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.asarray(scores).argsort()[::-1]
+    keep = []
+    while order.size > 0:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        order = rest[inter / (areas[i] + areas[rest] - inter) <= iou]
+    return np.asarray(keep, np.int64)
 
 
 def _xywh_to_xyxy(xywh):

@@ -169,6 +169,24 @@ def test_yolox_nms_is_class_agnostic_and_ultralytics_per_class(tmp_path):
         DetectorBoxes(yolov8, nms_classes="chair")
 
 
+def test_yolox_nms_counts_box_sides_plus_one_pixel_as_its_demo(tmp_path):
+    """YOLOX's demo and rtmlib NMS (``demo_utils.nms``): areas ``(x2 - x1 + 1) * (y2 - y1 +
+    1)``, in image pixels (after ``/ ratio``). SMALL_A = [100, 20, 110, 30] and SMALL_B =
+    [104, 20, 114, 30]: plain IoU 60 / 140 = 0.4286 (both kept at 0.45, OpenCV's / torch's
+    measure), with +1: 7 * 11 / (121 + 121 - 77) = 0.4667, so B goes, as in YOLOX's demo.
+    PERSON_B (far right) keeps the file a decoded YOLOX file."""
+    small_a, small_b = [100.0, 20.0, 110.0, 30.0], [104.0, 20.0, 114.0, 30.0]
+    planted = [(small_a, 0, 0.9), (small_b, 0, 0.85), (PERSON_B, 0, 0.8)]
+    path = onnx_detector(tmp_path / "yolox.onnx",
+                         {"output": _yolo(top_left, True, planted=planted)[None]})
+    yolox = DetectorBoxes(path, nms_iou=0.45)
+    assert yolox.preprocess.nms == "plus_one"
+    assert_people(yolox, [small_a, PERSON_B])
+    assert_people(DetectorBoxes(path, preset="rtmdet", nms_iou=0.45),
+                  [small_a, small_b, PERSON_B])
+    assert_people(DetectorBoxes(path, nms_iou=0.47), [small_a, small_b, PERSON_B])
+
+
 @pytest.mark.parametrize("w, h, expected", [(256, 160, (640, 416)), (640, 429, (640, 448)),
                                             (1280, 853, (640, 448)), (517, 777, (448, 640)),
                                             (640, 640, (640, 640))])
@@ -315,6 +333,7 @@ def _ultralytics_letterbox(w, h, size):
                                         (1280, 853, (640, 640)), (517, 777, (640, 640)),
                                         (517, 777, (416, 416)), (333, 500, (320, 320))])
 @pytest.mark.parametrize("preset, reference", [("yolox", _yolox_preproc),
+                                               ("rtmlib", _yolox_preproc),
                                                ("rtmdet", _mmdet_resize),
                                                ("ultralytics", _ultralytics_letterbox)])
 def test_each_preset_resizes_and_maps_boxes_back_as_its_exporter(w, h, size, preset, reference):
@@ -420,7 +439,7 @@ def test_the_fused_input_equals_the_preset_restated_in_numpy(preset, channels_fi
         assert x.shape == shape and x.dtype == dtype and x.flags.c_contiguous
         if dtype == np.float32:
             np.testing.assert_allclose(x, expected, rtol=2e-7, atol=1e-7)
-        elif dtype == np.int8 and preset == "rtmdet":
+        elif dtype == np.int8 and preset in ("rtmdet", "rtmlib"):
             # a value one float32 step from a half (mmdet's std is no power of two) may
             # round to the neighbouring level; the others are exact
             difference = np.abs(x.astype(int) - expected)
