@@ -204,3 +204,23 @@ def test_a_failure_hook_registered_twice_runs_once():
 
     assert run_tool(main, []) == 1
     assert calls == [1]
+
+
+def test_the_sigterm_handler_is_given_back_after_each_run():
+    """run_tool turns SIGTERM into an exception while the tool runs and puts the caller's
+    handler back afterwards, whether the run succeeded or failed."""
+    import signal
+
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        def fails(argv):
+            raise CheckpointError("bad value")
+
+        for main in (lambda argv: 0, fails):
+            run_tool(main, [])
+            assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)

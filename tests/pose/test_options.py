@@ -126,3 +126,30 @@ def test_an_argument_with_a_nul_character_is_refused():
     parser.add_argument("--out")
     with pytest.raises(UserError, match="holds a NUL character"):
         parser.parse_args(["--out", "a\x00b"])
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--track-max-age", "0"), ("--track-threshold", "0"), ("--track-threshold", "1"),
+    ("--detect-every", "1"), ("--track-min-score", "0"), ("--smooth-beta", "0"),
+    ("--threshold", "0"), ("--box-threshold", "1"), ("--detector-threshold", "0"),
+    ("--detector-threshold", "1"), ("--detector-nms-iou", "1"), ("--max-people", "1"),
+])
+def test_the_documented_ends_of_the_video_and_detector_options_parse(option, value):
+    """Each end that the help or the library documents (``TrackingParams``: max age 0 =
+    forgotten at the first miss, thresholds in [0, 1]; ``OneEuroParams``: beta >= 0;
+    ``DetectorBoxes``: threshold in [0, 1], NMS IoU up to 1) is taken by tools/infer.py's
+    parser, and the library takes what the parser gave."""
+    import runpy
+
+    from pose.apis.smoothing import OneEuroParams
+    from pose.apis.tracking import TrackingParams
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parse_args = runpy.run_path(os.path.join(root, "tools", "infer.py"),
+                                run_name="tool")["parse_args"]
+    _, args = parse_args(["a.jpg", "--weights", "m.onnx", "--out", "o", option, value])
+    dest = option.lstrip("-").replace("-", "_")
+    assert getattr(args, dest) == float(value)
+    TrackingParams(match_threshold=args.track_threshold, max_age=args.track_max_age,
+                   detect_every=args.detect_every, min_score=args.track_min_score)
+    OneEuroParams(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff)
