@@ -75,3 +75,10 @@ def test_a_run_that_processes_nothing_writes_nothing(images, tmp_path):
     with pytest.raises(InputError, match="no image was processed .*3 unreadable"):
         detect_images(source, collect_inputs([str(images)]), out, verbose=0)
     assert not out.exists()
+
+
+def test_videos_are_refused_naming_the_first(images, tmp_path):
+    (images / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    with pytest.raises(InputError, match="takes images, not videos: .*clip.mp4"):
+        detect_images(source, collect_inputs([str(images)]), tmp_path / "dets.json", verbose=0)
+    assert not (tmp_path / "dets.json").exists()

@@ -63,3 +63,19 @@ def test_a_one_class_yolov8_file_is_recognised(tmp_path):
     assert_people(source, [PERSON_A, PERSON_B])
     with pytest.raises(DetectorError, match="scores 1 classes"):
         DetectorBoxes(path, person_class=1)
+
+
+def test_an_end2end_file_gives_people_only_with_nms_over_all_classes(tmp_path):
+    """A file with NMS inside labels each box: with --detector-nms-classes all (which such
+    a file ignores: its NMS is its own) the chair it found is still no person."""
+    import numpy as np
+
+    from tests.pose.apis.test_detector import CHAIR, PLANTED, top_left
+
+    kept = [p for p in PLANTED if p[0] in (PERSON_A, PERSON_B, CHAIR)]
+    dets = np.array([[*top_left(b), s] for b, _, s in kept], np.float32)[None]
+    labels = np.array([[c for _, c, _ in kept]], np.int64)
+    path = onnx_detector(tmp_path / "end2end.onnx", {"dets": dets, "labels": labels},
+                         input_name="input")
+    for nms_classes in (None, "all", "person"):
+        assert_people(DetectorBoxes(path, nms_classes=nms_classes), [PERSON_A, PERSON_B])

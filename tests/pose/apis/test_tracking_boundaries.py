@@ -209,3 +209,11 @@ def test_a_step_of_no_time_is_refused_and_leaves_the_filter_as_it_was(dt):
     with pytest.raises(ValueError, match="dt must be > 0"):
         refused(np.ones((17, 2)), dt)
     np.testing.assert_array_equal(refused(np.ones((17, 2)), 0.04), fresh(np.ones((17, 2)), 0.04))
+
+
+def test_a_sample_of_another_shape_is_refused_not_broadcast():
+    """A (1, 2) sample would broadcast over a (17, 2) filter: refused."""
+    f = OneEuroFilter(np.zeros((17, 2)))
+    for shape in ((1, 2), (17,), (16, 2)):
+        with pytest.raises(ValueError, match="sample of shape"):
+            f(np.zeros(shape), 0.04)
