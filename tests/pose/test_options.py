@@ -153,3 +153,13 @@ def test_the_documented_ends_of_the_video_and_detector_options_parse(option, val
     TrackingParams(match_threshold=args.track_threshold, max_age=args.track_max_age,
                    detect_every=args.detect_every, min_score=args.track_min_score)
     OneEuroParams(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff)
+
+
+@pytest.mark.parametrize("value", ["\x00", "\x00a", "a\x00", "--out=\x00"])
+def test_a_nul_character_anywhere_in_an_argument_is_refused(value):
+    """First, last, alone or in ``--option=value``: no path holds one."""
+    parser = ToolArgumentParser(tool="x")
+    parser.add_argument("--out")
+    args = [value] if value.startswith("--") else ["--out", value]
+    with pytest.raises(UserError, match="holds a NUL character"):
+        parser.parse_args(args)
