@@ -27,7 +27,8 @@ if __name__ == "__main__":  # first: native start-up lines must not reach stderr
 
 from pose.checks import claim_output_folder
 from pose.errors import run_tool
-from pose.evaluation.diagnosis import DEFINITIONS, DIAGNOSIS_OUTPUTS, diagnose_files
+from pose.evaluation.diagnosis import DEFINITIONS
+from pose.evaluation.diagnosis_files import DIAGNOSIS_OUTPUTS, diagnose_files
 
 
 def main(argv=None):

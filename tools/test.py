@@ -39,7 +39,7 @@ from pose.apis.estimator import load_network, runtime_description, runtime_info
 from pose.checks import claim_output_folder
 from pose.config import resolve_config
 from pose.errors import run_tool
-from pose.evaluation.diagnosis import DIAGNOSIS_OUTPUTS, diagnose_files
+from pose.evaluation.diagnosis_files import DIAGNOSIS_OUTPUTS, diagnose_files
 from pose.evaluation.evaluator import (
     EVALUATION_OUTPUTS,
     check_evaluation_output,

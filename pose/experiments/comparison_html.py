@@ -42,12 +42,11 @@ import numpy as np
 from datasets.coco import load_coco
 from datasets.images import read_image_rgb
 from pose.errors import UserError
-from pose.evaluation.diagnosis import (
+from pose.evaluation.diagnosis import KEYPOINT_CLASSES, diagnose, match_and_classify
+from pose.evaluation.diagnosis_files import (  # the figures' palette: the gallery reads alike
+    CLASS_COLOURS,
     DIAGNOSIS_OUTPUTS,
-    KEYPOINT_CLASSES,
-    diagnose,
     load_results,
-    match_and_classify,
     write_diagnosis,
 )
 from pose.experiments.comparison import metadata_from_fields
@@ -72,10 +71,6 @@ GALLERY_SIZE = 8  # images per pair of variants
 PANEL_SIDE = 560  # the longer side of a gallery drawing, in pixels
 JPEG_QUALITY = 90
 
-# The keypoint classes' colours: the palette of the diagnosis figures' bars, so that the
-# gallery and the figures read alike (a test keeps the two equal).
-CLASS_COLOURS = {"good": "#4F9D69", "jitter": "#8C4646", "inversion": "#D96459",
-                 "swap": "#F2AE72", "miss": "#F2E394"}
 UNMATCHED = len(KEYPOINT_CLASSES)  # the class index of a person no detection is matched to
 CHANGE_CLASSES = (*KEYPOINT_CLASSES, "unmatched")
 UNLABELLED_COLOUR = "#A0A0A0"  # a detected keypoint the ground truth does not label

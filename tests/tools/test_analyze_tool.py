@@ -10,7 +10,7 @@ import pytest
 
 from pose.checks import OutputManifest
 from pose.errors import run_tool
-from pose.evaluation.diagnosis import DIAGNOSIS_OUTPUTS
+from pose.evaluation.diagnosis_files import DIAGNOSIS_OUTPUTS
 from tools import analyze
 from tools import test as test_tool
 

@@ -14,13 +14,8 @@ import pytest
 
 from datasets.coco import load_coco
 from datasets.metadata import DatasetMeta
-from pose.evaluation.diagnosis import (
-    CORRECTION_STEPS,
-    ResultsError,
-    classify_keypoints,
-    diagnose,
-    load_results,
-)
+from pose.evaluation.diagnosis import CORRECTION_STEPS, classify_keypoints, diagnose
+from pose.evaluation.diagnosis_files import ResultsError, load_results
 from pose.evaluation.metrics import evaluate_coco_keypoints
 
 NAMES = ("nose", "left_eye", "right_eye", "left_hand", "right_hand")

@@ -23,9 +23,9 @@ from pose.evaluation.diagnosis import (
     corrected_results,
     correction_steps,
     diagnose,
-    load_results,
     match_and_classify,
 )
+from pose.evaluation.diagnosis_files import load_results
 from pose.evaluation.metrics import evaluate_coco_keypoints, run_cocoeval
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "data", "coco_analyze")

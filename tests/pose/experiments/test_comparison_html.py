@@ -180,9 +180,9 @@ def test_each_keypoint_is_drawn_in_the_colour_of_its_class(report, image_id, var
 
 
 def test_the_gallery_colours_are_those_of_the_diagnosis_figures():
-    from pose.evaluation import diagnosis
+    from pose.evaluation import diagnosis_files
 
-    assert CLASS_COLOURS == diagnosis._CLASS_COLOURS  # the legend reads for both
+    assert CLASS_COLOURS == diagnosis_files.CLASS_COLOURS  # the legend reads for both
 
 
 def test_the_ground_truth_of_an_unmatched_person_is_drawn_thin(report):
