@@ -1,18 +1,27 @@
-"""Batch pose extraction on Ray Data: the pipeline and the driver that writes the shards.
+"""Batch pose extraction on Ray Data: the pipeline and the run.
 
-    plan (driver: inputs in order → shards → parts, ``pose.batch.plan``)
-      → read and decode (tasks, fused into the next stage's actors)
+    plan (driver: inputs in order → shards → tasks, ``pose.batch.plan``, into tasks.bin)
+      → read and decode (the task's paths from a task-table actor; fused into the next
+        stage's actors)
       → person boxes (an actor pool when a detector file runs; else inside the pose stage)
       → crop and estimate (an actor pool: one runtime per actor, ``threads`` each)
-      → write (driver: a shard's Parquet file once all of its parts are in)
+      → write (driver: a shard's Parquet file once all of its parts are in,
+        ``pose.batch.shards``)
 
 Exactly once: a shard is written by the driver alone, to a temporary name renamed when
 complete, and only after every part of it came back; a re-run skips the shards whose
 file exists. Ray retries what a lost worker or node was doing (tasks are re-run, actors
-restarted), and the driver counts each part's rows once however often it ran (a part's
-rows are all in one result batch of the task that read it... or, for a video range, the
-``part_rows`` markers decide: a part is done when that many markers came in, and a
-part that comes in again after it is done is ignored).
+restarted), and the driver counts each part's rows once however often it ran (the
+``part_rows`` markers decide: a part is done when that many markers came in, and a part
+that comes in again after it is done is ignored).
+
+The driver's memory is flat in the number of inputs: it plans the tasks as a stream into
+``tasks.bin`` (a few integers each: where their lines are in ``inputs.txt``, their
+frames), the dataset is ``ray.data.range`` over the task numbers, and the read stage gets
+its paths from a small actor on the driver's node that reads both files (``task_table``),
+so that the paths never pass through the driver or its object store and ``--out`` need
+not be shared storage. What remains per task is Ray Data's own (a read-task object and a
+block's stats).
 
 Outputs in ``out_dir``:
 
@@ -34,21 +43,26 @@ import os
 import socket
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from pose.batch import plan, stages
+from pose.batch.shards import (
+    ERRORS,
+    ERRORS_FILE,
+    POSES,
+    Counts,
+    ShardWriter,
+    merge_errors,
+    shard_counts,
+    write_coco_results,
+)
 from pose.errors import UserError
-from pose.fileio import atomic_path, write_json
+from pose.fileio import write_json
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 INPUTS = "inputs.txt"
-POSES = "poses"
-ERRORS = "errors"
-ERRORS_FILE = "errors.parquet"
-OUTPUT_NAMES = [MANIFEST, INPUTS, POSES, ERRORS, ERRORS_FILE]
+TASKS = "tasks.bin"  # the plan of the running run's tasks (removed at its end)
+OUTPUT_NAMES = [MANIFEST, INPUTS, POSES, ERRORS, ERRORS_FILE, TASKS]
 CONNECT_TIMEOUT_S = 5.0
 
 
@@ -85,19 +99,6 @@ class Settings:
         return {"inputs": {"count": corpus.count, "sha256": corpus.digest()},
                 "model": pose, "boxes": boxes, "exif_orientation": self.exif_orientation,
                 "shard_size": self.shard_size, "frames_per_task": self.frames_per_task}
-
-
-@dataclasses.dataclass
-class Counts:
-    images: int = 0
-    frames: int = 0
-    people: int = 0
-    errors: int = 0
-    dropped_boxes: int = 0
-
-    def add(self, other):
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
 @dataclasses.dataclass
@@ -211,8 +212,25 @@ def _cluster_cpus():
     return int(ray.cluster_resources().get("CPU", 0))
 
 
-def build_dataset(settings, blocks):
-    """The Ray Data pipeline over ``blocks`` (``pyarrow.Table`` refs of parts)."""
+def task_table(out_dir):
+    """A ``plan.TaskTable`` of ``out_dir``'s ``inputs.txt`` and ``tasks.bin`` as a Ray
+    actor pinned to this (the driver's) node, where the files are; restarted if it
+    dies. No CPU of its own: it only reads a few bytes per task."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                          soft=False)
+    actor = ray.remote(plan.TaskTable).options(
+        num_cpus=0, max_concurrency=4, scheduling_strategy=node, max_restarts=-1,
+        max_task_retries=-1)
+    return actor.remote(os.path.join(os.path.abspath(out_dir), INPUTS),
+                        os.path.join(os.path.abspath(out_dir), TASKS))
+
+
+def build_dataset(settings, tasks, table):
+    """The Ray Data pipeline over ``tasks`` task numbers (one block each), their parts
+    read from ``table`` (``task_table``)."""
     import functools
 
     import ray.data
@@ -235,10 +253,13 @@ def build_dataset(settings, blocks):
             else ray.data.ActorPoolStrategy(min_size=1, max_size=most))
     make_source = functools.partial(stages.make_box_source, settings.boxes)
     make_estimator = functools.partial(stages.make_estimator, settings.pose)
-    ds = ray.data.from_arrow_refs(blocks)
+    # one block (a task number) per task; nothing per task is put by this driver but Ray
+    # Data's own read-task objects
+    ds = ray.data.range(tasks, override_num_blocks=tasks)
     # Same CPUs as the actors after it: Ray Data fuses the read into their processes.
-    ds = ds.map_batches(stages.read_parts, batch_size=None, num_cpus=settings.threads,
-                        fn_kwargs={"exif_orientation": settings.exif_orientation},
+    ds = ds.map_batches(stages.read_tasks, batch_size=None, num_cpus=settings.threads,
+                        fn_kwargs={"tasks": table,
+                                   "exif_orientation": settings.exif_orientation},
                         batch_format="numpy")
     if detector:
         ds = ds.map_batches(stages.BoxStage, batch_size=None, compute=pool,
@@ -248,159 +269,6 @@ def build_dataset(settings, blocks):
     return ds.map_batches(stages.PoseStage, batch_size=None, compute=pool,
                           num_cpus=settings.threads, batch_format="numpy",
                           fn_constructor_args=(make_estimator, make_source))
-
-
-def _block_table(parts):
-    return pa.table({"shard": [p.shard for p in parts], "input": [p.input for p in parts],
-                     "range": pa.array([p.range for p in parts], pa.int32()),
-                     "path": [p.path for p in parts], "video": [p.video for p in parts],
-                     "start": [p.start for p in parts], "stop": [p.stop for p in parts]})
-
-
-# --------------------------------------------------------------------------- shards
-
-
-class ShardWriter:
-    """The driver's side: counts each part's markers, buffers people per shard, and
-    writes a shard when all of its parts are in (atomically, errors first)."""
-
-    def __init__(self, out_dir, keypoint_names, expected_parts):
-        self.out_dir = out_dir
-        self.keypoint_names = keypoint_names
-        self.expected = dict(expected_parts)  # shard → number of parts
-        # per shard, dropped once it is written: the driver's state does not grow with
-        # the number of inputs, only with the shards in flight
-        self.parts = {}  # (input, range) → [part_rows, markers seen]
-        self.done_parts = {}  # shard → parts complete
-        self.finished = {}  # shard → {(input, range) complete}: later copies are ignored
-        self.written_shards = set()  # and every copy of a part of these
-        self.people = {}  # shard → [tables]
-        self.markers = {}  # shard → [marker tables]
-        self.written = 0
-        self.seen = 0
-        self.counts = Counts()
-        self.stage_seconds = {"read": 0.0, "boxes": 0.0, "pose": 0.0}
-
-    def add(self, table):
-        """One result table of the pose stage."""
-        if table.num_rows == 0:
-            return
-        table = table.cast(stages.RESULT_SCHEMA)
-        keys = list(zip(table.column("input").to_pylist(), table.column("range").to_pylist()))
-        shard_col = table.column("shard").to_pylist()
-        fresh = [shard not in self.written_shards and key not in self.finished.get(shard, ())
-                 for shard, key in zip(shard_col, keys)]  # a late copy: ignored
-        if not all(fresh):
-            table = table.filter(pa.array(fresh, pa.bool_()))
-            keys = [key for key, keep in zip(keys, fresh) if keep]
-            shard_col = [shard for shard, keep in zip(shard_col, fresh) if keep]
-        is_marker = table.column("marker")
-        for shard in set(shard_col):
-            part = table.filter(pa.array([s == shard for s in shard_col], pa.bool_()))
-            self.people.setdefault(shard, []).append(part.filter(_not(part["marker"])))
-            self.markers.setdefault(shard, []).append(part.filter(part["marker"]))
-        part_rows = table.column("part_rows").to_pylist()
-        frames = table.column("frame").to_pylist()
-        read = [e is None and w is not None for e, w in
-                zip(table.column("error").to_pylist(), table.column("width").to_pylist())]
-        completed = []
-        for row, marker in enumerate(is_marker.to_pylist()):
-            if not marker:
-                continue
-            state = self.parts.setdefault(keys[row], [part_rows[row], set()])
-            if frames[row] not in state[1]:
-                self.seen += read[row]  # images/frames in so far (progress, rates)
-            state[1].add(frames[row])  # a frame seen twice (a retried task) counts once
-            finished = self.finished.setdefault(shard_col[row], set())
-            if len(state[1]) >= state[0] and keys[row] not in finished:
-                finished.add(keys[row])
-                del self.parts[keys[row]]
-                completed.append(shard_col[row])
-        for shard in completed:
-            self.done_parts[shard] = self.done_parts.get(shard, 0) + 1
-            if self.done_parts[shard] == self.expected[shard]:
-                self._write(shard)
-                del self.finished[shard], self.done_parts[shard], self.expected[shard]
-                self.written_shards.add(shard)
-
-    def _write(self, shard):
-        people = _dedup(pa.concat_tables(self.people.pop(shard)),
-                        ["input", "range", "frame", "person"])
-        markers = _dedup(pa.concat_tables(self.markers.pop(shard)),
-                         ["input", "range", "frame"])
-        errors = markers.filter(_is_valid(markers.column("error")))
-        read = [(f, w) for f, w, e in zip(markers.column("frame").to_pylist(),
-                                          markers.column("width").to_pylist(),
-                                          markers.column("error").to_pylist())
-                if e is None and w is not None]  # not the marker of a range past the end
-        counts = Counts(
-            images=sum(1 for f, _ in read if f is None),
-            frames=sum(1 for f, _ in read if f is not None),
-            people=people.num_rows, errors=errors.num_rows,
-            dropped_boxes=sum(v or 0 for v in markers.column("dropped_boxes").to_pylist()))
-        for stage, column in (("read", "read_s"), ("boxes", "box_s"), ("pose", "pose_s")):
-            self.stage_seconds[stage] += sum(v or 0.0 for v in
-                                             markers.column(column).to_pylist())
-        name = plan.SHARD_NAME.format(shard)
-        error_path = os.path.join(self.out_dir, ERRORS, name)
-        if errors.num_rows:
-            table = errors.rename_columns(
-                ["reason" if n == "error" else n for n in errors.column_names])
-            video = [plan.is_video(s) for s in table.column("source").to_pylist()]
-            table = table.set_column(  # an image has no frames; a range's -1 is its end
-                table.schema.get_field_index("frame_start"), "frame_start",
-                pa.array([s if v else None for s, v in
-                          zip(table.column("frame_start").to_pylist(), video)], pa.int64()))
-            table = table.set_column(
-                table.schema.get_field_index("frame_stop"), "frame_stop",
-                pa.array([s if v and s >= 0 else None for s, v in
-                          zip(table.column("frame_stop").to_pylist(), video)], pa.int64()))
-            _write_parquet(table.select(stages.ERROR_FIELDS).cast(stages.ERROR_SCHEMA),
-                           error_path)
-        elif os.path.exists(error_path):  # an earlier attempt's, when the file was missing
-            os.remove(error_path)
-        schema = stages.people_schema(self.keypoint_names,
-                                      {"shard": shard, **dataclasses.asdict(counts)})
-        people = people.sort_by([("input", "ascending"), ("frame", "ascending"),
-                                 ("person", "ascending")])
-        _write_parquet(people.select(stages.PEOPLE_FIELDS).cast(schema),
-                       os.path.join(self.out_dir, POSES, name))
-        self.written += 1
-        self.counts.add(counts)
-
-
-def _not(mask):
-    import pyarrow.compute as pc
-
-    return pc.invert(mask)
-
-
-def _is_valid(column):
-    import pyarrow.compute as pc
-
-    return pc.is_valid(column)
-
-
-def _dedup(table, keys):
-    """``table`` without repeated rows of the same ``keys`` (a part that ran twice)."""
-    seen, keep = set(), []
-    columns = [table.column(k).to_pylist() for k in keys]
-    for row in zip(*columns):
-        keep.append(row not in seen)
-        seen.add(row)
-    return table.filter(pa.array(keep, pa.bool_())) if not all(keep) else table
-
-
-def _write_parquet(table, path):
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-
-
-def shard_counts(path):
-    """The ``Counts`` a shard file records in its schema metadata."""
-    metadata = pq.read_schema(path).metadata or {}
-    saved = json.loads(metadata.get(b"psa_pose", b"{}"))
-    return Counts(**{f.name: int(saved.get(f.name, 0)) for f in dataclasses.fields(Counts)})
 
 
 # --------------------------------------------------------------------------- the run
@@ -486,22 +354,20 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
                     packages=_versions())
     write_json(manifest, os.path.join(out_dir, MANIFEST))
 
-    import ray
-
-    blocks, expected = [], {}
-    # the shards' paths, one shard at a time from inputs.txt: what the driver keeps is
-    # per shard and per task (the object references of the blocks), not per input
-    for shard, first, paths in plan.iter_shards(os.path.join(out_dir, INPUTS),
-                                                settings.shard_size, skip=done):
-        parts = plan.shard_parts(paths, shard, first, settings.frames_per_task)
-        expected[shard] = len(parts)
-        for block in plan.blocks_of(parts, settings.images_per_task):
-            blocks.append(ray.put(_block_table(block)))
-    writer = ShardWriter(out_dir, settings.keypoint_names, expected)
+    # the tasks, planned one shard at a time from inputs.txt into tasks.bin: the driver
+    # keeps nothing per input or task (per shard: the numbers of those written before)
+    tasks_file = os.path.join(out_dir, TASKS)
+    tasks, shards = plan.write_tasks(os.path.join(out_dir, INPUTS), tasks_file,
+                                     settings.shard_size, settings.images_per_task,
+                                     settings.frames_per_task, skip=done)
+    writer = ShardWriter(out_dir, settings.keypoint_names)
     pipeline_start = time.perf_counter()
     first_result = first_seen = None
-    if blocks:
-        ds = build_dataset(settings, blocks)
+    if tasks:
+        import ray
+
+        source = task_table(out_dir)
+        ds = build_dataset(settings, tasks, source)
         last = time.perf_counter()
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow",
                                      prefetch_batches=1):
@@ -513,9 +379,12 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
                 progress(f"shards {len(done) + writer.written}/{total}, "
                          f"{writer.counts.images + writer.counts.frames} images/frames, "
                          f"{writer.counts.people} people")
-        missing = sorted(set(expected) - writer.written_shards)
-        if missing:
-            raise RuntimeError(f"the pipeline ended with shards {missing[:5]} incomplete")
+        if writer.written != shards:
+            missing = [s for s in range(total) if not os.path.exists(writer.path(s))]
+            raise RuntimeError(f"the pipeline ended with {len(missing)} shard(s) "
+                               f"incomplete: {missing[:5]}")
+        ray.kill(source)
+    os.remove(tasks_file)
     report = ExtractionReport(out_dir, corpus.count, total, writer.written, len(done))
     report.pipeline_seconds = time.perf_counter() - pipeline_start
     if first_result is not None:
@@ -526,7 +395,7 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
     for shard in range(total):
         report.counts.add(shard_counts(os.path.join(out_dir, POSES,
                                                     plan.SHARD_NAME.format(shard))))
-    _merge_errors(out_dir)
+    merge_errors(out_dir)
     if coco_results:
         write_coco_results(out_dir, coco_results)
         report.coco_results = coco_results
@@ -545,49 +414,3 @@ def run_extraction(settings, corpus, out_dir, command=None, coco_results=None,
                     complete=True)
     write_json(manifest, os.path.join(out_dir, MANIFEST))
     return report
-
-
-def _merge_errors(out_dir):
-    """``errors.parquet``: the shards' error files in shard order (each sorted), one
-    shard at a time: inputs are numbered in shard order, so the whole file is sorted."""
-    folder = os.path.join(out_dir, ERRORS)
-    with atomic_path(os.path.join(out_dir, ERRORS_FILE)) as tmp:
-        with pq.ParquetWriter(tmp, stages.ERROR_SCHEMA) as f:
-            for name in sorted(os.listdir(folder)):
-                if name.endswith(".parquet"):
-                    table = pq.read_table(os.path.join(folder, name)).cast(stages.ERROR_SCHEMA)
-                    f.write_table(table.sort_by([("input", "ascending"),
-                                                 ("frame_start", "ascending")]))
-
-
-def write_coco_results(out_dir, path):
-    """The COCO keypoint results of the images (not video frames), in input order: as
-    ``tools/infer.py``'s ``predictions.json`` (``image_id`` made unique per file as it
-    does, keypoints ``[x, y, s]·K`` with x, y rounded to 3 decimals), written as a stream."""
-    from pose.apis.inputs import ImageIds
-
-    ids = ImageIds()
-    folder = os.path.join(out_dir, POSES)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write("[")
-        first = True
-        for name in sorted(os.listdir(folder)):
-            if not name.endswith(".parquet"):
-                continue
-            rows = pq.read_table(os.path.join(folder, name)).to_pylist()
-            for row in rows:
-                if row["frame"] is not None:
-                    continue
-                keypoints = []
-                for x, y, s in zip(row["keypoints_x"], row["keypoints_y"],
-                                   row["keypoints_score"]):
-                    keypoints += [round(x, 3), round(y, 3), s]
-                record = {"image_id": ids.assign(row["image_id"], row["source"]),
-                          "category_id": 1, "file_name": os.path.basename(row["source"]),
-                          "keypoints": keypoints, "score": row["score"],
-                          "box": [round(v, 2) for v in row["box"]],
-                          "box_score": row["box_score"],
-                          "keypoint_scores": row["keypoints_score"]}
-                f.write(("" if first else ",") + json.dumps(record, allow_nan=True))
-                first = False
-        f.write("]")

@@ -8,10 +8,15 @@ its place ``i`` in that order, and shard ``i // shard_size``: the shards are a f
 the input list alone, so a re-run of the same command finds the same shards, keeps those
 already written and redoes only the others.
 
-Each shard is cut into parts, the units of work that Ray Data schedules: images, and
-frame ranges of ``frames_per_task`` frames of a video (its last range runs to the end of
-the video, whatever its frame count says), so that one long video spreads over workers.
-Parts travel in blocks: up to ``images_per_task`` images of one shard, or one range.
+Each shard is cut into parts: images, and frame ranges of ``frames_per_task`` frames of
+a video (its last range runs to the end of the video, whatever its frame count says), so
+that one long video spreads over workers. The parts go to Ray Data in tasks: up to
+``images_per_task`` images of one shard (a run of consecutive lines of ``inputs.txt``;
+the videos among them are left to their own tasks), or one range. A task is a record of
+integers (``TASK_DTYPE``: where its lines are in ``inputs.txt``, its frames, its shard's
+part count), planned as a stream into a file; ``TaskTable`` turns task numbers back into
+parts (paths) for the read stage. The paths never pass through the planner's memory or
+Ray's object store.
 """
 
 import dataclasses
@@ -19,6 +24,8 @@ import hashlib
 import itertools
 import json
 import os
+
+import numpy as np
 
 from pose.apis.inputs import VIDEO_EXTENSIONS, InputError, collect_inputs, open_video
 from pose.checks import check_input_file
@@ -154,58 +161,30 @@ def write_inputs(corpus, path):
                             + ", ".join(map(str, corpus.lists)))
 
 
-def iter_shards(inputs_file, shard_size, skip=()):
-    """``(shard, first input, [paths])`` of each shard of an inputs file (one path per
-    line, as ``write_inputs`` writes it), read as a stream; shards in ``skip`` are read
-    past without keeping their paths."""
-    shard, paths = 0, []
+def _path_of(raw):
+    return raw.rstrip(b"\n").decode("utf-8", "surrogateescape")
+
+
+def iter_shard_lines(inputs_file, shard_size, skip=()):
+    """``(shard, first input, byte offset, [lines])`` of each shard of an inputs file (one
+    path per line, as ``write_inputs`` writes it; the lines as bytes with their ``\\n``),
+    read as a stream; shards in ``skip`` are read past without keeping their lines."""
+    shard, lines, start, offset = 0, [], 0, 0
     with open(inputs_file, "rb") as f:
-        for number, raw in enumerate(f):
+        for number, raw in enumerate(f):  # binary lines: split at newlines only
             if number // shard_size != shard:
-                if paths:
-                    yield shard, shard * shard_size, paths
-                shard, paths = number // shard_size, []
+                if lines:
+                    yield shard, shard * shard_size, start, lines
+                shard, lines, start = number // shard_size, [], offset
             if shard not in skip:
-                paths.append(raw.rstrip(b"\n").decode("utf-8", "surrogateescape"))
-    if paths:
-        yield shard, shard * shard_size, paths
-
-
-@dataclasses.dataclass(frozen=True)
-class Part:
-    """A unit of work: an image, or frames ``[start, stop)`` of a video (stop -1: to the
-    end). ``(input, range)`` names it."""
-
-    shard: int
-    input: int
-    range: int
-    path: str
-    video: bool
-    start: int = 0
-    stop: int = -1
+                lines.append(raw)
+            offset += len(raw)
+    if lines:
+        yield shard, shard * shard_size, start, lines
 
 
 def shard_count(num_inputs, shard_size):
     return (num_inputs + shard_size - 1) // shard_size
-
-
-def shard_parts(paths, shard, first, frames_per_task, frame_count=None):
-    """The ``Part`` list of one shard: its ``paths``, inputs ``first``, ``first + 1``, ...
-    A video is opened for its frame count (``frame_count(path)``, default
-    ``open_video``'s); one that cannot be opened, or gives no count, is one range to its
-    end (the read stage says what is wrong)."""
-    frame_count = frame_count or _frame_count
-    parts = []
-    for i, path in enumerate(paths, start=first):
-        if not is_video(path):
-            parts.append(Part(shard, i, 0, path, False))
-            continue
-        count = frame_count(path)
-        ranges = max(1, -(-count // frames_per_task))
-        for r in range(ranges):
-            stop = -1 if r == ranges - 1 else (r + 1) * frames_per_task
-            parts.append(Part(shard, i, r, path, True, r * frames_per_task, stop))
-    return parts
 
 
 def _frame_count(path):
@@ -217,14 +196,125 @@ def _frame_count(path):
     return count
 
 
-def blocks_of(parts, images_per_task):
-    """``parts`` in blocks: each video range alone, images in runs of ``images_per_task``."""
-    images = [p for p in parts if not p.video]
-    for start in range(0, len(images), images_per_task):
-        yield images[start:start + images_per_task]
-    for part in parts:
-        if part.video:
-            yield [part]
+# --------------------------------------------------------------------------- tasks
+
+# A task: ``lines`` lines of inputs.txt from byte ``offset`` (``length`` bytes), the first
+# being input ``input`` of ``shard``; ``video`` 0: the images among those lines (videos
+# skipped), 1: frames [start, stop) (stop -1: to the end) of the one video, its range
+# number ``range``. ``shard_parts``: how many parts the shard has (images and ranges).
+TASK_FIELDS = ("shard", "input", "lines", "offset", "length", "video", "range", "start",
+               "stop", "shard_parts")
+TASK_DTYPE = np.dtype([(name, "<i8") for name in TASK_FIELDS])
+PART_COLUMNS = ("shard", "input", "range", "path", "video", "start", "stop", "shard_parts")
+
+
+def shard_tasks(lines, shard, first, offset, images_per_task, frames_per_task,
+                frame_count=None):
+    """The task records (a ``TASK_DTYPE`` array) of one shard: its ``lines`` (bytes, each
+    with its ``\\n``) are inputs ``first``, ``first + 1``, ... and start at byte
+    ``offset`` of inputs.txt. A video is opened for its frame count
+    (``frame_count(path)``, default ``open_video``'s); one that cannot be opened, or
+    gives no count, is one range to its end (the read stage says what is wrong)."""
+    frame_count = frame_count or _frame_count
+    tasks, parts = [], 0
+    run = None  # the open image task: [first input, its offset, images, last input, end]
+    position = offset
+    for i, raw in enumerate(lines, start=first):
+        path = _path_of(raw)
+        if is_video(path):
+            count = frame_count(path)
+            ranges = max(1, -(-count // frames_per_task))
+            for r in range(ranges):
+                stop = -1 if r == ranges - 1 else (r + 1) * frames_per_task
+                tasks.append((shard, i, 1, position, len(raw), 1, r, r * frames_per_task,
+                              stop))
+            parts += ranges
+        else:
+            if run is None:
+                run = [i, position, 0, 0, 0]
+            run[2:] = run[2] + 1, i, position + len(raw)
+            parts += 1
+            if run[2] == images_per_task:
+                tasks.append(_image_task(shard, run))
+                run = None
+        position += len(raw)
+    if run is not None:
+        tasks.append(_image_task(shard, run))
+    return np.array([(*task, parts) for task in tasks], TASK_DTYPE)
+
+
+def _image_task(shard, run):
+    """An image task's record (without its shard's part count): its lines run from its
+    first image to its last (videos between them are read past)."""
+    first, offset, _, last, end = run
+    return (shard, first, last - first + 1, offset, end - offset, 0, 0, 0, -1)
+
+
+def write_tasks(inputs_file, tasks_file, shard_size, images_per_task, frames_per_task,
+                skip=(), frame_count=None):
+    """Plan the tasks of the shards of ``inputs_file`` not in ``skip``, one shard at a
+    time, into ``tasks_file`` (``TASK_DTYPE`` records, task ``n`` at byte
+    ``n * TASK_DTYPE.itemsize``). Returns ``(tasks, shards)``: how many of each."""
+    tasks = shards = 0
+    with atomic_path(tasks_file) as tmp, open(tmp, "wb") as f:
+        for shard, first, offset, lines in iter_shard_lines(inputs_file, shard_size, skip):
+            records = shard_tasks(lines, shard, first, offset, images_per_task,
+                                  frames_per_task, frame_count)
+            f.write(records.tobytes())
+            tasks += len(records)
+            shards += 1
+    return tasks, shards
+
+
+class TaskTable:
+    """The parts of planned tasks, by task number: what the read stage asks for.
+
+    Reads the task's record from ``tasks_file`` and its lines from ``inputs_file`` (byte
+    ranges, ``os.pread``: safe from several threads). In a run it lives in a small Ray
+    actor on the driver's node, where the two files are, so that the output folder need
+    not be shared storage and the paths never pass through the driver.
+    """
+
+    def __init__(self, inputs_file, tasks_file):
+        self.inputs_file = os.fspath(inputs_file)
+        self.inputs = os.open(inputs_file, os.O_RDONLY)
+        self.tasks = os.open(tasks_file, os.O_RDONLY)
+
+    def record(self, number):
+        size = TASK_DTYPE.itemsize
+        data = os.pread(self.tasks, size, number * size) if number >= 0 else b""
+        if len(data) != size:
+            raise IndexError(f"no task {number} in this run's plan")
+        return np.frombuffer(data, TASK_DTYPE)[0]
+
+    def parts(self, numbers):
+        """The parts of tasks ``numbers`` as columns (``PART_COLUMNS``: one row per image,
+        or the task's video range), in order."""
+        out = {name: [] for name in PART_COLUMNS}
+        for number in numbers:
+            task = self.record(int(number))
+            data = os.pread(self.inputs, int(task["length"]), int(task["offset"]))
+            lines = data.split(b"\n")
+            if len(data) != task["length"] or lines.pop() != b"" \
+                    or len(lines) != task["lines"]:
+                raise ValueError(f"{self.inputs_file} changed since task {number} was "
+                                 f"planned (bytes {task['offset']}+{task['length']})")
+            for i, raw in enumerate(lines, start=int(task["input"])):
+                path = _path_of(raw)
+                if is_video(path) != bool(task["video"]):
+                    continue  # a video between the images of an image task: its own task
+                for name, value in (("shard", task["shard"]), ("input", i),
+                                    ("range", task["range"]), ("path", path),
+                                    ("video", bool(task["video"])), ("start", task["start"]),
+                                    ("stop", task["stop"]),
+                                    ("shard_parts", task["shard_parts"])):
+                    out[name].append(value if name in ("path", "video") else int(value))
+        return out
+
+    def __del__(self):
+        for fd in ("inputs", "tasks"):
+            if hasattr(self, fd):
+                os.close(getattr(self, fd))
 
 
 # --------------------------------------------------------------------------- manifest

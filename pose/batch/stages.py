@@ -9,7 +9,8 @@ keypoints are infer.py's.
 Every part (an image, or a frame range of a video) comes out of the pose stage as one
 marker row per image or frame it yielded (``part_rows`` of them; one row with the reason
 when it could not be read, or none of its frames exist) plus one row per person. The
-driver counts the markers to know when a shard is complete.
+driver counts the markers to know when a part is complete, and the parts (``shard_parts``
+of them) to know when a shard is.
 """
 
 import json
@@ -28,7 +29,8 @@ NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 # and people (marker=False).
 RESULT_SCHEMA = pa.schema([
     ("shard", pa.int64()), ("input", pa.int64()), ("range", pa.int32()),
-    ("part_rows", pa.int32()), ("marker", pa.bool_()), ("source", pa.string()),
+    ("part_rows", pa.int32()), ("shard_parts", pa.int32()), ("marker", pa.bool_()),
+    ("source", pa.string()),
     ("frame", pa.int64()), ("image_id", pa.int64()), ("width", pa.int32()),
     ("height", pa.int32()), ("person", pa.int32()), ("box", pa.list_(pa.float64())),
     ("box_score", pa.float64()), ("score", pa.float64()),
@@ -60,11 +62,22 @@ ERROR_SCHEMA = pa.schema([("input", pa.int64()), ("source", pa.string()),
                           ("reason", pa.string())])
 
 
+def read_tasks(batch, tasks, exif_orientation=True):
+    """Read stage: the parts of the batch's tasks (``batch["id"]``: task numbers, as
+    ``ray.data.range`` gives them) from the run's task table (an actor handle of a
+    ``pose.batch.plan.TaskTable``), read by ``read_parts``."""
+    import ray
+
+    parts = ray.get(tasks.parts.remote([int(n) for n in batch["id"]]))
+    return read_parts(parts, exif_orientation)
+
+
 def read_parts(batch, exif_orientation=True):
-    """Read stage: decode the block's parts (``pose.batch.plan.Part`` columns) into one row
-    per image or video frame; an unreadable part becomes one row with its ``error``."""
-    out = {k: [] for k in ("shard", "input", "range", "part_rows", "source", "frame",
-                           "image", "error", "frame_start", "frame_stop", "read_s")}
+    """Decode parts (``pose.batch.plan.PART_COLUMNS``) into one row per image or video
+    frame; an unreadable part becomes one row with its ``error``."""
+    out = {k: [] for k in ("shard", "input", "range", "part_rows", "shard_parts", "source",
+                           "frame", "image", "error", "frame_start", "frame_stop",
+                           "read_s")}
 
     def emit(rows, seconds, **common):
         for row in rows:
@@ -77,7 +90,8 @@ def read_parts(batch, exif_orientation=True):
         start_time = time.perf_counter()
         path = str(batch["path"][i])
         common = dict(shard=int(batch["shard"][i]), input=int(batch["input"][i]),
-                      range=int(batch["range"][i]), source=path,
+                      range=int(batch["range"][i]),
+                      shard_parts=int(batch["shard_parts"][i]), source=path,
                       frame_start=int(batch["start"][i]), frame_stop=int(batch["stop"][i]))
         if not batch["video"][i]:
             image, reason = read_input_image(path, exif_orientation)
@@ -210,7 +224,8 @@ class PoseStage:
         frame = int(batch["frame"][i])
         common = dict(shard=int(batch["shard"][i]), input=int(batch["input"][i]),
                       range=int(batch["range"][i]), part_rows=int(batch["part_rows"][i]),
-                      marker=marker, source=str(batch["source"][i]),
+                      shard_parts=int(batch["shard_parts"][i]), marker=marker,
+                      source=str(batch["source"][i]),
                       frame=frame if frame >= 0 else None,
                       image_id=int(batch["image_id"][i]),
                       frame_start=int(batch["frame_start"][i]),

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pose.batch import plan, stages
-from pose.batch.extraction import ShardWriter
+from pose.batch.shards import ShardWriter
 from pose.errors import UserError
 
 
@@ -34,11 +34,15 @@ def test_the_corpus_streams_its_lists_and_the_shards_come_from_the_inputs_file(l
     assert corpus.digest() == want
     plan.write_inputs(corpus, tmp_path / "inputs.txt")
     assert (tmp_path / "inputs.txt").read_text().splitlines() == paths
-    shards = list(plan.iter_shards(tmp_path / "inputs.txt", 256, skip={1}))
-    assert [(s, first, len(p)) for s, first, p in shards] == [(0, 0, 256), (2, 512, 256),
-                                                              (3, 768, 232)]
-    assert shards[1][2] == paths[512:768] and shards[2][2][-1] == paths[-1]
-    assert [s for s, _, _ in plan.iter_shards(tmp_path / "inputs.txt", 1000)] == [0]
+    shards = list(plan.iter_shard_lines(tmp_path / "inputs.txt", 256, skip={1}))
+    assert [(s, first, len(p)) for s, first, _, p in shards] == [(0, 0, 256), (2, 512, 256),
+                                                                 (3, 768, 232)]
+    text = (tmp_path / "inputs.txt").read_bytes()
+    assert shards[1][3] == [(p + "\n").encode() for p in paths[512:768]]
+    assert shards[1][2] == len("".join(p + "\n" for p in paths[:512]).encode())
+    assert text[shards[2][2]:] == b"".join(shards[2][3]) and shards[2][3][-1] == (
+        paths[-1] + "\n").encode()
+    assert [s for s, *_ in plan.iter_shard_lines(tmp_path / "inputs.txt", 1000)] == [0]
     assert plan.first_input_difference(tmp_path / "inputs.txt", corpus) is None
 
 
@@ -53,9 +57,68 @@ def test_a_list_that_changed_since_it_was_read_is_refused(listed, tmp_path):
     assert plan.first_input_difference(list_file, corpus) is not None
 
 
+def test_the_tasks_byte_ranges_give_exactly_each_shards_parts(tmp_path):
+    # multi-byte, undecodable (surrogate-escaped), carriage-return and video names (a
+    # video between two images of one task); a shard of videos only; a shard skipped
+    # (written by an earlier run)
+    names = ["ä.jpg", "v.mp4", "日本.png", "\udcff.jpg", "a\rb.jpg", "c.jpg", "w.MOV",
+             "\udce9t\u00e9.jpeg", "d.jpg", "short.mp4", "long.avi", "e.jpg", "f.jpg",
+             "g.jpg", "h.jpg", "j.webm", "k.mp4"]
+    paths = [f"/data/{n}" for n in names]
+    (tmp_path / "inputs.txt").write_bytes(b"".join(
+        p.encode("utf-8", "surrogateescape") + b"\n" for p in paths))
+    frames = {"v.mp4": 10, "w.MOV": 8, "short.mp4": 0, "long.avi": 13, "j.webm": 4,
+              "k.mp4": 3}
+    count = lambda path: frames[os.path.basename(path)]  # noqa: E731
+    shard_size, per_task, per_range, skip = 5, 2, 4, {1}
+
+    want = {}  # the reference: shard → [(input, range, path, video, start, stop)]
+    for i, path in enumerate(paths):
+        shard = i // shard_size
+        if shard in skip:
+            continue
+        if not plan.is_video(path):
+            want.setdefault(shard, []).append((i, 0, path, False, 0, -1))
+            continue
+        ranges = max(1, -(-count(path) // per_range))
+        want.setdefault(shard, []).extend(
+            (i, r, path, True, r * per_range, -1 if r == ranges - 1 else (r + 1) * per_range)
+            for r in range(ranges))
+    tasks, shards = plan.write_tasks(tmp_path / "inputs.txt", tmp_path / "tasks.bin",
+                                     shard_size, per_task, per_range, skip=skip,
+                                     frame_count=count)
+    assert shards == len(want) == 3
+    table = plan.TaskTable(tmp_path / "inputs.txt", tmp_path / "tasks.bin")
+    got = {}
+    for number in range(tasks):
+        parts = table.parts([number])
+        assert len(set(parts["shard"])) == 1  # a task is of one shard
+        images = [v for v in parts["video"] if not v]
+        assert 1 <= len(parts["path"]) and len(images) in (0, len(parts["path"]))
+        assert len(images) <= per_task and (images or len(parts["path"]) == 1)
+        for row in zip(*(parts[k] for k in plan.PART_COLUMNS)):
+            shard, rest, shard_parts = row[0], row[1:-1], row[-1]
+            got.setdefault(shard, []).append(rest)
+            assert shard_parts == len(want[shard])
+    assert {k: sorted(v) for k, v in got.items()} == {k: sorted(v) for k, v in want.items()}
+    # the images of a shard in as few tasks as its runs allow: ceil(images / per task)
+    images = sum(1 for k in want for r in want[k] if not r[3])
+    ranges = sum(1 for k in want for r in want[k] if r[3])
+    assert tasks == ranges + sum(-(-sum(1 for r in v if not r[3]) // per_task)
+                                 for v in want.values()) and images == 8
+    with pytest.raises(IndexError):
+        table.parts([tasks])
+    # an inputs.txt edited since the plan is refused, not read at shifted offsets
+    (tmp_path / "inputs.txt").write_bytes(b"/x.jpg\n" + (tmp_path / "inputs.txt").read_bytes())
+    with pytest.raises(ValueError, match="changed since task"):
+        [plan.TaskTable(tmp_path / "inputs.txt", tmp_path / "tasks.bin").parts([n])
+         for n in range(tasks)]
+
+
 def _rows(shard, input, people=1):
     """The pose stage's rows of one image part: its marker and ``people`` persons."""
-    common = dict(shard=shard, input=input, range=0, part_rows=1, source=f"/x/{input}.jpg",
+    common = dict(shard=shard, input=input, range=0, part_rows=1, shard_parts=2,
+                  source=f"/x/{input}.jpg",
                   image_id=input, width=8, height=6, frame_start=0, frame_stop=-1)
     rows = [dict(common, marker=True, dropped_boxes=0, read_s=0.0, box_s=0.0, pose_s=0.0)]
     rows += [dict(common, marker=False, person=p, box=[0.0, 0.0, 8.0, 6.0], box_score=1.0,
@@ -67,7 +130,7 @@ def _rows(shard, input, people=1):
 def test_the_writer_drops_a_shards_state_once_written_and_ignores_late_copies(tmp_path):
     for folder in ("poses", "errors"):
         (tmp_path / folder).mkdir()
-    writer = ShardWriter(str(tmp_path), ["nose"], {0: 2, 1: 2})
+    writer = ShardWriter(str(tmp_path), ["nose"])  # each shard's part count: from its rows
 
     def add(*rows):
         writer.add(pa.Table.from_pylist([r for part in rows for r in part],
@@ -77,13 +140,13 @@ def test_the_writer_drops_a_shards_state_once_written_and_ignores_late_copies(tm
     add(_rows(0, 0))  # a retried task's copy while its shard is in flight: counted once
     assert writer.written == 0 and set(writer.finished) == {0, 1}
     add(_rows(0, 1, people=2))
-    assert writer.written == 1 and writer.written_shards == {0}
+    assert writer.written == 1 and (tmp_path / "poses" / plan.SHARD_NAME.format(0)).exists()
     assert 0 not in writer.finished and 0 not in writer.done_parts and 0 not in writer.expected
     shard0 = tmp_path / "poses" / plan.SHARD_NAME.format(0)
     stamp = shard0.stat().st_mtime_ns
     add(_rows(0, 1, people=2), _rows(1, 3))  # a late copy of a written shard's part
     assert writer.written == 2 and shard0.stat().st_mtime_ns == stamp
-    # nothing per input or per part is left once every shard is written
+    # nothing per input, part or shard is left once every shard is written
     assert writer.parts == {} and writer.finished == {} and writer.done_parts == {}
     assert writer.people == {} and writer.markers == {} and writer.expected == {}
     assert pq.read_table(shard0).column("input").to_pylist() == [0, 1, 1]

@@ -280,6 +280,7 @@ def test_keypoints_are_infers_and_the_outputs_are_complete(data, detector_run, t
                                   "dropped_boxes": 0}
     assert manifest["identity"]["model"]["weights_digest"].startswith("sha256:")
     assert manifest["packages"]["ray"] and manifest["complete"] is True
+    assert not (out / "tasks.bin").exists()  # the run's task plan: gone with the run
     # the COCO results are infer.py's predictions.json for the same photos
     coco = json.loads((out.parent / "coco.json").read_text())
     predictions = json.loads((tmp_path / "infer" / "predictions.json").read_text())
