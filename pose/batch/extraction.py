@@ -254,7 +254,11 @@ def build_dataset(settings, tasks, table):
     make_source = functools.partial(stages.make_box_source, settings.boxes)
     make_estimator = functools.partial(stages.make_estimator, settings.pose)
     # one block (a task number) per task; nothing per task is put by this driver but Ray
-    # Data's own read-task objects
+    # Data's own read-task objects. Many more tasks than CPUs is the design here (small
+    # retries, balance), not the mistake Ray Data's warnings about it assume; the
+    # progress bars are off on purpose (the tool prints its own progress)
+    for name in ("util", "logical.rules.set_read_parallelism", "progress"):
+        logging.getLogger(f"ray.data._internal.{name}").setLevel(logging.ERROR)
     ds = ray.data.range(tasks, override_num_blocks=tasks)
     # Same CPUs as the actors after it: Ray Data fuses the read into their processes.
     ds = ds.map_batches(stages.read_tasks, batch_size=None, num_cpus=settings.threads,
