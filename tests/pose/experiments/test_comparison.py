@@ -205,8 +205,19 @@ def test_comparison_markdown_names_each_variants_form():
     assert row.split("|")[2].strip() == "branch/parallel/official"
 
 
-def test_runs_trained_in_parallel_processes_match_the_in_process_training(tmp_path,
-                                                                        tiny_config):
+@pytest.fixture(scope="module")
+def in_process_comparison(tiny_config, tmp_path_factory):
+    """``(folder, comparison)``: none against parallel, one seed each, trained in this
+    process (made once: the tests below only read its runs)."""
+    folder = tmp_path_factory.mktemp("in_process_comparison")
+    return folder, run_comparison(tiny_config, str(folder), variants=("none", "parallel"),
+                                  seeds=1, verbose=0, num_resamples=50)
+
+
+# both tests share the in-process comparison: on one xdist worker, it is trained once
+@pytest.mark.xdist_group("comparison")
+def test_runs_trained_in_parallel_processes_match_the_in_process_training(
+        tmp_path, tiny_config, in_process_comparison):
     """Processes against in-process training, and (README) same-machine determinism: one
     seed trained twice in one process gives the same weights bit for bit, another seed
     other weights — as another CPU kind does, which is why the verdict takes seeds."""
@@ -222,22 +233,22 @@ def test_runs_trained_in_parallel_processes_match_the_in_process_training(tmp_pa
         run = tmp_path / "jobs2" / "none" / f"seed{seed}"
         assert (run / "last.keras").is_file() and (run / "train.log").is_file()
     assert all(row["train_seconds"] > 0 for row in parallel["variants"])
-    in_process = run_comparison(tiny_config, str(tmp_path / "jobs1"), variants=("none",),
-                                seeds=1, verbose=0, num_resamples=20)
+    in_process_folder, in_process = in_process_comparison
     # Same config and seed in another process with other thread counts: the same training
     # up to float reduction order: 1 vs 2 threads choose other kernels, so per-epoch losses
     # agree to about 1e-3, not bit for bit.
     losses = [[float(row["loss"]) for row in csv.DictReader(
-        (tmp_path / jobs / "none" / "seed0" / "log.csv").read_text().splitlines())]
-        for jobs in ("jobs2", "jobs1")]
+        (jobs / "none" / "seed0" / "log.csv").read_text().splitlines())]
+        for jobs in (tmp_path / "jobs2", in_process_folder)]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-2)  # measured: 1.5e-3 apart
+    assert in_process["variants"][0]["variant"] == "none"
     assert in_process["variants"][0]["train_seconds"] > 0
     assert in_process["variants"][0]["seeds"] == 1
 
     train(variant_config(tiny_config, "none", seed=0), str(tmp_path / "again"), verbose=0,
           validate=False)
     digests = {name: weights_digest(keras.saving.load_model(path / "last.keras"))
-               for name, path in (("seed0", tmp_path / "jobs1" / "none" / "seed0"),
+               for name, path in (("seed0", in_process_folder / "none" / "seed0"),
                                   ("seed0 again", tmp_path / "again"),
                                   ("process seed0", tmp_path / "jobs2" / "none" / "seed0"),
                                   ("process seed1", tmp_path / "jobs2" / "none" / "seed1"))}
@@ -286,17 +297,18 @@ def test_a_failing_run_in_its_own_process_is_reported_with_its_log(tmp_path, tin
                        variants=("none", "parallel"), seeds=1, verbose=0, jobs=2)
 
 
-def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_config):
-    comparison = run_comparison(tiny_config, str(tmp_path), variants=("none", "parallel"),
-                                seeds=1, verbose=0, num_resamples=50)
+@pytest.mark.xdist_group("comparison")
+def test_comparison_trains_evaluates_and_reuses_finished_runs(tmp_path, tiny_config,
+                                                              in_process_comparison):
+    folder, comparison = in_process_comparison
     rows = comparison["variants"]
     assert [row["variant"] for row in rows] == ["none", "parallel"]
     assert rows[0]["params"] < rows[1]["params"]  # PSA adds weights
     assert all(0.0 <= row["AP_mean"] <= 1.0 for row in rows)
     assert all(row["train_seconds"] > 0 for row in rows)  # trained in this call: timed
-    log = tmp_path / "none" / "seed0" / "log.csv"
+    log = folder / "none" / "seed0" / "log.csv"
     before = log.read_text()
-    again = run_comparison(tiny_config, str(tmp_path), variants=("none",), seeds=1, verbose=0)
+    again = run_comparison(tiny_config, str(folder), variants=("none",), seeds=1, verbose=0)
     assert log.read_text() == before  # finished: not trained again
     assert again["variants"][0]["AP_mean"] == rows[0]["AP_mean"]
     assert again["variants"][0]["train_seconds"] is None  # reused, so not timed
