@@ -61,6 +61,32 @@ def tiny_hrnet():
     return dict(TINY_HRNET)
 
 
+@pytest.fixture(scope="session")
+def built_hrnet():
+    """``built_hrnet(**kwargs)``: ``HRNet(**kwargs)`` built once per session for each
+    distinct set of arguments (defaults filled in), for tests that read its structure
+    (layers, weight shapes, counts): a full-depth network takes seconds to build, W32 or
+    W8 alike. Shared: a test that changes its weights builds its own."""
+    import inspect
+
+    from pose.models.hrnet import HRNet
+
+    signature = inspect.signature(HRNet.__init__)
+    built = {}
+
+    def frozen(value):
+        return tuple(map(frozen, value)) if isinstance(value, (list, tuple)) else value
+
+    def get(**kwargs):
+        bound = signature.bind(None, **kwargs)
+        bound.apply_defaults()
+        key = tuple((k, frozen(v)) for k, v in bound.arguments.items() if k != "self")
+        if key not in built:
+            built[key] = HRNet(**kwargs)
+        return built[key]
+    return get
+
+
 def randomize_weights(model, seed=0):
     """He-normal kernels: a fresh HRNet's final layer (std 0.001) outputs ~1e-11, which
     would make every score 0 and every comparison of outputs trivially true.
@@ -95,6 +121,16 @@ def synthetic_coco(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_coco")
     generate_coco(root, num_train=40, num_val=6, seed=3, image_size=(320, 240))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory, synthetic_coco):
+    """The tiny HRNet (branch PSA, seed 1), its config, calibration crops, and its exports,
+    each made once: ``tiny_exports.path("tflite", quantize=None)`` (``tests/shared_exports.py``).
+    A test that changes a file copies it first."""
+    from tests.shared_exports import TinyExports
+
+    return TinyExports(tmp_path_factory.mktemp("tiny_exports"), synthetic_coco)
 
 
 @pytest.fixture(scope="session")

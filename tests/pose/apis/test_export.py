@@ -38,33 +38,22 @@ QUANTIZED_BOUNDS = {("tflite", "float16"): 0.005, ("tflite", "dynamic"): 0.08,
 
 
 @pytest.fixture(scope="module")
-def model(tiny_hrnet, randomized):
-    # He-normal weights give outputs ~1, so that a parity of 1e-4 means something.
-    return randomized(HRNet(psa_placement="branch", **tiny_hrnet), seed=1)
+def model(tiny_exports):
+    # He-normal weights (seed 1) give outputs ~1, so that a parity of 1e-4 means something.
+    return tiny_exports.model
 
 
 @pytest.fixture(scope="module")
-def real_crops(synthetic_coco):
+def real_crops(tiny_exports):
     """Generated-data crops through the evaluation pipeline: (calibration, held out)."""
-    crops = calibration_crops(synthetic_coco / "annotations" / "person_keypoints_train2017.json",
-                              synthetic_coco / "train2017", (32, 64), count=60, seed=0)
-    return crops[:40], crops[40:]
+    return tiny_exports.crops
 
 
 @pytest.fixture(scope="module")
-def exports(model, real_crops, tmp_path_factory):
-    """``exports(fmt, quantize=None)``: the path of that export of ``model``, made once."""
-    folder = tmp_path_factory.mktemp("exports")
-    made = {}
-
-    def get(fmt, quantize=None):
-        if (fmt, quantize) not in made:
-            name = {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
-            path = folder / f"{quantize or 'float32'}_{name}"
-            made[fmt, quantize] = export_model(model, path, fmt, quantize=quantize,
-                                               calibration=real_crops[0])
-        return made[fmt, quantize]
-    return get
+def exports(tiny_exports):
+    """``exports(fmt, quantize=None)``: the path of that export of ``model``, made once per
+    session (``tests/shared_exports.py``)."""
+    return tiny_exports.path
 
 
 def _predictor_outputs(network, crops, flip=True):
@@ -112,7 +101,8 @@ def test_float32_parity_bound_refuses_one_perturbed_weight(model, exports, tiny_
     path = exports(fmt)
     check = parity(model, path, fmt)
     assert check["max_abs_diff"] <= parity_bound(check), check
-    twin = randomized(HRNet(psa_placement="branch", **tiny_hrnet), seed=1)
+    twin = randomized(HRNet(psa_placement="branch", **tiny_hrnet), seed=1)  # the model's
+    assert all(np.array_equal(a, b) for a, b in zip(twin.get_weights(), model.get_weights()))
     weight = next(w for w in twin.weights if w.path == "stage3_m0_fuse_2_0_down0_conv/kernel")
     value = weight.numpy()
     value.flat[0] += 0.01 * value.std()
@@ -288,19 +278,33 @@ def test_export_tool_refuses_before_loading(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ann.json"]
 
 
-def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
+def test_export_tool_verdict_follows_the_tolerance(model, exports, tmp_path, capsys,
+                                                   monkeypatch):
     """tools/export.py says OK and exits 0 when the export agrees within --tolerance, and
     FAILED with exit status 1 when it does not (a tolerance below any float32 export's
-    difference). In ONNX: the verdict code is the same for every format, and this test
-    took 22 s with ONNX against 33 s with TFLite alone on 2 cores (the tool's .tflite
-    verdict is checked by tests/tools/test_export_chain.py)."""
+    difference). In ONNX: the verdict code is the same for every format. The tool's export
+    call is answered with the session's ONNX export of the same model (``exports``), the
+    bytes the tool's own ``export_model`` call would write: the tool's own export runs in
+    tests/tools/test_export_chain.py (.tflite and .onnx, with their verdicts)."""
     import runpy
+    import shutil
 
+    import pose.apis.export as export_module
     from pose.engine.checkpoint import save_model
     from pose.errors import run_tool
 
     weights = tmp_path / "m.keras"
     save_model(model, weights)
+    asked = []
+
+    def shared_export(network, path, fmt, quantize=None, calibration=None, float_ops=()):
+        asked.append((fmt, quantize))
+        assert all(np.array_equal(a, b) for a, b in zip(network.get_weights(),
+                                                          model.get_weights()))
+        shutil.copyfile(exports(fmt, quantize), path)
+        return os.path.abspath(path)
+
+    monkeypatch.setattr(export_module, "export_model", shared_export)
     main = runpy.run_path(str(REPO / "tools" / "export.py"), run_name="tool_under_test")["main"]
     out = tmp_path / "m.onnx"
     assert main(["--weights", str(weights), "--format", "onnx", "--out", str(out)]) == 0
@@ -311,6 +315,7 @@ def test_export_tool_verdict_follows_the_tolerance(model, tmp_path, capsys):
                            str(strict), "--tolerance", "1e-15"]) == 1
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.startswith("parity: ") and verdict.endswith(": FAILED"), verdict
+    assert asked == [("onnx", None)] * 2
     # a refused export is not left where the output would be, nor its config beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [".psa-pose-outputs.json", "m.keras", "m.onnx"])

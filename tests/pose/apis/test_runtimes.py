@@ -24,21 +24,11 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_hrnet, randomized):
-    """A tiny random model, its config, and its .tflite and .onnx with the config beside."""
-    from pose.apis.export import export_model
-    from pose.config import Config, ModelConfig, TestConfig, config_path_for, save_config
-    from pose.engine.checkpoint import build_model
-
-    config = Config(model=ModelConfig(psa_placement="branch", **tiny_hrnet),
-                    test=TestConfig(batch_size=4))
-    model = randomized(build_model(config.model), seed=4)
-    folder = tmp_path_factory.mktemp("runtimes")
-    paths = {}
-    for fmt in ("tflite", "onnx"):
-        paths[fmt] = export_model(model, folder / f"tiny.{fmt}", fmt)
-        save_config(config, config_path_for(paths[fmt]))
-    return model, config, paths
+def exported(tiny_exports):
+    """A tiny random model, its config, and its .tflite and .onnx with the config beside
+    (made once per session: ``tests/shared_exports.py``)."""
+    return (tiny_exports.model, tiny_exports.config,
+            {fmt: tiny_exports.path(fmt) for fmt in ("tflite", "onnx")})
 
 
 def test_choose_runtime(tmp_path):

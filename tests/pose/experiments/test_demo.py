@@ -32,14 +32,37 @@ def test_overlays_from_ground_truth_results_on_the_real_sample(tmp_path, coco_sa
 
 
 def test_export_and_infer_runs_the_tflite_through_the_tool(tmp_path, synthetic_coco,
-                                                           tiny_config, randomized, caplog):
-    from pose.engine.checkpoint import build_model, save_model
+                                                           tiny_config, tiny_exports, caplog,
+                                                           monkeypatch):
+    """The checkpoint's model goes to ``export_model`` as a float32 .tflite, whose tool run
+    draws every image. The export call is answered with the session's .tflite of the same
+    model (``tiny_exports``: what ``export_model`` writes is tested in
+    tests/pose/apis/test_export.py)."""
+    import shutil
 
+    import numpy as np
+
+    import pose.apis.export as export_module
+    from pose.engine.checkpoint import save_model
+
+    asked = []
+
+    def shared_export(model, path, fmt, quantize=None, calibration=None, float_ops=()):
+        asked.append((fmt, quantize))
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(),
+                                                          tiny_exports.model.get_weights()))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # as it does
+        shutil.copyfile(tiny_exports.path(fmt, quantize), path)
+        return os.path.abspath(path)
+
+    monkeypatch.setattr(export_module, "export_model", shared_export)
     caplog.set_level(logging.INFO, logger="pose.experiments.demo")
     checkpoint = tmp_path / "tiny.keras"
-    save_model(randomized(build_model(tiny_config.model)), checkpoint, tiny_config)
+    assert tiny_exports.config.model == tiny_config.model
+    save_model(tiny_exports.model, checkpoint, tiny_config)
     startup = export_and_infer(checkpoint, synthetic_coco / "val2017",
                                synthetic_coco / tiny_config.test.detections, tmp_path / "tfl")
+    assert asked == [("tflite", None)]
     assert startup.startswith("start-up: model ready") and "first overlay" in startup
     printed = caplog.text
     assert "runtime litert (ai-edge-litert" in printed and "first overlay" in printed
