@@ -91,6 +91,11 @@ class Predictor:
 
     def predict(self, crops, center, scale):
         """Keypoints (B, K, 2) in image pixels and their scores (B, K)."""
-        coords, scores = self.codec.decode(self.heatmaps(crops))
+        return self.keypoints(self.heatmaps(crops), center, scale)
+
+    def keypoints(self, heatmaps, center, scale):
+        """``heatmaps`` (B, H_hm, W_hm, K) of crops at ``center``, ``scale`` (B, 2) →
+        keypoints (B, K, 2) in image pixels and their scores (B, K)."""
+        coords, scores = self.codec.decode(heatmaps)
         udp = self.codec.encoding == "udp"
         return crop_to_image(coords, center, scale, self.codec.input_size, udp=udp), scores
