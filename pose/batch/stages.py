@@ -62,9 +62,14 @@ ERROR_SCHEMA = pa.schema([("input", pa.int64()), ("source", pa.string()),
                           ("reason", pa.string())])
 
 
+def task_block(number):
+    """The block of one task of the dataset: its task number (``id``)."""
+    return [pa.table({"id": pa.array([number], pa.int64())})]
+
+
 def read_tasks(batch, tasks, exif_orientation=True):
     """Read stage: the parts of the batch's tasks (``batch["id"]``: task numbers, as
-    ``ray.data.range`` gives them) from the run's task table (an actor handle of a
+    ``task_block`` gives them) from the run's task table (an actor handle of a
     ``pose.batch.plan.TaskTable``), read by ``read_parts``."""
     import ray
 

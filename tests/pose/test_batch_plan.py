@@ -115,6 +115,20 @@ def test_the_tasks_byte_ranges_give_exactly_each_shards_parts(tmp_path):
          for n in range(tasks)]
 
 
+def test_the_task_numbers_are_one_block_each_and_their_read_tasks_pickle_small():
+    import ray.cloudpickle
+
+    from pose.batch.extraction import task_numbers
+
+    read_tasks = task_numbers(5).get_read_tasks(5)
+    blocks = [list(task()) for task in read_tasks]
+    assert [[b.column("id").to_pylist() for b in bs] for bs in blocks] == [
+        [[n]] for n in range(5)]
+    assert [t.metadata.num_rows for t in read_tasks] == [1] * 5
+    # Ray Data puts every read task in the object store and keeps it for the whole run
+    assert max(len(ray.cloudpickle.dumps(t)) for t in read_tasks) < 1000
+
+
 def _rows(shard, input, people=1):
     """The pose stage's rows of one image part: its marker and ``people`` persons."""
     common = dict(shard=shard, input=input, range=0, part_rows=1, shard_parts=2,
