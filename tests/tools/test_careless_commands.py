@@ -247,7 +247,8 @@ def test_a_read_only_output_folder_is_refused_before_loading(capsys, made, tmp_p
 ])
 def test_a_real_process_prints_exactly_one_line(tmp_path, tiny_config, tool, args):
     """No TensorFlow/absl/CUDA start-up line reaches stderr, whatever TF_CPP_MIN_LOG_LEVEL
-    says (absl's and cudart_stub's lines ignore it); --debug shows them and the traceback."""
+    says (absl's and cudart_stub's lines ignore it): one line and exit 2, no traceback;
+    --debug shows them and the traceback (exit 1)."""
     save_config(tiny_config, tmp_path / "exp.yaml")
     command = [sys.executable, f"tools/{tool}.py"] + [a.format(tmp=tmp_path) for a in args]
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -257,6 +258,8 @@ def test_a_real_process_prints_exactly_one_line(tmp_path, tiny_config, tool, arg
     assert len(run.stderr.splitlines()) == 1 and run.stderr.startswith("error: "), run.stderr
     assert not (tmp_path / "o").exists() and not (tmp_path / "run").exists()
     if tool == "test":
+        assert run.stderr == f"error: checkpoint not found: {tmp_path / 'none.keras'}\n"
         debug = subprocess.run(command + ["--debug"], cwd=ROOT, env=env, capture_output=True,
                                text=True, timeout=300)
         assert debug.returncode == 1 and "Traceback" in debug.stderr
+        assert "CheckpointError: checkpoint not found" in debug.stderr

@@ -1,13 +1,12 @@
 """Every tool turns a user mistake into one line ``error: ...`` on stderr and exit code 2,
-before writing anything (the README's troubleshooting table quotes these messages)."""
+before writing anything (the README's troubleshooting table quotes these messages). The
+tools run in this process; the real process (its one line, its exit codes, --debug's
+traceback) is tests/tools/test_careless_commands.py::test_a_real_process_prints_exactly_one_line."""
 
 import dataclasses
 import json
-import os
 import re
 import runpy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -116,20 +115,3 @@ def test_missing_and_corrupt_checkpoints(capsys, tmp_path):
                       "--out", tmp_path / "m.tflite")
     assert (code, line) == (2, f"error: corrupt checkpoint {empty}: empty file")
     assert not (tmp_path / "o").exists()
-
-
-def test_the_command_line_prints_no_traceback_unless_debug(tmp_path):
-    """The real process: one line on stderr and exit 2; --debug shows the traceback."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "tools/test.py", "--weights", str(tmp_path / "none.keras"),
-               "--out", str(tmp_path)]
-    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1] == (
-        f"error: checkpoint not found: {tmp_path / 'none.keras'}")
-    assert "Traceback" not in run.stderr
-    run = subprocess.run(command + ["--debug"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert run.returncode == 1 and "Traceback" in run.stderr
-    assert "CheckpointError: checkpoint not found" in run.stderr
