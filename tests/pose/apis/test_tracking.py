@@ -424,23 +424,30 @@ def still_clip(tmp_path_factory):
     return path, truth
 
 
+@pytest.fixture(scope="module")
+def official_tiny_estimator(official_hrnet_dir):
+    """A ``PoseEstimator`` of the tiny official checkpoint, loaded once (``run_inference``
+    keeps no state in it: each run makes its own trackers)."""
+    from pose.apis.estimator import PoseEstimator, load_network
+
+    model, config = load_network(official_hrnet_dir / "pose_hrnet_tiny.pth")
+    return PoseEstimator.from_config(model, config, flip=False)
+
+
 @pytest.mark.parametrize("metric", ["oks", "iou"])
 @pytest.mark.parametrize("smooth", [False, True])
-def test_detect_every_keeps_the_detectors_people_as_the_ids(official_hrnet_dir, still_clip,
-                                                           tmp_path, metric, smooth):
+def test_detect_every_keeps_the_detectors_people_as_the_ids(official_tiny_estimator,
+                                                           still_clip, tmp_path, metric,
+                                                           smooth):
     """Issue 28: with the tiny official checkpoint (its poses are far from the people, so
     the boxes made from them drift) and ``detect_every=5``, two still people keep ids 0
     and 1 on every frame: a person found in a box propagated from track T continues T,
     and a detector frame matches the tracks' poses at their last detector frame too.
     (Before: 8 ids for 2 people on these 11 frames.)"""
-    from pose.apis.estimator import PoseEstimator, load_network
-
     path, truth = still_clip
-    model, config = load_network(official_hrnet_dir / "pose_hrnet_tiny.pth")
-    estimator = PoseEstimator.from_config(model, config, flip=False)
     boxes = CountingBoxes(truth)
-    report = run_inference(estimator, collect_inputs([path]), tmp_path / "out", boxes,
-                           verbose=0, tracking=TrackingParams(
+    report = run_inference(official_tiny_estimator, collect_inputs([path]), tmp_path / "out",
+                           boxes, verbose=0, tracking=TrackingParams(
                                metric=metric, detect_every=5,
                                smooth=OneEuroParams() if smooth else None))
     assert boxes.calls == [0, 5, 10]
