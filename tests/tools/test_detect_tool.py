@@ -10,7 +10,10 @@ import numpy as np
 from pose.apis.boxes import DetectionBoxes
 from pose.apis.detection_results import stable_image_id
 from tests.pose.apis.detector_files import onnx_detector
-from tests.tools.test_pretrained_tools import _tool  # runs tools/NAME in a subprocess
+from tests.tools.test_pretrained_tools import (
+    _tool,  # runs tools/NAME in a subprocess
+    _tool_here,  # tools/NAME in this process
+)
 
 
 def _gt_detector(path, coco_sample_dir):
@@ -27,7 +30,8 @@ def _gt_detector(path, coco_sample_dir):
     return boxes
 
 
-def test_detect_then_test_and_infer_read_it(coco_sample_dir, official_hrnet_dir, tmp_path):
+def test_detect_then_test_and_infer_read_it(coco_sample_dir, official_hrnet_dir, tmp_path,
+                                            capsys):
     detector = tmp_path / "end2end.onnx"
     gt = _gt_detector(detector, coco_sample_dir)
     annotations = coco_sample_dir / "person_keypoints_sample.json"
@@ -50,9 +54,11 @@ def test_detect_then_test_and_infer_read_it(coco_sample_dir, official_hrnet_dir,
     boxes, _ = source(np.zeros((425, 640, 3), np.uint8), "somewhere/000000000785.jpg", None)
     np.testing.assert_allclose(boxes, [d["bbox"] for d in mine])
 
-    run = _tool("test.py", "--weights", official_hrnet_dir / "pose_hrnet_tiny_legacy.pth",
-                "--input-size", 64, 96, "--boxes", out, "--annotations", annotations,
-                "--images", coco_sample_dir / "images", "--no-flip", "--out", tmp_path / "test")
+    run = _tool_here(capsys, "test.py", "--weights",
+                     official_hrnet_dir / "pose_hrnet_tiny_legacy.pth",
+                     "--input-size", 64, 96, "--boxes", out, "--annotations", annotations,
+                     "--images", coco_sample_dir / "images", "--no-flip", "--out",
+                     tmp_path / "test")
     assert run.returncode == 0, run.stderr[-2000:]
     metrics = json.loads((tmp_path / "test" / "metrics.json").read_text())
     assert metrics["num_boxes"] == len(dets) and 0.0 <= metrics["AP"] <= 1.0

@@ -17,7 +17,31 @@ def _tool(name, *args, timeout=300):
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
 
 
-def test_convert_reports_and_checks(official_hrnet_dir, tmp_path):
+def _tool_here(capsys, name, *args):
+    """``tools/NAME``'s ``main`` in this process (TensorFlow is already imported), as
+    ``_tool`` gives it: ``(returncode, stdout, stderr)``. The graph-optimizer setting of
+    tools/infer.py (process-wide) is put back after the run."""
+    import runpy
+    import types
+
+    import tensorflow as tf
+
+    from pose.errors import run_tool
+
+    main = runpy.run_path(os.path.join(REPO, "tools", name), run_name="tool")["main"]
+    options = tf.config.optimizer.get_experimental_options()
+    capsys.readouterr()
+    try:
+        code = run_tool(main, [str(a) for a in args])
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False,
+                                                      **options})
+    out, err = capsys.readouterr()
+    return types.SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_convert_reports_and_checks(official_hrnet_dir, tmp_path, capsys):
+    """The real process of tools/convert.py; its refusal in this process."""
     out = tmp_path / "model.keras"
     run = _tool("convert.py", official_hrnet_dir / "checkpoint_dataparallel.pth", "--out", out,
                 "--input-size", 64, 96, "--check", official_hrnet_dir / "io.npz")
@@ -35,15 +59,17 @@ def test_convert_reports_and_checks(official_hrnet_dir, tmp_path):
     assert json.loads((tmp_path / ".psa-pose-outputs.json").read_text()) == {
         "files": {"model.keras": "tools/convert.py", "model.yaml": "tools/convert.py"}}
 
-    run = _tool("convert.py", official_hrnet_dir / "malicious.pth", "--out",
-                tmp_path / "evil.keras")
+    run = _tool_here(capsys, "convert.py", official_hrnet_dir / "malicious.pth", "--out",
+                     tmp_path / "evil.keras")
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "posix.system" in run.stderr and "malicious.pth" in run.stderr
     assert not (tmp_path / "evil.keras").exists()
 
 
-def test_infer_and_test_take_a_pth(official_hrnet_dir, coco_sample_dir, tmp_path):
+def test_infer_and_test_take_a_pth(official_hrnet_dir, coco_sample_dir, tmp_path, capsys):
+    """The real process of tools/infer.py on a .pth; the converted file's run and
+    tools/test.py in this process."""
     weights = official_hrnet_dir / "pose_hrnet_tiny_legacy.pth"
     image = sorted((coco_sample_dir / "images").iterdir())[0]
     run = _tool("infer.py", "--weights", weights, "--input-size", 64, 96, image,
@@ -55,13 +81,14 @@ def test_infer_and_test_take_a_pth(official_hrnet_dir, coco_sample_dir, tmp_path
     # The same weights converted first give the same keypoints: .pth = conversion.
     converted = tmp_path / "tiny.keras"
     convert_checkpoint(weights, converted, input_size=(64, 96))
-    run = _tool("infer.py", "--weights", converted, image, "--out", tmp_path / "again",
-                "--no-flip", "--quiet")
+    run = _tool_here(capsys, "infer.py", "--weights", converted, image, "--out",
+                     tmp_path / "again", "--no-flip", "--quiet")
     assert run.returncode == 0, run.stderr[-2000:]
     again = json.loads((tmp_path / "again" / "predictions.json").read_text())
     assert again[0]["keypoints"] == predictions[0]["keypoints"]
 
-    run = _tool("test.py", "--weights", weights, "--input-size", 64, 96, "--gt-boxes",
+    run = _tool_here(capsys, "test.py", "--weights", weights, "--input-size", 64, 96,
+                     "--gt-boxes",
                 "--annotations", coco_sample_dir / "person_keypoints_sample.json",
                 "--images", coco_sample_dir / "images", "--out", tmp_path / "test")
     assert run.returncode == 0, run.stderr[-2000:]
