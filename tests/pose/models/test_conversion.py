@@ -39,6 +39,13 @@ def tiny_model(official_hrnet_dir, tiny_pose):
     return model
 
 
+@pytest.fixture(scope="module")
+def scratch_model(tiny_pose):
+    """A network of the tiny official architecture for the refusal tests, built once: they
+    read its weight shapes, and what a partial assignment writes into it is never read."""
+    return HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+
+
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_every_layout_is_recognised_with_the_same_weights(official_hrnet_dir, tiny_pose, name):
     checkpoint = read_pretrained(official_hrnet_dir / name)
@@ -100,7 +107,7 @@ def test_imagenet_multi_scale_fusion_of_the_last_module_is_skipped(tmp_path, tin
 
 
 @pytest.mark.parametrize("manifest", ["w32_256x192", "w48_256x192"])
-def test_full_official_key_manifests_map_onto_hrnet(official_hrnet_dir, manifest):
+def test_full_official_key_manifests_map_onto_hrnet(official_hrnet_dir, built_hrnet, manifest):
     keys = json.loads(gzip.decompress(
         (official_hrnet_dir / "official_keys.json.gz").read_bytes()))[manifest]
     # Only shapes matter: zero-strided stand-ins cost no memory.
@@ -110,7 +117,7 @@ def test_full_official_key_manifests_map_onto_hrnet(official_hrnet_dir, manifest
     width = int(manifest[1:3])
     assert architecture == dict(width=width, num_keypoints=17, stage_modules=(1, 4, 3),
                                 stage1_blocks=4, stem_width=64, num_blocks=4, stage_blocks=None)
-    model = HRNet(psa_placement="none", **architecture)  # built, never run
+    model = built_hrnet(psa_placement="none", **architecture)  # built, never run
     model_shapes = {v.path: tuple(v.shape) for v in model.weights}
     mapped = {}
     for key, shape in state_dict.items():
@@ -123,8 +130,8 @@ def test_full_official_key_manifests_map_onto_hrnet(official_hrnet_dir, manifest
     assert set(mapped) == set(model_shapes)  # every Keras weight receives one tensor
 
 
-def test_unknown_missing_and_mismatched_tensors_are_errors(tiny_pose):
-    model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+def test_unknown_missing_and_mismatched_tensors_are_errors(tiny_pose, scratch_model):
+    model = scratch_model
     with pytest.raises(CheckpointError, match="stage2.0.branches.0.0.conv3.weight"):
         keras_weight_path("stage2.0.branches.0.0.conv3.weight", "x.pth")
     unknown = {"stage2.0.branches.0.0.conv3.weight": np.ones((6, 6, 1, 1), np.float32)}
@@ -187,7 +194,8 @@ def _nested_state_dict(w, path, state):
                    storages)
 
 
-def test_unknown_tensors_are_refused_not_dropped(tmp_path, tiny_pose, torch_checkpoint_writer):
+def test_unknown_tensors_are_refused_not_dropped(tmp_path, tiny_pose, scratch_model,
+                                                 torch_checkpoint_writer):
     state = dict(tiny_pose.state_dict, **{"stage2.0.branches.0.0.conv3.weight":
                                           np.ones((6, 6, 1, 1), np.float32)})
     path = torch_checkpoint_writer.write_state_dict(tmp_path / "extra.pth", state)
@@ -195,7 +203,7 @@ def test_unknown_tensors_are_refused_not_dropped(tmp_path, tiny_pose, torch_chec
                                               r"HRNet: stage2\.0\.branches\.0\.0\.conv3\.weight"):
         read_pretrained(path)
     # A name with a rule but no layer in this network (a fifth branch) is refused too.
-    model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+    model = scratch_model
     extra = dict(tiny_pose.state_dict, **{"stage4.1.fuse_layers.0.4.1.bias":
                                           np.ones(6, np.float32),
                                           "stage4.1.fuse_layers.0.4.1.weight":
@@ -206,8 +214,8 @@ def test_unknown_tensors_are_refused_not_dropped(tmp_path, tiny_pose, torch_chec
                                 "stage4_m1_fuse_0_4_bn/beta, stage4_m1_fuse_0_4_bn/gamma")
 
 
-def test_weights_of_the_right_size_but_another_shape_are_refused(tiny_pose):
-    model = HRNet(input_size=(64, 96), psa_placement="none", **tiny_pose.architecture())
+def test_weights_of_the_right_size_but_another_shape_are_refused(tiny_pose, scratch_model):
+    model = scratch_model
     final = tiny_pose.state_dict["final_layer.weight"]  # (17, 6, 1, 1)
     swapped = dict(tiny_pose.state_dict, **{"final_layer.weight": final.reshape(6, 17, 1, 1)})
     with pytest.raises(CheckpointError, match=r"final_layer/kernel: \(1, 1, 17, 6\) in x\.pth, "

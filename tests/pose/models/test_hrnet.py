@@ -18,15 +18,15 @@ def tiny_models(tiny_hrnet):
 
 
 @pytest.mark.parametrize("width, expected", [(32, 28_536_113), (48, 63_595_745)])
-def test_trainable_parameters_equal_the_official_models(width, expected):
+def test_trainable_parameters_equal_the_official_models(built_hrnet, width, expected):
     # The official pose_hrnet_w32/w48 checkpoints' parameter counts (17 keypoints).
-    model = HRNet(width=width, psa_placement="none")
+    model = built_hrnet(width=width, psa_placement="none")
     assert count_trainable_params(model) == expected
 
 
-def test_w32_macs_match_the_official_complexity_table():
+def test_w32_macs_match_the_official_complexity_table(built_hrnet):
     # Official table: 7.1 GFLOPs for W32 at 256x192, computed as MACs / 2**30.
-    model = HRNet(width=32, input_size=(192, 256), psa_placement="none")
+    model = built_hrnet(width=32, input_size=(192, 256), psa_placement="none")
     macs = count_macs(model)
     assert abs(macs - 7.645e9) / 7.645e9 < 0.01
     assert round(macs / 2**30, 1) == 7.1
@@ -64,8 +64,10 @@ def test_stride2_conv_pads_one_pixel_on_every_side_like_pytorch():
     np.testing.assert_allclose(model(image)[0], expected, atol=1e-5)
 
 
-def test_layer_names_mirror_the_official_module_hierarchy():
-    model = HRNet(width=8, psa_placement="branch", input_size=(32, 64))
+def test_layer_names_mirror_the_official_module_hierarchy(built_hrnet):
+    # The full-depth network (names depend on neither width, input size nor PSA mode): the
+    # one of test_psa_counts_at_w32, built once.
+    model = built_hrnet(width=32, psa_placement="branch", psa_mode="sequential")
     names = {layer.name for layer in model.layers}
     for name in ("stem_conv1", "stem_bn2", "layer1_block0_downsample_conv", "layer1_block3_conv3",
                  "transition1_b0_conv", "transition1_b1_down0_conv", "transition3_b3_down0_bn",
@@ -157,10 +159,10 @@ def test_psa_placement(tiny_models):
     assert psa.input is tiny_models["block"].get_layer("stage3_m0_b2_block0_relu1").output
 
 
-def test_psa_counts_at_w32():
+def test_psa_counts_at_w32(built_hrnet):
     # Stages 2-4 have 1x2 + 4x3 + 3x4 = 26 branch outputs, each with 4 basic blocks.
     for placement, expected in (("branch", 26), ("block", 104)):
-        model = HRNet(width=32, psa_placement=placement, psa_mode="sequential")
+        model = built_hrnet(width=32, psa_placement=placement, psa_mode="sequential")
         layers = [layer for layer in model.layers if isinstance(layer, PolarizedSelfAttention)]
         assert len(layers) == expected
         assert {layer.mode for layer in layers} == {"sequential"}
