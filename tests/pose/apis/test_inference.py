@@ -5,8 +5,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -447,22 +445,45 @@ def test_odd_images_work_and_unreadable_ones_are_listed(estimator, tmp_path):
 # ----------------------------------------------------------------------------- the tool
 
 
-def _tool(*args, timeout=120):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, str(REPO / "tools" / "infer.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+@pytest.fixture
+def tool(capsys):
+    """``tool(*args)``: tools/infer.py's ``main`` in this process (TensorFlow is already
+    imported; the real process, its exit codes and its one error line are tested in
+    tests/pose/apis/test_runtimes.py and tests/tools/test_careless_commands.py):
+    ``(returncode, stdout, stderr)``. The graph-optimizer setting the tool makes for
+    TensorFlow (process-wide) is put back after each run."""
+    import runpy
+    import types
+
+    import tensorflow as tf
+
+    from pose.errors import run_tool
+
+    main = runpy.run_path(str(REPO / "tools" / "infer.py"), run_name="infer")["main"]
+
+    def run(*args):
+        options = tf.config.optimizer.get_experimental_options()
+        capsys.readouterr()
+        try:
+            code = run_tool(main, [str(a) for a in args])
+        finally:
+            tf.config.optimizer.set_experimental_options(
+                {"disable_meta_optimizer": False, **options})
+        out, err = capsys.readouterr()
+        return types.SimpleNamespace(returncode=code, stdout=out, stderr=err)
+    return run
 
 
-def test_tool_errors_are_clear_and_fast(checkpoint, tmp_path):
+def test_tool_errors_are_clear_and_fast(checkpoint, tool, tmp_path):
     weights = checkpoint[0]
-    run = _tool("--weights", weights, tmp_path / "nope.jpg", "--out", tmp_path / "o")
+    run = tool("--weights", weights, tmp_path / "nope.jpg", "--out", tmp_path / "o")
     assert run.returncode == 2 and "nope.jpg" in run.stderr
     (tmp_path / "empty").mkdir()
-    run = _tool("--weights", weights, tmp_path / "empty", "--out", tmp_path / "o")
+    run = tool("--weights", weights, tmp_path / "empty", "--out", tmp_path / "o")
     assert run.returncode == 2 and "holds no image or video" in run.stderr
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.jpg").write_bytes(b"")
-    run = _tool("--weights", weights, tmp_path / "bad", "--out", tmp_path / "o2")
+    run = tool("--weights", weights, tmp_path / "bad", "--out", tmp_path / "o2")
     assert run.returncode == 2  # nothing processed is a failure, and writes nothing
     assert run.stderr.strip().splitlines() == [
         f"error: nothing was processed: none of the 1 input(s) could be read "
@@ -470,19 +491,19 @@ def test_tool_errors_are_clear_and_fast(checkpoint, tmp_path):
     assert not (tmp_path / "o2").exists()
     if not hasattr(cv2, "HOGDescriptor"):
         _write_image(tmp_path / "a.png", _photo())
-        run = _tool("--weights", weights, tmp_path / "a.png", "--detector", "hog",
+        run = tool("--weights", weights, tmp_path / "a.png", "--detector", "hog",
                     "--out", tmp_path / "o")
         assert run.returncode == 2
         assert 'pip install "opencv-python-headless<5"' in run.stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_tool_end_to_end(checkpoint, tmp_path):
+def test_tool_end_to_end(checkpoint, tool, tmp_path):
     weights = checkpoint[0]
     (tmp_path / "in").mkdir()
     for i in range(3):
         _write_image(tmp_path / "in" / f"p{i}.jpg", _photo(seed=i))
-    run = _tool("--weights", weights, str(tmp_path / "in" / "*.jpg"), "--out",
+    run = tool("--weights", weights, str(tmp_path / "in" / "*.jpg"), "--out",
                 tmp_path / "out", "--no-flip", "--batch-size", "2", "--quiet")
     assert run.returncode == 0, run.stderr[-2000:]
     first, second = run.stdout.splitlines()[:2]
@@ -499,13 +520,13 @@ def test_tool_end_to_end(checkpoint, tmp_path):
 
 
 def test_tool_keypoints_equal_the_in_process_keras_path(coco_sample_dir, checkpoint, estimator,
-                                                        tmp_path):
+                                                        tool, tmp_path):
     """The tool traces ahead with TensorFlow's graph optimizer off (its fast start-up); the
     keypoints are those of the default in-process path (flip test on, detector boxes)."""
     weights = checkpoint[0]
     images = coco_sample_dir / "images"
     det = coco_sample_dir / "person_detection_results_sample.json"
-    run = _tool("--weights", weights, images, "--boxes", det, "--out", tmp_path / "tool",
+    run = tool("--weights", weights, images, "--boxes", det, "--out", tmp_path / "tool",
                 "--quiet")
     assert run.returncode == 0, run.stderr[-2000:]
     assert "flip test on" in run.stdout
