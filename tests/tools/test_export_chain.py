@@ -3,6 +3,8 @@
 ``tools/infer.py`` on a real COCO image with its ground-truth boxes, against
 ``tools/infer.py`` on the ``.pth`` itself."""
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -41,6 +43,24 @@ def _tool(name, *args):
                           capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
+def _tool_here(name, *args):
+    """``tools/NAME``'s ``main`` in this process: (code, stderr). The real processes of
+    tools/convert.py and tools/infer.py on a .pth run in tests/tools/test_pretrained_tools.py;
+    the graph-optimizer setting tools/infer.py makes (process-wide) is put back."""
+    import tensorflow as tf
+
+    main = runpy.run_path(os.path.join(REPO, "tools", name), run_name="tool")["main"]
+    options = tf.config.optimizer.get_experimental_options()
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = run_tool(main, [str(a) for a in args])
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False,
+                                                      **options})
+    return code, err.getvalue()
+
+
 def _keypoints(out_dir):
     """{box: (17, 2) keypoints} of an infer.py run (the box identifies the person)."""
     predictions = json.loads((out_dir / "predictions.json").read_text())
@@ -60,31 +80,49 @@ def chain(official_hrnet_dir, coco_sample_dir, tmp_path_factory):
     image = coco_sample_dir / "images" / f"{IMAGE_ID:012d}.jpg"
     pth = official_hrnet_dir / "pose_hrnet_tiny.pth"
 
-    run = _tool("convert.py", pth, "--out", folder / "tiny.keras", "--input-size", 64, 96)
-    assert run.returncode == 0, run.stderr[-2000:]
-    run = _tool("infer.py", "--weights", pth, "--input-size", 64, 96, image,
-                "--boxes", boxes_file, "--out", folder / "pth", "--quiet")
-    assert run.returncode == 0, run.stderr[-2000:]
+    code, err = _tool_here("convert.py", pth, "--out", folder / "tiny.keras",
+                           "--input-size", 64, 96)
+    assert code == 0, err[-2000:]
+    code, err = _tool_here("infer.py", "--weights", pth, "--input-size", 64, 96, image,
+                           "--boxes", boxes_file, "--out", folder / "pth", "--quiet")
+    assert code == 0, err[-2000:]
     reference = _keypoints(folder / "pth")
     assert len(reference) == len(boxes) == 5
     return dict(folder=folder, keras=folder / "tiny.keras", pth=pth, image=image,
                 boxes=boxes_file, reference=reference)
 
 
+@pytest.fixture(scope="module")
+def exports(chain):
+    """``exports(capsys, fmt, quantize=None, source="keras")``: tools/export.py run once per
+    module on the converted checkpoint (or the .pth itself), on an AVX2-only CPU whatever
+    this host is: (code, stdout, path)."""
+    made = {}
+
+    def get(capsys, fmt, quantize=None, source="keras"):
+        if (fmt, quantize, source) not in made:
+            path = chain["folder"] / f"{source}_{quantize or 'float32'}.{fmt}"
+            weights = ([chain["keras"]] if source == "keras" else
+                       [chain["pth"], "--input-size", 64, 96])
+            quantized = ["--quantize", quantize] if quantize else []
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr("pose.apis.cpu_features.cpu_flags", lambda: ["avx", "avx2", "fma"])
+                code, out = _export(capsys, "--weights", *weights, "--format", fmt,
+                                    "--out", path, *quantized)
+            made[fmt, quantize, source] = code, out, path
+        return made[fmt, quantize, source]
+    return get
+
+
 @pytest.mark.parametrize("fmt,quantize,source", [
     ("tflite", None, "keras"), ("onnx", None, "keras"),
     ("tflite", "dynamic", "keras"), ("onnx", "dynamic", "keras"),
     ("onnx", None, "pth")])  # tools/export.py takes the .pth itself too
-def test_official_checkpoint_to_fast_runtime(chain, capsys, monkeypatch, fmt, quantize, source):
+def test_official_checkpoint_to_fast_runtime(chain, exports, capsys, fmt, quantize, source):
     # An AVX2-only CPU, whatever this host is: the tool says a quantized file may be slow.
-    monkeypatch.setattr("pose.apis.cpu_features.cpu_flags", lambda: ["avx", "avx2", "fma"])
     folder = chain["folder"]
-    name = f"{source}_{quantize or 'float32'}.{fmt}"
-    weights = ([chain["keras"]] if source == "keras" else
-               [chain["pth"], "--input-size", 64, 96])
-    quantized = ["--quantize", quantize] if quantize else []
-    code, out = _export(capsys, "--weights", *weights, "--format", fmt,
-                        "--out", folder / name, *quantized)
+    code, out, path = exports(capsys, fmt, quantize, source)
+    name = path.name
     assert code == 0, out[-2000:]
     assert ("note: this CPU has no int8 dot-product instructions" in out) == bool(quantize)
     if quantize is None:  # default flags pass, although the outputs are large
@@ -107,7 +145,8 @@ def test_official_checkpoint_to_fast_runtime(chain, capsys, monkeypatch, fmt, qu
         assert np.mean(shifts <= 0.5) >= MIN_DYNAMIC_KEPT, np.sort(shifts)
 
 
-def test_the_ap_of_an_export_is_the_ap_of_the_checkpoint(chain, coco_sample_dir, capsys):
+def test_the_ap_of_an_export_is_the_ap_of_the_checkpoint(chain, exports, coco_sample_dir,
+                                                         capsys):
     """tools/test.py on the float32 .onnx export of the converted checkpoint: the same
     boxes, flip test, decoding and pycocotools evaluation give the .keras model's AP to
     within 0.002 on every metric and the same keypoints to float rounding; metrics.json
@@ -119,10 +158,9 @@ def test_the_ap_of_an_export_is_the_ap_of_the_checkpoint(chain, coco_sample_dir,
                   "--images", coco_sample_dir / "images", "--gt-boxes"]
     runs = {}
     for fmt in ("keras", "onnx"):
-        weights = chain["keras"] if fmt == "keras" else folder / f"ap_float32.{fmt}"
-        if fmt != "keras":
-            code, out = _export(capsys, "--weights", chain["keras"], "--format", fmt,
-                                "--out", weights)
+        weights = chain["keras"]
+        if fmt != "keras":  # the export of test_official_checkpoint_to_fast_runtime
+            code, out, weights = exports(capsys, fmt)
             assert code == 0, out[-2000:]
         out_dir = folder / f"ap_{fmt}"
         assert run_tool(test_main, [str(a) for a in ["--weights", weights, *evaluation,
