@@ -17,6 +17,7 @@ from pose.fileio import atomic_path
 POSES = "poses"
 ERRORS = "errors"
 ERRORS_FILE = "errors.parquet"
+ERROR_GROUP_ROWS = 1024  # rows per row group of errors.parquet (merge_errors)
 
 
 @dataclasses.dataclass
@@ -187,19 +188,29 @@ def _read_parquet(path):
         return f.read(use_threads=False)
 
 
-def merge_errors(out_dir):
+def merge_errors(out_dir, group_rows=ERROR_GROUP_ROWS):
     """``errors.parquet``: the shards' error files in shard order (each sorted), one
     shard at a time: inputs are numbered in shard order, so the whole file is sorted.
-    One row group per shard: larger groups cost the writer more memory (it holds a row
-    group's pages until the group is written) than the footer saves."""
+
+    Row groups of about ``group_rows`` rows: the Parquet writer keeps every row group's
+    metadata until it writes the footer (~9 KiB each, so one group per shard grew the
+    driver by ~35 MB at 3,907 shards), while much larger groups cost Arrow's memory
+    pool a constant ~20 MB more (BENCHMARKS.md)."""
     folder = os.path.join(out_dir, ERRORS)
     with atomic_path(os.path.join(out_dir, ERRORS_FILE)) as tmp:
         with pq.ParquetWriter(tmp, stages.ERROR_SCHEMA) as f:
+            group, rows = [], 0
             for name in sorted(os.listdir(folder)):
                 if name.endswith(".parquet"):
                     table = _read_parquet(os.path.join(folder, name))
-                    f.write_table(table.cast(stages.ERROR_SCHEMA).sort_by(
+                    group.append(table.cast(stages.ERROR_SCHEMA).sort_by(
                         [("input", "ascending"), ("frame_start", "ascending")]))
+                    rows += table.num_rows
+                    if rows >= group_rows:
+                        f.write_table(pa.concat_tables(group))
+                        group, rows = [], 0
+            if group:
+                f.write_table(pa.concat_tables(group))
 
 
 def write_coco_results(out_dir, path):

@@ -129,6 +129,27 @@ def test_the_task_numbers_are_one_block_each_and_their_read_tasks_pickle_small()
     assert max(len(ray.cloudpickle.dumps(t)) for t in read_tasks) < 1000
 
 
+def test_the_errors_are_merged_in_input_order_in_row_groups_of_several_shards(tmp_path):
+    from pose.batch.shards import merge_errors
+
+    (tmp_path / "errors").mkdir()
+    want = []
+    for shard in range(5):  # each shard's rows out of order, as the writer may leave them
+        rows = [dict(input=shard * 10 + i, source=f"/x/{shard}-{i}.mp4", frame_start=start,
+                     frame_stop=None, reason=f"r{shard}") for i, start in
+                [(2, None), (0, 32), (0, 0), (1, None)]]
+        pq.write_table(pa.Table.from_pylist(rows, schema=stages.ERROR_SCHEMA),
+                       tmp_path / "errors" / plan.SHARD_NAME.format(shard))
+        want += sorted(rows, key=lambda r: (r["input"], r["frame_start"] is None,
+                                            r["frame_start"] or 0))
+    merge_errors(str(tmp_path), group_rows=6)
+    merged = pq.ParquetFile(tmp_path / "errors.parquet")
+    assert merged.read().to_pylist() == want
+    # rows of whole shards, a group once it holds 6 or more: shards 0+1, 2+3, then 4
+    assert [merged.metadata.row_group(i).num_rows for i in range(
+        merged.metadata.num_row_groups)] == [8, 8, 4]
+
+
 def _rows(shard, input, people=1):
     """The pose stage's rows of one image part: its marker and ``people`` persons."""
     common = dict(shard=shard, input=input, range=0, part_rows=1, shard_parts=2,
