@@ -236,8 +236,17 @@ def chromium():
 
 # Test modules whose module- or package-scoped fixtures are expensive (a served model, a
 # Ray cluster with an exported model) run on one xdist worker each (``--dist loadgroup``
-# in ``make test``), so that the fixture is built once, not once per worker.
-XDIST_GROUPS = {"tests/pose/serving/": "serving", "tests/tools/test_extract_tool.py": "ray"}
+# in ``make test``), so that the fixture is built once, not once per worker. The modules
+# that use ``tiny_exports`` (or ``built_hrnet``'s full-depth networks) share one worker,
+# so that each export (network) is made once.
+XDIST_GROUPS = {"tests/pose/serving/": "serving", "tests/tools/test_extract_tool.py": "ray",
+                "tests/pose/apis/test_export.py": "tiny_exports",
+                "tests/pose/apis/test_runtimes.py": "tiny_exports",
+                "tests/pose/experiments/test_demo.py": "tiny_exports",
+                "tests/pose/experiments/test_runtime_benchmark.py": "tiny_exports",
+                # built_hrnet's W32 and W48 networks
+                "tests/pose/models/test_hrnet.py": "built_hrnet",
+                "tests/pose/models/test_conversion.py": "built_hrnet"}
 
 
 def pytest_collection_modifyitems(config, items):

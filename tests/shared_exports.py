@@ -26,6 +26,11 @@ class TinyExports:
     SEED = 1
 
     def __init__(self, folder, synthetic_coco):
+        # bound now: tests answer a tool's export_model call with these files by
+        # monkeypatching pose.apis.export.export_model
+        from pose.apis.export import export_model
+
+        self._export_model = export_model
         self.folder = folder
         self._synthetic_coco = synthetic_coco
         self._made = {}
@@ -60,13 +65,12 @@ class TinyExports:
         """The export of ``model`` to ``fmt`` (``saved_model``, ``tflite``, ``onnx``)
         quantized as asked (int8 calibrated on ``crops[0]``), made on the first call."""
         if (fmt, quantize) not in self._made:
-            from pose.apis.export import export_model
             from pose.config import config_path_for, save_config
 
             name = {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
-            path = export_model(self.model, self.folder / f"{quantize or 'float32'}_{name}",
-                                fmt, quantize=quantize,
-                                calibration=self.crops[0] if quantize == "int8" else None)
+            path = self._export_model(
+                self.model, self.folder / f"{quantize or 'float32'}_{name}", fmt,
+                quantize=quantize, calibration=self.crops[0] if quantize == "int8" else None)
             save_config(self.config, config_path_for(path))
             self._made[fmt, quantize] = path
         return self._made[fmt, quantize]

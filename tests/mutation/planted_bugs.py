@@ -59,7 +59,9 @@ MODULE_TESTS = {
                 "tests/pose/test_config.py", "tests/pose/test_checks.py",
                 "tests/pose/test_called_twice.py", *FLAKY],
                ["tests/tools/test_every_option.py", "-k", "detect or infer"],
-               ["tests/tools/test_errors.py"]],
+               ["tests/tools/test_errors.py"],
+               # the real process's one line and --debug's traceback
+               ["tests/tools/test_careless_commands.py", "-k", "real_process"]],
     "cpu_features": [["tests/pose/apis/test_cpu_features.py"]],
     "tools": [["tests/tools/test_detector_options.py", "tests/tools/test_infer_options.py",
                "tests/tools/test_model_tool_options.py", "tests/tools/test_serve_options.py",

@@ -15,15 +15,35 @@ def test_variants_are_chosen_by_name_with_the_keras_baseline_first():
 
 
 def test_each_export_gets_its_ap_difference_with_a_paired_interval(
-        tiny_config, tiny_hrnet, randomized, tmp_path):
+        tiny_config, tiny_exports, tmp_path, monkeypatch):
     """``evaluate_variants``: the Keras model's AP, and for an export its AP, the difference
     to Keras and the paired 95% interval of the images; the float32 ONNX export scores the
-    Keras model's AP (to 0.002), inside its own interval."""
-    from pose.engine.checkpoint import build_model
+    Keras model's AP (to 0.002), inside its own interval. The export call of
+    ``export_variants`` is answered with the session's .onnx of the same model
+    (``tiny_exports``; ``export_model`` itself: tests/pose/apis/test_export.py)."""
+    import shutil
+
+    import numpy as np
+
+    import pose.apis.export as export_module
     from pose.experiments.runtime_benchmark import evaluate_variants, export_variants
 
-    model = randomized(build_model(tiny_config.model), seed=2)
+    model = tiny_exports.model
+    asked = []
+
+    def shared_export(network, path, fmt, quantize=None, calibration=None, float_ops=()):
+        asked.append((path, fmt, quantize, calibration))
+        assert all(np.array_equal(a, b) for a, b in zip(network.get_weights(),
+                                                          model.get_weights()))
+        shutil.copyfile(tiny_exports.path(fmt, quantize), path)
+        return path
+
+    monkeypatch.setattr(export_module, "export_model", shared_export)
+    assert tiny_exports.config.model == tiny_config.model
     paths = export_variants(model, tiny_config, tmp_path, "m", None, [("onnx", None)])
+    assert asked == [(str(tmp_path / "m.onnx"), "onnx", None, None)]
+    assert paths == {("onnx", None): str(tmp_path / "m.onnx")}
+    assert (tmp_path / "m.yaml").is_file()
     results = evaluate_variants(model, tiny_config, paths, tmp_path / "evaluation",
                                 num_resamples=200)
     keras, onnx = results[("keras", None)], results[("onnx", None)]
