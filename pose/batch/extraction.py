@@ -15,13 +15,13 @@ restarted), and the driver counts each part's rows once however often it ran (th
 ``part_rows`` markers decide: a part is done when that many markers came in, and a part
 that comes in again after it is done is ignored).
 
-The driver's memory is flat in the number of inputs: it plans the tasks as a stream into
-``tasks.bin`` (a few integers each: where their lines are in ``inputs.txt``, their
-frames), the dataset is ``ray.data.range`` over the task numbers, and the read stage gets
-its paths from a small actor on the driver's node that reads both files (``task_table``),
-so that the paths never pass through the driver or its object store and ``--out`` need
-not be shared storage. What remains per task is Ray Data's own (a read-task object and a
-block's stats).
+The driver keeps nothing per input: it plans the tasks as a stream into ``tasks.bin`` (a
+few integers each: where their lines are in ``inputs.txt``, their frames), the dataset is
+one block per task number (``task_numbers``), and the read stage gets its paths from a
+small actor on the driver's node that reads both files (``task_table``), so that the
+paths never pass through the driver or its object store and ``--out`` need not be shared
+storage. What remains per task is Ray Data's own (a read-task object, a block's stats:
+~4 KiB; BENCHMARKS.md).
 
 Outputs in ``out_dir``:
 
