@@ -104,8 +104,10 @@ def parse_args(argv=None):
     ray_group.add_argument("--frames-per-task", type=int, default=32,
                            help="video frames per task: one long video spreads over "
                                 "workers (default 32)")
-    ray_group.add_argument("--images-per-task", type=int, default=8,
-                           help="images per task (default 8)")
+    ray_group.add_argument("--images-per-task", type=int,
+                           help="images per task (default 8, more for lists longer than "
+                                "~32k inputs: about 4096 tasks, since Ray Data keeps ~5 KiB "
+                                "per task on the driver)")
     parser.add_argument("--strict", action="store_true",
                         help="a missing listed input is an error before anything runs")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -194,7 +196,9 @@ def main(argv=None):
               "batch_size": args.batch_size, "batching": args.batching},
         boxes=box_spec, keypoint_names=list(meta.keypoint_names),
         exif_orientation=not args.ignore_exif, shard_size=args.shard_size,
-        frames_per_task=args.frames_per_task, images_per_task=args.images_per_task,
+        frames_per_task=args.frames_per_task,
+        images_per_task=args.images_per_task or plan.default_images_per_task(
+            corpus.count, args.shard_size),
         threads=args.threads, actors=args.actors, digests=digests)
     named = [*args.inputs, *args.lists, args.weights, args.config, args.boxes,
              args.detector]

@@ -243,6 +243,24 @@ def shard_tasks(lines, shard, first, offset, images_per_task, frames_per_task,
     return np.array([(*task, parts) for task in tasks], TASK_DTYPE)
 
 
+# Ray Data keeps ~4 KiB of the driver's heap and ~1 KiB of object-store pages per task
+# for the whole run (BENCHMARKS.md): the default task size keeps a run near this many
+# tasks, so that the driver's memory does not grow with the length of the input list.
+MAX_DEFAULT_TASKS = 4096
+MIN_DEFAULT_IMAGES_PER_TASK = 8
+
+
+def default_images_per_task(num_inputs, shard_size):
+    """``--images-per-task``'s default: 8 images per task, or more for long lists, so that
+    the shards' tasks number about ``MAX_DEFAULT_TASKS`` (at least one per shard: a shard
+    of 256 images is one task from ~1M inputs on). Tasks stay within their shard, so a
+    shard's ``tasks`` are ``ceil(shard_size / images_per_task)``."""
+    shards = max(1, shard_count(num_inputs, shard_size))
+    most_per_shard = -(-shard_size // MIN_DEFAULT_IMAGES_PER_TASK)  # ceil
+    tasks_per_shard = max(1, min(most_per_shard, MAX_DEFAULT_TASKS // shards))
+    return -(-shard_size // tasks_per_shard)  # ceil
+
+
 def _image_task(shard, run):
     """An image task's record (without its shard's part count): its lines run from its
     first image to its last (videos between them are read past)."""

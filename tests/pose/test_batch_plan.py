@@ -115,6 +115,20 @@ def test_the_tasks_byte_ranges_give_exactly_each_shards_parts(tmp_path):
          for n in range(tasks)]
 
 
+def test_the_default_task_size_keeps_a_run_near_4096_tasks():
+    """8 images per task up to 128 shards of 256 inputs; then larger tasks, one per shard
+    from 4,096 shards on (worked out by hand: ceil(256 / (4096 // shards)))."""
+    for inputs, expected in [(1, 8), (10_000, 8), (128 * 256, 8), (128 * 256 + 1, 9),
+                             (40_001, 10), (100_000, 26), (1_000_000, 256),
+                             (10_000_000, 256)]:
+        assert plan.default_images_per_task(inputs, 256) == expected, inputs
+    assert plan.default_images_per_task(100, 5) == 5  # never more than a shard
+    for inputs in (1, 5_000, 33_000, 99_999, 400_000, 1_048_577, 3_000_000):
+        shards = plan.shard_count(inputs, 256)
+        per_task = plan.default_images_per_task(inputs, 256)
+        assert shards * -(-256 // per_task) <= max(plan.MAX_DEFAULT_TASKS, shards), inputs
+
+
 def test_the_task_numbers_are_one_block_each_and_their_read_tasks_pickle_small():
     import ray.cloudpickle
 

@@ -527,3 +527,10 @@ def test_the_inputs_boxes_config_and_outputs_reach_their_calls(handed, data, tmp
     assert run["coco_results"] == str(tmp_path / "c.json") and run["out"].endswith(
         str(abs(hash(("--coco-results", tmp_path / "c.json")))))
     assert handed()["coco_results"] is None and handed()["progress"] is not None
+    # --images-per-task's default grows with the list: 40,001 inputs are 157 shards of
+    # 256, each cut into 26 tasks of up to 10 images (4,082 tasks, not 5,024 of 8)
+    long_list = tmp_path / "long.txt"
+    long_list.write_text(f"{data / 'photos' / '000000000001.jpg'}\n"
+                         + "".join(f"gone/{i}.jpg\n" for i in range(40_000)))
+    assert handed("--list", long_list)["settings"].images_per_task == 10
+    assert handed()["settings"].images_per_task == 8
