@@ -9,6 +9,7 @@ import json
 import os
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 
@@ -96,8 +97,31 @@ def chain(official_hrnet_dir, coco_sample_dir, tmp_path_factory):
 def exports(chain):
     """``exports(capsys, fmt, quantize=None, source="keras")``: tools/export.py run once per
     module on the converted checkpoint (or the .pth itself), on an AVX2-only CPU whatever
-    this host is: (code, stdout, path)."""
+    this host is: (code, stdout, path).
+
+    The .pth's network is the converted checkpoint's: the tool's export call for the .pth
+    is answered with the converted checkpoint's export (made first), once the network it
+    hands over is checked to be that network (input, weights); the tool's parity check,
+    its config and the infer.py run on the file are the .pth run's own."""
     made = {}
+
+    def answer_with_export_of_keras(fmt, quantize, capsys):
+        code, out, keras_path = get(capsys, fmt, quantize, "keras")
+        assert code == 0, out[-2000:]
+        from pose.engine.checkpoint import load_model
+
+        converted = load_model(chain["keras"])[0]
+        asked = []
+
+        def export_model(model, path, fmt_, quantize=None, calibration=None, float_ops=()):
+            asked.append((fmt_, quantize))
+            assert model.input_shape == converted.input_shape
+            want = converted.get_weights()
+            assert len(model.get_weights()) == len(want)
+            assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), want))
+            shutil.copyfile(keras_path, path)
+            return os.path.abspath(path)
+        return export_model, asked
 
     def get(capsys, fmt, quantize=None, source="keras"):
         if (fmt, quantize, source) not in made:
@@ -105,10 +129,16 @@ def exports(chain):
             weights = ([chain["keras"]] if source == "keras" else
                        [chain["pth"], "--input-size", 64, 96])
             quantized = ["--quantize", quantize] if quantize else []
+            answer = (answer_with_export_of_keras(fmt, quantize, capsys) if source == "pth"
+                      else None)
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr("pose.apis.cpu_features.cpu_flags", lambda: ["avx", "avx2", "fma"])
+                if answer:
+                    patch.setattr("pose.apis.export.export_model", answer[0])
                 code, out = _export(capsys, "--weights", *weights, "--format", fmt,
                                     "--out", path, *quantized)
+            if answer:
+                assert answer[1] == [(fmt, quantize)]
             made[fmt, quantize, source] = code, out, path
         return made[fmt, quantize, source]
     return get
