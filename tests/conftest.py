@@ -252,8 +252,8 @@ XDIST_GROUPS = {"tests/pose/serving/": "serving", "tests/tools/test_extract_tool
 # tryfirst: xdist's own hook (its worker plugin, registered after this file, so called
 # before it) turns the markers into the node ids' "@group" suffixes that --dist loadgroup
 # schedules by; a marker added after it is ignored and the test is scheduled alone.
-# NOTE: pytest-xdist 3.8 writes that suffix to ``item._nodeid``, which pytest 9 no longer
-# reads (``nodeid`` is ``str(item._id)``): with pytest 9 the groups are not kept together.
+# pytest-xdist 3.8 writes that suffix to ``item._nodeid``, which pytest 9.2 no longer reads
+# (``nodeid`` is ``str(item._id)`` there): setup.cfg's test extra keeps pytest below 9.2.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:

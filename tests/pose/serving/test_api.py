@@ -338,3 +338,12 @@ def test_a_port_in_use_or_a_host_of_no_machine_is_one_clear_error():
     check_address("127.0.0.1", port)  # free again
     with pytest.raises(UserError, match="'nosuch.invalid' is not an address"):
         check_address("nosuch.invalid", 8000)
+
+
+def test_the_serving_tests_are_one_xdist_group(request):
+    """``make test``'s ``--dist loadgroup`` keeps this package on one worker (its served
+    model is built once) only if the group reaches the scheduler as the node id's
+    ``@serving`` suffix: pytest 9.2 ignores the suffix pytest-xdist 3.8 writes."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not run under pytest-xdist's --dist loadgroup")
+    assert request.node.nodeid.endswith("@serving"), request.node.nodeid
