@@ -302,3 +302,37 @@ def _wrap_group(group, prog):
         return action
 
     group.add_argument = add_argument
+
+
+RUNTIMES = ("auto", "keras", "litert", "onnx")
+WEIGHTS_HELP = ("a .keras checkpoint, a PyTorch HRNet .pth (official model zoo, mmpose), or "
+                "an export of tools/export.py (.tflite, .onnx: fast start-up without "
+                "TensorFlow; SavedModel folder)")
+
+
+def add_model_arguments(parser, weights_help=WEIGHTS_HELP, threads=True, batching=True):
+    """The pose model's options, the same in every tool that runs one (tools/infer.py,
+    serve.py, extract.py): ``--weights --runtime [--threads] --input-size --config --set
+    --no-flip --batch-size [--batching]``. ``threads=False`` for a tool that declares its
+    own ``--threads`` (extract: per actor); ``batching=False`` where batches are always
+    one request's crops (serve)."""
+    parser.add_argument("--weights", required=True, help=weights_help)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="what runs --weights: auto (default) picks the format's runtime "
+                             "(.keras/.pth/SavedModel: keras, .tflite: litert, .onnx: onnx)")
+    if threads:
+        parser.add_argument("--threads", type=int,
+                            help="runtime threads (default: the core count)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
+                        help="input size of a .pth model (default: from its file name, e.g. "
+                             "..._256x192.pth is 192 256)")
+    parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a config value")
+    parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    parser.add_argument("--batch-size", type=int,
+                        help="crops per model call (default: test.batch_size of the config)")
+    if batching:
+        parser.add_argument("--batching", choices=["dynamic", "padded"], default="dynamic",
+                            help="dynamic: one trace for any batch size, no padding "
+                                 "(default); padded: every batch zero-padded to --batch-size")

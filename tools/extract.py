@@ -36,7 +36,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.errors import hide_native_output
-from pose.options import ToolArgumentParser
+from pose.options import ToolArgumentParser, add_model_arguments
 
 if __name__ == "__main__":
     hide_native_output()
@@ -52,16 +52,9 @@ def parse_args(argv=None):
                         help="image files, folders, glob patterns or video files")
     parser.add_argument("--list", dest="lists", action="append", default=[], metavar="FILE",
                         help="a text file listing input paths, one per line (repeatable)")
-    parser.add_argument("--weights", required=True,
-                        help="the pose model: .onnx/.tflite export (no TensorFlow in the "
-                             "workers), .keras, PyTorch HRNet .pth, SavedModel folder")
-    parser.add_argument("--runtime", choices=["auto", "keras", "litert", "onnx"],
-                        default="auto", help="what runs --weights (default: the format's)")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
-                        help="input size of a .pth model (default: from its file name)")
-    parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE", help="override a config value")
+    add_model_arguments(parser, threads=False, weights_help=(
+        "the pose model: .onnx/.tflite export (no TensorFlow in the workers), .keras, "
+        "PyTorch HRNet .pth, SavedModel folder"))
     parser.add_argument("--out", required=True, output="folder",
                         help="output folder: new, empty, or an earlier run of this command "
                              "(resumed)")
@@ -76,15 +69,10 @@ def parse_args(argv=None):
     boxes.add_argument("--whole-image", action="store_true",
                        help="one person box = the whole image (the default)")
     add_detector_arguments(parser)
-    parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--recursive", action="store_true",
                         help="search folders (and ** in patterns) recursively")
     parser.add_argument("--ignore-exif", action="store_true",
                         help="read photos as stored, not upright by their EXIF orientation")
-    parser.add_argument("--batch-size", type=int,
-                        help="crops per model call (default: test.batch_size of the config)")
-    parser.add_argument("--batching", choices=["dynamic", "padded"], default="dynamic",
-                        help="as tools/infer.py --batching")
     ray_group = parser.add_argument_group("Ray")
     ray_group.add_argument("--address", metavar="HOST:PORT",
                            help="a Ray cluster's address (default: RAY_ADDRESS, else a "

@@ -40,7 +40,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.errors import hide_native_output, one_line
-from pose.options import ToolArgumentParser
+from pose.options import ToolArgumentParser, add_model_arguments
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -54,20 +54,7 @@ def parse_args(argv=None):
     parser = ToolArgumentParser(tool="infer", description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders, glob patterns or video files")
-    parser.add_argument("--weights", required=True,
-                        help="a .keras checkpoint, a PyTorch HRNet .pth (official model zoo, "
-                             "mmpose), or an export of tools/export.py (.tflite, .onnx: fast "
-                             "start-up without TensorFlow; SavedModel folder)")
-    parser.add_argument("--runtime", choices=["auto", "keras", "litert", "onnx"],
-                        default="auto",
-                        help="what runs --weights: auto (default) picks the format's runtime "
-                             "(.keras/.pth/SavedModel: keras, .tflite: litert, .onnx: onnx)")
-    parser.add_argument("--threads", type=int,
-                        help="runtime threads (default: the core count)")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
-                        help="input size of a .pth model (default: from its file name, e.g. "
-                             "..._256x192.pth is 192 256)")
-    parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
+    add_model_arguments(parser)
     parser.add_argument("--out", required=True, output="folder", help="output folder")
     parser.add_argument("--ignore-exif", action="store_true",
                         help="read photos as stored, not upright by their EXIF orientation")
@@ -85,7 +72,6 @@ def parse_args(argv=None):
     boxes.add_argument("--whole-image", action="store_true",
                        help="one person box = the whole image (the default)")
     add_detector_arguments(parser)
-    parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--recursive", action="store_true",
                         help="search folders (and ** in patterns) recursively")
     parser.add_argument("--threshold", type=float, default=0.3,
@@ -120,13 +106,6 @@ def parse_args(argv=None):
                             "(default 0.007)")
     video.add_argument("--smooth-d-cutoff", type=float, default=1.0, metavar="HZ",
                        help="One-Euro cutoff of the speed estimate (default 1.0)")
-    parser.add_argument("--batch-size", type=int,
-                        help="crops per model call (default: test.batch_size of the config)")
-    parser.add_argument("--batching", choices=["dynamic", "padded"], default="dynamic",
-                        help="dynamic: one trace for any batch size, no padding (default); "
-                             "padded: every batch zero-padded to --batch-size")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a user error")

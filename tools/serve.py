@@ -31,7 +31,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pose.errors import UserError, hide_native_output
-from pose.options import ToolArgumentParser
+from pose.options import ToolArgumentParser, add_model_arguments
 
 if __name__ == "__main__":  # first: TensorFlow's C++ start-up lines must not reach stderr
     hide_native_output()
@@ -41,19 +41,7 @@ def parse_args(argv=None):
     from pose.apis.detector import add_detector_arguments
 
     parser = ToolArgumentParser(tool="serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True,
-                        help="a .keras checkpoint, a PyTorch HRNet .pth, or an export of "
-                             "tools/export.py (.tflite on LiteRT, .onnx on ONNX Runtime: no "
-                             "TensorFlow; SavedModel folder)")
-    parser.add_argument("--runtime", choices=["auto", "keras", "litert", "onnx"],
-                        default="auto", help="what runs --weights (default: the format's)")
-    parser.add_argument("--threads", type=int,
-                        help="runtime threads (default: the core count)")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"),
-                        help="input size of a .pth model (default: from its file name)")
-    parser.add_argument("--config", help="YAML config (default: the one beside --weights)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE", help="override a config value")
+    add_model_arguments(parser, batching=False)
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--detector", metavar="FILE|hog",
                        help="detect people with an object-detection model file (.onnx, "
@@ -61,9 +49,6 @@ def parse_args(argv=None):
     boxes.add_argument("--whole-image", action="store_true",
                        help="one person box = the whole image (the default)")
     add_detector_arguments(parser)
-    parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
-    parser.add_argument("--batch-size", type=int,
-                        help="crops per model call (default: test.batch_size of the config)")
     parser.add_argument("--threshold", type=float, default=0.3,
                         help="draw keypoints scoring above this (default 0.3)")
     parser.add_argument("--box-threshold", type=float, default=0.5,
