@@ -50,9 +50,10 @@ def predict_records(model, records, codec, batch_size, flip_index=None, shift_he
                     verbose=1):
     """Run ``Predictor`` over every record; unreadable images are skipped and counted.
 
-    A last batch smaller than ``batch_size`` is padded with blank crops up to it (their
-    outputs dropped): every batch has one shape, so the model's predict function is traced
-    once, not twice (a W32 trace costs ~10 s on a CPU, more than the padded crops).
+    A short last batch after full ones is padded with blank crops up to ``batch_size``
+    (their outputs dropped): every batch has one shape, so the model's predict function is
+    traced once, not twice (a W32 trace costs ~10 s on a CPU, more than the padded crops).
+    A set that fits in one batch is not padded: its one shape is traced once anyway.
     """
     stats = PipelineStats()
     dataset = build_eval_dataset(records, codec.input_size, batch_size,
@@ -64,7 +65,7 @@ def predict_records(model, records, codec, batch_size, flip_index=None, shift_he
         meta = {k: v.numpy() for k, v in meta.items()}
         images = images.numpy()  # (n, H, W, 3), n <= batch_size
         count = len(images)
-        if count < batch_size:
+        if parts and count < batch_size:  # the model has seen full batches
             blank = np.zeros((batch_size - count, *images.shape[1:]), images.dtype)
             images = np.concatenate([images, blank])  # (batch_size, H, W, 3)
         heatmaps = predictor.heatmaps(images)[:count]

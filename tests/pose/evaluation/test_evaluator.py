@@ -28,9 +28,10 @@ def test_metrics_count_images_the_loader_dropped_as_missing(tmp_path, tiny_confi
 def test_a_short_last_batch_is_padded_so_the_model_sees_one_batch_shape(tiny_config,
                                                                         synthetic_coco,
                                                                         randomized):
-    """predict_records pads the last batch with blank crops and drops their outputs: the
-    model gets a single batch shape (one trace of its predict function, not two), and every
-    box keeps the keypoints of a plain, unpadded run of the same crops."""
+    """predict_records pads a short last batch with blank crops and drops their outputs:
+    the model gets a single batch shape (one trace of its predict function, not two), and
+    every box keeps the keypoints of a plain, unpadded run of the same crops; a set of one
+    batch is not padded."""
     import numpy as np
 
     from datasets.coco import load_eval_records
@@ -67,3 +68,8 @@ def test_a_short_last_batch_is_padded_so_the_model_sees_one_batch_shape(tiny_con
         predictor.predict(images.numpy(), meta["center"].numpy(), meta["scale"].numpy())[0]
         for images, meta in build_eval_dataset(records, codec.input_size, batch_size)])
     np.testing.assert_allclose(padded.keypoints, reference, atol=1e-3)
+
+    # a set that fits in one batch has one shape anyway: it is not padded
+    shapes.clear()
+    predict_records(model, records, codec, 16, flip_index=flip_index, verbose=0)
+    assert shapes == [(2 * len(records), *codec.input_size[::-1], 3)]
